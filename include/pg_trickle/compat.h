@@ -1,0 +1,56 @@
+/*-------------------------------------------------------------------------
+ *
+ * compat.h
+ *	  The one place where PostgreSQL major versions differ for pg_trickle.
+ *
+ *	  Code elsewhere calls the pgt_compat_* names (or the PG15 spelling of an
+ *	  API) and never tests PG_VERSION_NUM itself.  The supported range is
+ *	  15 through 18; PostgreSQL 15 is the version every machine here builds.
+ *
+ * IDENTIFICATION
+ *	  include/pg_trickle/compat.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PG_TRICKLE_COMPAT_H
+#define PG_TRICKLE_COMPAT_H
+
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "parser/analyze.h"
+#include "utils/acl.h"
+#include "utils/regproc.h"
+
+#if PG_VERSION_NUM < 150000
+#error "pg_trickle requires PostgreSQL 15 or later"
+#endif
+
+/* parse analysis of a raw statement with no parameters */
+#define pgt_compat_parse_analyze(raw, sql) \
+	parse_analyze_fixedparams((raw), (sql), NULL, 0, NULL)
+
+/* "a,b" -> List of String; 16 added an escontext argument */
+#if PG_VERSION_NUM >= 160000
+#define pgt_compat_string_to_qualified_name_list(s) \
+	stringToQualifiedNameList((s), NULL)
+#else
+#define pgt_compat_string_to_qualified_name_list(s) \
+	stringToQualifiedNameList(s)
+#endif
+
+/* ownership checks were generalised in 16 */
+#if PG_VERSION_NUM >= 160000
+#define pgt_compat_class_ownercheck(relid, roleid) \
+	object_ownercheck(RelationRelationId, (relid), (roleid))
+#define pgt_compat_namespace_aclcheck(nspid, roleid, mode) \
+	object_aclcheck(NamespaceRelationId, (nspid), (roleid), (mode))
+#else
+#define pgt_compat_class_ownercheck(relid, roleid) \
+	pg_class_ownercheck((relid), (roleid))
+#define pgt_compat_namespace_aclcheck(nspid, roleid, mode) \
+	pg_namespace_aclcheck((nspid), (roleid), (mode))
+#endif
+
+#endif							/* PG_TRICKLE_COMPAT_H */

@@ -1,0 +1,48 @@
+/*-------------------------------------------------------------------------
+ *
+ * pg_trickle.h
+ *	  Names and GUC variables shared by every pg_trickle module.
+ *
+ * IDENTIFICATION
+ *	  include/pg_trickle/pg_trickle.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PG_TRICKLE_H
+#define PG_TRICKLE_H
+
+#include "postgres.h"
+
+#define PGT_VERSION				"0.1.0"
+#define PGT_SCHEMA				"pgtrickle"
+#define PGT_CHANGES_SCHEMA		"pgtrickle_changes"
+#define PGT_HIDDEN_PREFIX		"__pgt_"
+#define PGT_ROW_ID_COLUMN		"__pgt_row_id"
+
+/* GUC variables (src/guc.c) */
+extern bool pgt_enabled;
+extern int	pgt_scheduler_interval_ms;
+extern int	pgt_min_schedule_seconds;
+extern int	pgt_default_schedule_seconds;
+extern int	pgt_max_consecutive_errors;
+extern char *pgt_cdc_mode;
+extern double pgt_differential_max_change_ratio;
+extern int	pgt_volatile_function_policy;
+extern int	pgt_history_retention_days;
+
+typedef enum PgtVolatilePolicy
+{
+	PGT_VOLATILE_REJECT,
+	PGT_VOLATILE_WARN,
+	PGT_VOLATILE_ALLOW
+} PgtVolatilePolicy;
+
+extern void pgt_guc_init(void);
+
+/*
+ * pgt_refresh_depth counts pg_trickle's own writes to stream tables in this
+ * backend; the guard trigger lets a change through only while it is > 0.
+ */
+extern int	pgt_internal_write_depth;
+
+#endif							/* PG_TRICKLE_H */

@@ -1,0 +1,27 @@
+/*-------------------------------------------------------------------------
+ *
+ * refresh.h
+ *	  Bringing a stream table up to date.
+ *
+ * IDENTIFICATION
+ *	  include/pg_trickle/refresh.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PG_TRICKLE_REFRESH_H
+#define PG_TRICKLE_REFRESH_H
+
+#include "postgres.h"
+
+#include "pg_trickle/catalog.h"
+
+typedef enum PgtInitiator
+{
+	PGT_INITIATED_MANUAL,
+	PGT_INITIATED_SCHEDULER,
+	PGT_INITIATED_INITIAL
+} PgtInitiator;
+
+extern void pgt_refresh_run(Oid relid, PgtInitiator initiator);
+
+#endif							/* PG_TRICKLE_REFRESH_H */

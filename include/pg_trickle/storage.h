@@ -1,0 +1,29 @@
+/*-------------------------------------------------------------------------
+ *
+ * storage.h
+ *	  The heap table that holds a stream table's rows.
+ *
+ * IDENTIFICATION
+ *	  include/pg_trickle/storage.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PG_TRICKLE_STORAGE_H
+#define PG_TRICKLE_STORAGE_H
+
+#include "postgres.h"
+
+#include "nodes/primnodes.h"
+
+#include "pg_trickle/analyze.h"
+
+extern Oid	pgt_storage_create(Oid nspid, const char *relname,
+							   PgtAnalysis *analysis);
+extern bool pgt_storage_matches(Oid relid, PgtAnalysis *analysis);
+extern void pgt_storage_record_dependencies(Oid relid, List *sources);
+extern void pgt_storage_drop(Oid relid, bool cascade);
+extern char *pgt_storage_row_id_expr(List *columns, PgtRowIdentity identity,
+									 const char *alias);
+extern List *pgt_storage_column_names(List *columns);
+
+#endif							/* PG_TRICKLE_STORAGE_H */

@@ -1,0 +1,40 @@
+/*-------------------------------------------------------------------------
+ *
+ * util.h
+ *	  Small helpers shared by pg_trickle modules: names, SPI, roles.
+ *
+ * IDENTIFICATION
+ *	  include/pg_trickle/util.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PG_TRICKLE_UTIL_H
+#define PG_TRICKLE_UTIL_H
+
+#include "postgres.h"
+
+#include "lib/stringinfo.h"
+#include "nodes/primnodes.h"
+
+/* saved user identity, restored by pgt_role_restore */
+typedef struct PgtRoleSave
+{
+	Oid			userid;
+	int			sec_context;
+	int			guc_nestlevel;
+} PgtRoleSave;
+
+extern RangeVar *pgt_parse_name(const char *name);
+extern char *pgt_relation_display_name(Oid relid);
+extern char *pgt_qualified_name(Oid relid);
+extern void pgt_spi_exec(const char *sql, int expected_rc);
+extern uint64 pgt_spi_exec_args(const char *sql, int nargs, Oid *argtypes,
+								Datum *values, const char *nulls,
+								bool read_only, int expected_rc);
+extern Oid	pgt_extension_owner(void);
+extern void pgt_role_switch(Oid roleid, bool restricted, PgtRoleSave *save);
+extern void pgt_role_restore(PgtRoleSave *save);
+extern char *pgt_text_arg_upper(text *t);
+extern char *pgt_text_arg_lower(text *t);
+
+#endif							/* PG_TRICKLE_UTIL_H */

@@ -1,0 +1,266 @@
+/* pg_trickle--0.1.0.sql */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION pg_trickle" to load this file. \quit
+
+/*
+ * Catalog.  C code reads these tables by column name through SPI (cold
+ * paths) and never maps rows onto structs, so later versions may add
+ * columns with ALTER TABLE ... ADD COLUMN.
+ *
+ * Dump and restore: the catalog is not dumped and stream tables are not
+ * extension members, so pg_dump dumps their storage as plain tables.  To
+ * move stream tables, run pgtrickle.export_definition() for each and replay
+ * the calls on the target (see docs/SQL_REFERENCE.md).
+ */
+
+CREATE SCHEMA pgtrickle_changes;
+REVOKE ALL ON SCHEMA pgtrickle_changes FROM PUBLIC;
+COMMENT ON SCHEMA pgtrickle_changes IS 'pg_trickle change buffers (internal)';
+
+CREATE TABLE pgtrickle.pgt_stream_tables (
+    pgt_id                    bigserial PRIMARY KEY,
+    pgt_relid                 oid NOT NULL UNIQUE,
+    pgt_name                  name NOT NULL,
+    pgt_schema                name NOT NULL,
+    defining_query            text NOT NULL,
+    original_query            text NOT NULL,
+    schedule                  text,
+    refresh_mode              text NOT NULL DEFAULT 'AUTO'
+        CHECK (refresh_mode IN ('AUTO', 'FULL', 'DIFFERENTIAL', 'IMMEDIATE')),
+    effective_refresh_mode    text NOT NULL DEFAULT 'FULL'
+        CHECK (effective_refresh_mode IN ('FULL', 'DIFFERENTIAL', 'IMMEDIATE')),
+    refresh_mode_reason       text,
+    status                    text NOT NULL DEFAULT 'INITIALIZING'
+        CHECK (status IN ('INITIALIZING', 'ACTIVE', 'SUSPENDED', 'ERROR')),
+    is_populated              boolean NOT NULL DEFAULT false,
+    data_timestamp            timestamptz,
+    frontier                  pg_snapshot,
+    last_refresh_at           timestamptz,
+    consecutive_errors        integer NOT NULL DEFAULT 0,
+    needs_reinit              boolean NOT NULL DEFAULT false,
+    last_error_message        text,
+    diamond_consistency       text NOT NULL DEFAULT 'atomic'
+        CHECK (diamond_consistency IN ('atomic', 'none')),
+    diamond_schedule_policy   text NOT NULL DEFAULT 'fastest'
+        CHECK (diamond_schedule_policy IN ('fastest', 'slowest')),
+    cdc_mode                  text
+        CHECK (cdc_mode IN ('auto', 'trigger', 'wal')),
+    append_only               boolean NOT NULL DEFAULT false,
+    pooler_compatibility_mode boolean NOT NULL DEFAULT false,
+    partition_by              text,
+    max_differential_joins    integer,
+    max_delta_fraction        float8,
+    row_identity              text NOT NULL DEFAULT 'ALL_COLUMNS'
+        CHECK (row_identity IN ('ALL_COLUMNS', 'GROUP_KEY', 'SINGLETON')),
+    identity_columns          name[] NOT NULL DEFAULT '{}',
+    created_at                timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at                timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE pgtrickle.pgt_stream_tables IS 'one row per stream table';
+
+CREATE TABLE pgtrickle.pgt_dependencies (
+    pgt_id        bigint NOT NULL
+        REFERENCES pgtrickle.pgt_stream_tables (pgt_id) ON DELETE CASCADE,
+    source_relid  oid NOT NULL,
+    source_type   text NOT NULL
+        CHECK (source_type IN ('TABLE', 'STREAM_TABLE', 'VIEW', 'MATVIEW', 'FOREIGN_TABLE')),
+    columns_used  name[],
+    cdc_mode      text NOT NULL DEFAULT 'TRIGGER'
+        CHECK (cdc_mode IN ('TRIGGER', 'WAL', 'NONE')),
+    PRIMARY KEY (pgt_id, source_relid)
+);
+CREATE INDEX ON pgtrickle.pgt_dependencies (source_relid);
+COMMENT ON TABLE pgtrickle.pgt_dependencies IS 'sources read by each stream table (views resolved to their base tables)';
+
+CREATE TABLE pgtrickle.pgt_refresh_history (
+    refresh_id         bigserial PRIMARY KEY,
+    pgt_id             bigint NOT NULL
+        REFERENCES pgtrickle.pgt_stream_tables (pgt_id) ON DELETE CASCADE,
+    data_timestamp     timestamptz,
+    start_time         timestamptz NOT NULL,
+    end_time           timestamptz,
+    action             text NOT NULL
+        CHECK (action IN ('NO_DATA', 'FULL', 'DIFFERENTIAL', 'REINITIALIZE', 'SKIP')),
+    rows_inserted      bigint NOT NULL DEFAULT 0,
+    rows_deleted       bigint NOT NULL DEFAULT 0,
+    delta_row_count    bigint NOT NULL DEFAULT 0,
+    was_full_fallback  boolean NOT NULL DEFAULT false,
+    fallback_reason    text,
+    error_message      text,
+    status             text NOT NULL
+        CHECK (status IN ('RUNNING', 'COMPLETED', 'FAILED', 'SKIPPED')),
+    initiated_by       text NOT NULL
+        CHECK (initiated_by IN ('SCHEDULER', 'MANUAL', 'INITIAL'))
+);
+CREATE INDEX ON pgtrickle.pgt_refresh_history (pgt_id, start_time);
+COMMENT ON TABLE pgtrickle.pgt_refresh_history IS 'one row per refresh attempt';
+
+/* Catalog rows are written only by pg_trickle's C code, as the extension owner. */
+REVOKE ALL ON pgtrickle.pgt_stream_tables, pgtrickle.pgt_dependencies,
+    pgtrickle.pgt_refresh_history FROM PUBLIC;
+GRANT SELECT ON pgtrickle.pgt_stream_tables, pgtrickle.pgt_dependencies,
+    pgtrickle.pgt_refresh_history TO PUBLIC;
+
+/* ---------------------------------------------------------------- lifecycle */
+
+CREATE FUNCTION pgtrickle.create_stream_table(
+    name text,
+    query text,
+    schedule text DEFAULT 'calculated',
+    refresh_mode text DEFAULT 'AUTO',
+    initialize boolean DEFAULT true,
+    diamond_consistency text DEFAULT NULL,
+    diamond_schedule_policy text DEFAULT NULL,
+    cdc_mode text DEFAULT NULL,
+    append_only boolean DEFAULT false,
+    pooler_compatibility_mode boolean DEFAULT false,
+    partition_by text DEFAULT NULL,
+    max_differential_joins integer DEFAULT NULL,
+    max_delta_fraction float8 DEFAULT NULL)
+RETURNS void LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'pgt_create_stream_table';
+COMMENT ON FUNCTION pgtrickle.create_stream_table(text, text, text, text, boolean, text, text, text, boolean, boolean, text, integer, float8)
+    IS 'create a stream table holding the result of query, kept fresh by pg_trickle';
+
+CREATE FUNCTION pgtrickle.create_stream_table_if_not_exists(
+    name text,
+    query text,
+    schedule text DEFAULT 'calculated',
+    refresh_mode text DEFAULT 'AUTO',
+    initialize boolean DEFAULT true,
+    diamond_consistency text DEFAULT NULL,
+    diamond_schedule_policy text DEFAULT NULL,
+    cdc_mode text DEFAULT NULL,
+    append_only boolean DEFAULT false,
+    pooler_compatibility_mode boolean DEFAULT false,
+    partition_by text DEFAULT NULL,
+    max_differential_joins integer DEFAULT NULL,
+    max_delta_fraction float8 DEFAULT NULL)
+RETURNS void LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'pgt_create_stream_table_if_not_exists';
+COMMENT ON FUNCTION pgtrickle.create_stream_table_if_not_exists(text, text, text, text, boolean, text, text, text, boolean, boolean, text, integer, float8)
+    IS 'create a stream table unless one of that name exists';
+
+CREATE FUNCTION pgtrickle.create_or_replace_stream_table(
+    name text,
+    query text,
+    schedule text DEFAULT 'calculated',
+    refresh_mode text DEFAULT 'AUTO',
+    initialize boolean DEFAULT true,
+    diamond_consistency text DEFAULT NULL,
+    diamond_schedule_policy text DEFAULT NULL,
+    cdc_mode text DEFAULT NULL,
+    append_only boolean DEFAULT false,
+    pooler_compatibility_mode boolean DEFAULT false,
+    partition_by text DEFAULT NULL,
+    max_differential_joins integer DEFAULT NULL,
+    max_delta_fraction float8 DEFAULT NULL)
+RETURNS void LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'pgt_create_or_replace_stream_table';
+COMMENT ON FUNCTION pgtrickle.create_or_replace_stream_table(text, text, text, text, boolean, text, text, text, boolean, boolean, text, integer, float8)
+    IS 'create a stream table, or bring an existing one to this definition';
+
+CREATE FUNCTION pgtrickle.alter_stream_table(
+    name text,
+    query text DEFAULT NULL,
+    schedule text DEFAULT NULL,
+    refresh_mode text DEFAULT NULL,
+    status text DEFAULT NULL,
+    diamond_consistency text DEFAULT NULL,
+    diamond_schedule_policy text DEFAULT NULL,
+    cdc_mode text DEFAULT NULL,
+    append_only boolean DEFAULT NULL,
+    pooler_compatibility_mode boolean DEFAULT NULL,
+    tier text DEFAULT NULL,
+    fuse text DEFAULT NULL,
+    fuse_ceiling bigint DEFAULT NULL,
+    fuse_sensitivity integer DEFAULT NULL,
+    partition_by text DEFAULT NULL,
+    max_differential_joins integer DEFAULT NULL,
+    max_delta_fraction float8 DEFAULT NULL)
+RETURNS void LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'pgt_alter_stream_table';
+COMMENT ON FUNCTION pgtrickle.alter_stream_table(text, text, text, text, text, text, text, text, boolean, boolean, text, text, bigint, integer, text, integer, float8)
+    IS 'change the query or settings of a stream table; NULL leaves a setting unchanged';
+
+CREATE FUNCTION pgtrickle.drop_stream_table(name text, cascade boolean DEFAULT false)
+RETURNS void LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'pgt_drop_stream_table';
+COMMENT ON FUNCTION pgtrickle.drop_stream_table(text, boolean)
+    IS 'drop a stream table (and, with cascade, the stream tables that read it)';
+
+CREATE FUNCTION pgtrickle.refresh_stream_table(name text)
+RETURNS void LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'pgt_refresh_stream_table';
+COMMENT ON FUNCTION pgtrickle.refresh_stream_table(text) IS 'refresh one stream table now';
+
+CREATE FUNCTION pgtrickle.resume_stream_table(name text)
+RETURNS void LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'pgt_resume_stream_table';
+COMMENT ON FUNCTION pgtrickle.resume_stream_table(text)
+    IS 'set a SUSPENDED or ERROR stream table back to ACTIVE and clear its error count';
+
+CREATE FUNCTION pgtrickle.export_definition(name text)
+RETURNS text LANGUAGE C STABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'pgt_export_definition';
+COMMENT ON FUNCTION pgtrickle.export_definition(text)
+    IS 'a create_stream_table() call that recreates this stream table';
+
+/* ---------------------------------------------------------------- information */
+
+CREATE FUNCTION pgtrickle.version()
+RETURNS text LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'pgt_version';
+COMMENT ON FUNCTION pgtrickle.version() IS 'version of the loaded pg_trickle library';
+
+CREATE FUNCTION pgtrickle.parse_schedule(schedule text,
+    OUT kind text, OUT interval_seconds bigint, OUT cron text)
+RETURNS record LANGUAGE C IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'pgt_parse_schedule';
+COMMENT ON FUNCTION pgtrickle.parse_schedule(text)
+    IS 'how pg_trickle reads a schedule string (duration, cron or calculated)';
+
+CREATE FUNCTION pgtrickle.explain_refresh_mode(name text,
+    OUT configured text, OUT effective text, OUT reason text)
+RETURNS record LANGUAGE C STABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'pgt_explain_refresh_mode';
+COMMENT ON FUNCTION pgtrickle.explain_refresh_mode(text)
+    IS 'configured and effective refresh mode of a stream table, and why they differ';
+
+CREATE FUNCTION pgtrickle._resolve(name text)
+RETURNS oid LANGUAGE C STABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'pgt_resolve';
+COMMENT ON FUNCTION pgtrickle._resolve(text) IS 'internal: OID of the stream table called name';
+
+CREATE FUNCTION pgtrickle.get_refresh_history(name text, max_rows integer DEFAULT 20)
+RETURNS SETOF pgtrickle.pgt_refresh_history
+LANGUAGE sql STABLE STRICT
+-- no SET search_path: name must resolve on the caller's search_path;
+-- every object below is schema-qualified
+AS $$
+    SELECT h.*
+      FROM pgtrickle.pgt_refresh_history h
+     WHERE h.pgt_id = (SELECT st.pgt_id FROM pgtrickle.pgt_stream_tables st
+                        WHERE st.pgt_relid = pgtrickle._resolve(name))
+     ORDER BY h.refresh_id DESC
+     LIMIT max_rows
+$$;
+
+COMMENT ON FUNCTION pgtrickle.get_refresh_history(text, integer)
+    IS 'the latest refresh attempts of a stream table, newest first';
+
+/* ---------------------------------------------------------------- internals */
+
+CREATE FUNCTION pgtrickle._st_guard()
+RETURNS trigger LANGUAGE C
+AS 'MODULE_PATHNAME', 'pgt_st_guard';
+COMMENT ON FUNCTION pgtrickle._st_guard() IS 'internal: refuses direct changes to a stream table';
+
+CREATE FUNCTION pgtrickle._on_sql_drop()
+RETURNS event_trigger LANGUAGE C
+AS 'MODULE_PATHNAME', 'pgt_on_sql_drop';
+COMMENT ON FUNCTION pgtrickle._on_sql_drop() IS 'internal: forgets stream tables whose storage was dropped';
+
+CREATE EVENT TRIGGER pgtrickle_sql_drop ON sql_drop
+    EXECUTE FUNCTION pgtrickle._on_sql_drop();

@@ -1,0 +1,310 @@
+/*-------------------------------------------------------------------------
+ *
+ * storage.c
+ *	  The heap table that holds a stream table's rows.
+ *
+ *	  A stream table is an ordinary heap table, owned by the user who
+ *	  created it, in the schema they named.  Its columns are the query's
+ *	  output columns in order, followed by pg_trickle's hidden columns, all
+ *	  named __pgt_*:
+ *
+ *	  __pgt_row_id bigint  a 64-bit hash of the row identity (all columns
+ *	                       for a multiset result, the GROUP BY / DISTINCT
+ *	                       columns for a set result, a constant for a
+ *	                       global aggregate).  It is only an index key for
+ *	                       finding candidate rows: every match is rechecked
+ *	                       on the identity columns themselves, so a hash
+ *	                       collision can never merge two rows.
+ *
+ *	  Indexes: a btree on __pgt_row_id; for set results, additionally a
+ *	  UNIQUE NULLS NOT DISTINCT index on the identity columns, which is the
+ *	  real guarantee that no identity appears twice.
+ *
+ *	  A statement-level BEFORE trigger (__pgt_guard) refuses INSERT, UPDATE,
+ *	  DELETE and TRUNCATE unless pg_trickle itself is writing.
+ *
+ *	  Dependencies in pg_depend: the storage table depends normally on
+ *	  every relation the query reads (so DROP of a source is refused, and
+ *	  DROP ... CASCADE drops the stream table too) and automatically on the
+ *	  extension (so DROP EXTENSION drops every stream table).
+ *
+ * IDENTIFICATION
+ *	  src/storage/storage.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/relation.h"
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
+#include "access/htup_details.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+#include "utils/typcache.h"
+
+#include "pg_trickle/pg_trickle.h"
+#include "pg_trickle/storage.h"
+#include "pg_trickle/util.h"
+
+static void append_column_type(StringInfo buf, PgtColumn *col);
+
+/*
+ * pgt_storage_create creates the storage table relname in namespace nspid
+ * for analysis, owned by the current user, with its indexes, guard trigger
+ * and dependencies, and returns its OID.  Errors (leaving nothing behind,
+ * as the caller's transaction aborts) if the user may not create it.
+ */
+Oid
+pgt_storage_create(Oid nspid, const char *relname, PgtAnalysis *analysis)
+{
+	StringInfoData buf;
+	char	   *qualified;
+	ListCell   *lc;
+	Oid			relid;
+	bool		first = true;
+
+	qualified = quote_qualified_identifier(get_namespace_name(nspid), relname);
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "CREATE TABLE %s (", qualified);
+	foreach(lc, analysis->columns)
+	{
+		PgtColumn  *col = lfirst(lc);
+
+		if (!first)
+			appendStringInfoString(&buf, ", ");
+		first = false;
+		appendStringInfo(&buf, "%s ", quote_identifier(col->name));
+		append_column_type(&buf, col);
+	}
+	appendStringInfo(&buf, ", %s bigint NOT NULL)", PGT_ROW_ID_COLUMN);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	pgt_spi_exec(buf.data, SPI_OK_UTILITY);
+
+	resetStringInfo(&buf);
+	appendStringInfo(&buf, "CREATE INDEX ON %s (%s)", qualified, PGT_ROW_ID_COLUMN);
+	pgt_spi_exec(buf.data, SPI_OK_UTILITY);
+
+	if (analysis->identity == PGT_IDENTITY_GROUP_KEY && analysis->identity_unique)
+	{
+		resetStringInfo(&buf);
+		appendStringInfo(&buf, "CREATE UNIQUE INDEX ON %s (", qualified);
+		first = true;
+		foreach(lc, analysis->columns)
+		{
+			PgtColumn  *col = lfirst(lc);
+
+			if (!col->is_key)
+				continue;
+			if (!first)
+				appendStringInfoString(&buf, ", ");
+			first = false;
+			appendStringInfoString(&buf, quote_identifier(col->name));
+		}
+		appendStringInfoString(&buf, ") NULLS NOT DISTINCT");
+		pgt_spi_exec(buf.data, SPI_OK_UTILITY);
+	}
+
+	resetStringInfo(&buf);
+	appendStringInfo(&buf,
+					 "CREATE TRIGGER __pgt_guard BEFORE INSERT OR UPDATE OR DELETE "
+					 "OR TRUNCATE ON %s FOR EACH STATEMENT "
+					 "EXECUTE FUNCTION pgtrickle._st_guard()", qualified);
+	pgt_spi_exec(buf.data, SPI_OK_UTILITY);
+
+	SPI_finish();
+
+	relid = get_relname_relid(relname, nspid);
+	if (!OidIsValid(relid))
+		elog(ERROR, "could not find new storage table \"%s\"", relname);
+
+	pgt_storage_record_dependencies(relid, analysis->sources);
+	{
+		ObjectAddress st_addr;
+		ObjectAddress ext_addr;
+
+		ObjectAddressSet(st_addr, RelationRelationId, relid);
+		ObjectAddressSet(ext_addr, ExtensionRelationId,
+						 get_extension_oid("pg_trickle", false));
+		recordDependencyOn(&st_addr, &ext_addr, DEPENDENCY_AUTO);
+	}
+
+	return relid;
+}
+
+/*
+ * pgt_storage_record_dependencies replaces the normal dependencies of
+ * storage table relid on other relations with one per source.
+ */
+void
+pgt_storage_record_dependencies(Oid relid, List *sources)
+{
+	ObjectAddress st_addr;
+	ListCell   *lc;
+
+	ObjectAddressSet(st_addr, RelationRelationId, relid);
+	deleteDependencyRecordsForClass(RelationRelationId, relid,
+									RelationRelationId, DEPENDENCY_NORMAL);
+	foreach(lc, sources)
+	{
+		PgtSource  *src = lfirst(lc);
+		ObjectAddress src_addr;
+
+		if (src->relid == relid)
+			continue;
+		ObjectAddressSet(src_addr, RelationRelationId, src->relid);
+		recordDependencyOn(&st_addr, &src_addr, DEPENDENCY_NORMAL);
+	}
+}
+
+/*
+ * pgt_storage_matches is true when storage table relid already has exactly
+ * the visible columns (names, types, typmods, collations, order) that
+ * analysis produces, so a new query can reuse it.
+ */
+bool
+pgt_storage_matches(Oid relid, PgtAnalysis *analysis)
+{
+	Relation	rel = relation_open(relid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	ListCell   *lc = list_head(analysis->columns);
+	bool		match = true;
+
+	for (int i = 0; i < desc->natts && match; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		PgtColumn  *col;
+
+		if (att->attisdropped)
+			continue;
+		if (strncmp(NameStr(att->attname), PGT_HIDDEN_PREFIX,
+					strlen(PGT_HIDDEN_PREFIX)) == 0)
+			continue;
+		if (lc == NULL)
+		{
+			match = false;
+			break;
+		}
+		col = lfirst(lc);
+		if (strcmp(NameStr(att->attname), col->name) != 0 ||
+			att->atttypid != col->typid || att->atttypmod != col->typmod ||
+			att->attcollation != col->collation)
+			match = false;
+		lc = lnext(analysis->columns, lc);
+	}
+	if (lc != NULL)
+		match = false;
+
+	relation_close(rel, AccessShareLock);
+	return match;
+}
+
+/*
+ * pgt_storage_drop drops storage table relid; with cascade, objects that
+ * depend on it (views, other stream tables) go too.
+ */
+void
+pgt_storage_drop(Oid relid, bool cascade)
+{
+	char	   *sql = psprintf("DROP TABLE %s%s", pgt_qualified_name(relid),
+							   cascade ? " CASCADE" : "");
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	pgt_spi_exec(sql, SPI_OK_UTILITY);
+	SPI_finish();
+}
+
+/*
+ * pgt_storage_row_id_expr returns the SQL expression computing
+ * __pgt_row_id from the columns of a relation aliased alias.
+ *
+ * Types without an extended hash function (json, point, ...) are hashed
+ * through their text form.
+ */
+char *
+pgt_storage_row_id_expr(List *columns, PgtRowIdentity identity,
+						const char *alias)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+	bool		first = true;
+
+	if (identity == PGT_IDENTITY_SINGLETON)
+		return pstrdup("0::pg_catalog.int8");
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "pg_catalog.hash_record_extended(ROW(");
+	foreach(lc, columns)
+	{
+		PgtColumn  *col = lfirst(lc);
+		TypeCacheEntry *tc;
+
+		if (identity == PGT_IDENTITY_GROUP_KEY && !col->is_key)
+			continue;
+		if (!first)
+			appendStringInfoString(&buf, ", ");
+		first = false;
+		tc = lookup_type_cache(col->typid, TYPECACHE_HASH_EXTENDED_PROC);
+		if (OidIsValid(tc->hash_extended_proc))
+			appendStringInfo(&buf, "%s.%s", quote_identifier(alias),
+							 quote_identifier(col->name));
+		else
+			appendStringInfo(&buf, "%s.%s::pg_catalog.text",
+							 quote_identifier(alias), quote_identifier(col->name));
+	}
+	appendStringInfoString(&buf, "), 0)");
+	return buf.data;
+}
+
+/*
+ * pgt_storage_column_names returns the quoted, comma-separated visible
+ * column names.
+ */
+List *
+pgt_storage_column_names(List *columns)
+{
+	List	   *result = NIL;
+	ListCell   *lc;
+
+	foreach(lc, columns)
+		result = lappend(result,
+						 (char *) quote_identifier(((PgtColumn *) lfirst(lc))->name));
+	return result;
+}
+
+static void
+append_column_type(StringInfo buf, PgtColumn *col)
+{
+	appendStringInfoString(buf,
+						   format_type_extended(col->typid, col->typmod,
+												FORMAT_TYPE_TYPEMOD_GIVEN |
+												FORMAT_TYPE_FORCE_QUALIFY));
+	if (OidIsValid(col->collation) &&
+		col->collation != get_typcollation(col->typid))
+	{
+		HeapTuple	tup = SearchSysCache1(COLLOID,
+											  ObjectIdGetDatum(col->collation));
+		Form_pg_collation coll;
+
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for collation %u", col->collation);
+		coll = (Form_pg_collation) GETSTRUCT(tup);
+		appendStringInfo(buf, " COLLATE %s",
+						 quote_qualified_identifier(get_namespace_name(coll->collnamespace),
+													NameStr(coll->collname)));
+		ReleaseSysCache(tup);
+	}
+}

@@ -1,0 +1,208 @@
+/*-------------------------------------------------------------------------
+ *
+ * util.c
+ *	  Small helpers shared by pg_trickle modules: names, SPI, roles.
+ *
+ *	  pgt_role_switch() is the single place where pg_trickle changes the
+ *	  current user: catalog writes run as the extension owner (the catalog
+ *	  is not writable by PUBLIC), refreshes run as the stream table's owner
+ *	  inside a security-restricted operation.  Both lock search_path to
+ *	  pg_catalog, pg_temp for the duration.  An error while switched is
+ *	  cleaned up by transaction abort, which restores the user and GUCs.
+ *
+ * IDENTIFICATION
+ *	  src/util.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/formatting.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+
+#include "pg_trickle/compat.h"
+#include "pg_trickle/util.h"
+
+/*
+ * pgt_parse_name turns a user-supplied name ('st', 'schema.st',
+ * '"My Table"') into a RangeVar.  Anything that is not a valid, possibly
+ * quoted, dotted identifier list is an error, so nothing the caller passes
+ * can reach SQL text unquoted.
+ */
+RangeVar *
+pgt_parse_name(const char *name)
+{
+	List	   *names;
+
+	if (name == NULL || name[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("stream table name must not be empty")));
+
+	names = pgt_compat_string_to_qualified_name_list(name);
+	if (list_length(names) > 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("improper stream table name (too many dotted names): %s",
+						name)));
+	return makeRangeVarFromNameList(names);
+}
+
+/*
+ * pgt_relation_display_name returns relid's name for messages: bare when
+ * visible on the search_path, schema-qualified otherwise.
+ */
+char *
+pgt_relation_display_name(Oid relid)
+{
+	char	   *relname = get_rel_name(relid);
+
+	if (relname == NULL)
+		return psprintf("%u", relid);
+	if (RelationIsVisible(relid))
+		return relname;
+	return psprintf("%s.%s", get_namespace_name(get_rel_namespace(relid)),
+					relname);
+}
+
+/*
+ * pgt_qualified_name returns relid's quoted, schema-qualified name for SQL.
+ */
+char *
+pgt_qualified_name(Oid relid)
+{
+	char	   *relname = get_rel_name(relid);
+
+	if (relname == NULL)
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  relname);
+}
+
+/*
+ * pgt_spi_exec runs sql (which takes no parameters) in the caller's SPI
+ * connection and errors unless the result code is expected_rc.
+ */
+void
+pgt_spi_exec(const char *sql, int expected_rc)
+{
+	int			rc = SPI_execute(sql, false, 0);
+
+	if (rc != expected_rc)
+		elog(ERROR, "SPI_execute failed: %s: %s", SPI_result_code_string(rc), sql);
+}
+
+/*
+ * pgt_spi_exec_args runs sql with parameters in the caller's SPI connection,
+ * errors unless the result code is expected_rc, and returns SPI_processed.
+ */
+uint64
+pgt_spi_exec_args(const char *sql, int nargs, Oid *argtypes, Datum *values,
+				  const char *nulls, bool read_only, int expected_rc)
+{
+	int			rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls,
+										   read_only, 0);
+
+	if (rc != expected_rc)
+		elog(ERROR, "SPI_execute_with_args failed: %s: %s",
+			 SPI_result_code_string(rc), sql);
+	return SPI_processed;
+}
+
+/*
+ * pgt_extension_owner returns the role that owns the pg_trickle extension in
+ * this database.  Errors if the extension is not installed.
+ */
+Oid
+pgt_extension_owner(void)
+{
+	Oid			extoid = get_extension_oid("pg_trickle", false);
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			owner;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(extoid));
+	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "could not find tuple for extension %u", extoid);
+	owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return owner;
+}
+
+/*
+ * pgt_role_switch makes roleid the current user and locks search_path to
+ * pg_catalog, pg_temp.  With restricted, the switch is a
+ * security-restricted operation (as REFRESH MATERIALIZED VIEW does).
+ * Undo with pgt_role_restore in the same function.
+ */
+void
+pgt_role_switch(Oid roleid, bool restricted, PgtRoleSave *save)
+{
+	int			sec;
+
+	GetUserIdAndSecContext(&save->userid, &save->sec_context);
+	sec = save->sec_context | SECURITY_LOCAL_USERID_CHANGE;
+	if (restricted)
+		sec |= SECURITY_RESTRICTED_OPERATION;
+	SetUserIdAndSecContext(roleid, sec);
+	save->guc_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}
+
+void
+pgt_role_restore(PgtRoleSave *save)
+{
+	AtEOXact_GUC(false, save->guc_nestlevel);
+	SetUserIdAndSecContext(save->userid, save->sec_context);
+}
+
+/*
+ * pgt_text_arg_upper returns an upper-cased, trimmed C string of t (NULL for
+ * NULL), for case-insensitive keyword arguments.
+ */
+char *
+pgt_text_arg_upper(text *t)
+{
+	char	   *s;
+	char	   *p;
+
+	if (t == NULL)
+		return NULL;
+	s = pstrdup(str_toupper(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), DEFAULT_COLLATION_OID));
+	while (*s == ' ' || *s == '\t' || *s == '\n')
+		s++;
+	p = s + strlen(s);
+	while (p > s && (p[-1] == ' ' || p[-1] == '\t' || p[-1] == '\n'))
+		*--p = '\0';
+	return s;
+}
+
+char *
+pgt_text_arg_lower(text *t)
+{
+	char	   *s = pgt_text_arg_upper(t);
+
+	return s ? str_tolower(s, strlen(s), DEFAULT_COLLATION_OID) : NULL;
+}
