@@ -16,6 +16,8 @@ OBJS = \
 	src/analyze/analyze.o \
 	src/catalog/catalog.o \
 	src/catalog/ddl.o \
+	src/cdc/cdc.o \
+	src/dvm/delta.o \
 	src/refresh/refresh.o \
 	src/schedule/schedule.o \
 	src/storage/storage.o \

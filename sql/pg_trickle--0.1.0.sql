@@ -257,6 +257,12 @@ RETURNS trigger LANGUAGE C
 AS 'MODULE_PATHNAME', 'pgt_st_guard';
 COMMENT ON FUNCTION pgtrickle._st_guard() IS 'internal: refuses direct changes to a stream table';
 
+CREATE FUNCTION pgtrickle._cdc_capture()
+RETURNS trigger LANGUAGE C SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'pgt_cdc_capture';
+COMMENT ON FUNCTION pgtrickle._cdc_capture()
+    IS 'internal: appends a statement''s changed rows to the source''s change buffer';
+
 CREATE FUNCTION pgtrickle._on_sql_drop()
 RETURNS event_trigger LANGUAGE C
 AS 'MODULE_PATHNAME', 'pgt_on_sql_drop';

@@ -38,7 +38,9 @@
 
 #include "pg_trickle/analyze.h"
 #include "pg_trickle/catalog.h"
+#include "pg_trickle/cdc.h"
 #include "pg_trickle/compat.h"
+#include "pg_trickle/dvm.h"
 #include "pg_trickle/pg_trickle.h"
 #include "pg_trickle/refresh.h"
 #include "pg_trickle/schedule.h"
@@ -48,9 +50,11 @@
 
 static void apply_settings(PgtSettings *s, PgtSettingsArgs *args,
 						   const char *stname, bool creating);
-static void resolve_refresh_mode(PgtStreamTable *st, PgtAnalysis *analysis,
-								 const char *stname, bool quiet);
-static const char *differential_blocker(PgtAnalysis *analysis);
+static List *resolve_refresh_mode(PgtStreamTable *st, PgtAnalysis *analysis,
+								  const char *stname, bool quiet);
+static const char *differential_blocker(PgtAnalysis *analysis,
+										List **captured);
+static void install_capture(List *captured);
 static void fill_identity(PgtStreamTable *st, PgtAnalysis *analysis);
 static void check_no_cycle(Oid relid, PgtAnalysis *analysis,
 						   const char *stname);
@@ -76,6 +80,7 @@ pgt_st_create(const char *name, const char *query, PgtSettingsArgs *args,
 	Oid			existing;
 	PgtAnalysis *analysis;
 	PgtStreamTable *st;
+	List	   *captured;
 
 	nspid = RangeVarGetAndCheckCreationNamespace(rv, NoLock, &existing);
 	if (isAnyTempNamespace(nspid))
@@ -133,8 +138,15 @@ pgt_st_create(const char *name, const char *query, PgtSettingsArgs *args,
 				replace_query(cur, analysis, query, rv->relname);
 			else
 			{
-				resolve_refresh_mode(cur, analysis, rv->relname, false);
+				bool		was_full = strcmp(cur->effective_refresh_mode, "FULL") == 0;
+				List	   *cap = resolve_refresh_mode(cur, analysis, rv->relname, false);
+
+				if (was_full && cap != NIL)
+					pgt_catalog_set_needs_reinit(cur->pgt_id);
 				pgt_catalog_update_definition(cur);
+				pgt_catalog_set_sources(cur->pgt_id, analysis->sources, cap);
+				install_capture(cap);
+				pgt_cdc_release_unused();
 			}
 			return;
 		}
@@ -144,7 +156,7 @@ pgt_st_create(const char *name, const char *query, PgtSettingsArgs *args,
 
 	st = palloc0(sizeof(PgtStreamTable));
 	apply_settings(&st->settings, args, rv->relname, true);
-	resolve_refresh_mode(st, analysis, rv->relname, false);
+	captured = resolve_refresh_mode(st, analysis, rv->relname, false);
 	fill_identity(st, analysis);
 
 	st->relid = pgt_storage_create(nspid, rv->relname, analysis);
@@ -153,13 +165,14 @@ pgt_st_create(const char *name, const char *query, PgtSettingsArgs *args,
 	st->defining_query = analysis->defining_query;
 	st->original_query = pstrdup(query);
 	pgt_catalog_insert(st);
-	pgt_catalog_set_sources(st->pgt_id, analysis->sources);
+	pgt_catalog_set_sources(st->pgt_id, analysis->sources, captured);
+	install_capture(captured);
 
 	/* make the new catalog rows visible to the refresh */
 	CommandCounterIncrement();
 
 	if (initialize)
-		pgt_refresh_run(st->relid, PGT_INITIATED_INITIAL);
+		pgt_refresh_run(st->relid, PGT_INITIATED_INITIAL, true);
 	else
 		pgt_catalog_set_status(st->pgt_id, "ACTIVE", false);
 }
@@ -206,9 +219,16 @@ pgt_st_alter(const char *name, const char *query, PgtSettingsArgs *args,
 	else
 	{
 		PgtAnalysis *analysis = pgt_analyze_query(st->defining_query, stname);
+		bool		was_full = strcmp(st->effective_refresh_mode, "FULL") == 0;
+		List	   *cap = resolve_refresh_mode(st, analysis, stname, false);
 
-		resolve_refresh_mode(st, analysis, stname, false);
 		pgt_catalog_update_definition(st);
+		pgt_catalog_set_sources(st->pgt_id, analysis->sources, cap);
+		install_capture(cap);
+		pgt_cdc_release_unused();
+		/* nothing was captured while FULL: the next refresh must be FULL */
+		if (was_full && cap != NIL)
+			pgt_catalog_set_needs_reinit(st->pgt_id);
 	}
 
 	if (new_status != NULL)
@@ -226,6 +246,7 @@ pgt_st_drop(const char *name, bool cascade)
 	Oid			relid = pgt_st_resolve(name, AccessExclusiveLock, true);
 
 	drop_recursive(relid, cascade);
+	pgt_cdc_release_unused();
 }
 
 static void
@@ -272,7 +293,7 @@ pgt_st_refresh(const char *name)
 {
 	Oid			relid = pgt_st_resolve(name, RowExclusiveLock, true);
 
-	pgt_refresh_run(relid, PGT_INITIATED_MANUAL);
+	pgt_refresh_run(relid, PGT_INITIATED_MANUAL, false);
 }
 
 /*
@@ -502,14 +523,16 @@ apply_settings(PgtSettings *s, PgtSettingsArgs *args, const char *stname,
 /*
  * resolve_refresh_mode sets st's effective refresh mode from its requested
  * mode and what the query allows, erroring when an explicitly requested
- * mode cannot be honoured.
+ * mode cannot be honoured.  Returns the sources whose changes must be
+ * captured (PgtDeltaSource *; NIL for FULL).
  */
-static void
+static List *
 resolve_refresh_mode(PgtStreamTable *st, PgtAnalysis *analysis,
 					 const char *stname, bool quiet)
 {
 	const char *mode = st->settings.refresh_mode;
-	const char *blocker = differential_blocker(analysis);
+	List	   *captured = NIL;
+	const char *blocker = differential_blocker(analysis, &captured);
 
 	st->refresh_mode_reason = NULL;
 
@@ -538,7 +561,30 @@ resolve_refresh_mode(PgtStreamTable *st, PgtAnalysis *analysis,
 							stname, mode),
 					 errdetail_internal("%s", blocker),
 					 errhint("Create it with refresh_mode => 'FULL' or 'AUTO'.")));
+		if (strcmp(mode, "IMMEDIATE") == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("IMMEDIATE mode is not available in this version of pg_trickle"),
+					 errhint("Use refresh_mode => 'DIFFERENTIAL' with a short schedule.")));
 		st->effective_refresh_mode = pstrdup(mode);
+	}
+	return strcmp(st->effective_refresh_mode, "FULL") == 0 ? NIL : captured;
+}
+
+/*
+ * install_capture sets up change capture for every source in captured, for
+ * the current user as reader.
+ */
+static void
+install_capture(List *captured)
+{
+	ListCell   *lc;
+
+	foreach(lc, captured)
+	{
+		PgtDeltaSource *src = lfirst(lc);
+
+		pgt_cdc_ensure_capture(src->relid, src->attnums, GetUserId());
 	}
 }
 
@@ -547,12 +593,12 @@ resolve_refresh_mode(PgtStreamTable *st, PgtAnalysis *analysis,
  * maintained incrementally, or NULL if it can.
  */
 static const char *
-differential_blocker(PgtAnalysis *analysis)
+differential_blocker(PgtAnalysis *analysis, List **captured)
 {
 	if (analysis->has_volatile && pgt_volatile_function_policy == PGT_VOLATILE_REJECT)
 		return psprintf("The query calls volatile function %s(), and pg_trickle.volatile_function_policy is reject.",
 						analysis->volatile_name);
-	return "Incremental maintenance is not available in this version of pg_trickle.";
+	return pgt_dvm_blocker(analysis->query, captured);
 }
 
 static void
@@ -583,8 +629,9 @@ replace_query(PgtStreamTable *st, PgtAnalysis *analysis, const char *query,
 			  const char *stname)
 {
 	bool		keep;
+	List	   *cap;
 
-	resolve_refresh_mode(st, analysis, stname, false);
+	cap = resolve_refresh_mode(st, analysis, stname, false);
 	keep = pgt_storage_matches(st->relid, analysis) &&
 		st->identity == analysis->identity;
 	fill_identity(st, analysis);
@@ -621,13 +668,16 @@ replace_query(PgtStreamTable *st, PgtAnalysis *analysis, const char *query,
 						stname)));
 	}
 	pgt_catalog_update_definition(st);
-	pgt_catalog_set_sources(st->pgt_id, analysis->sources);
+	pgt_catalog_set_sources(st->pgt_id, analysis->sources, cap);
+	install_capture(cap);
+	pgt_cdc_release_unused();
 	if (strcmp(st->effective_refresh_mode, "FULL") != 0)
 		ereport(WARNING,
 				(errmsg("stream table \"%s\" is fully refreshed for its new query",
 						stname)));
 	CommandCounterIncrement();
-	pgt_refresh_run(st->relid, PGT_INITIATED_MANUAL);
+	/* the new query starts from a full refresh */
+	pgt_refresh_run(st->relid, PGT_INITIATED_MANUAL, true);
 }
 
 /*

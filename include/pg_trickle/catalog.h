@@ -49,6 +49,8 @@ typedef struct PgtStreamTable
 	char	   *refresh_mode_reason;
 	char	   *status;
 	bool		is_populated;
+	bool		needs_reinit;
+	char	   *frontier;		/* pg_snapshot text; NULL before the first refresh */
 	int32		consecutive_errors;
 	PgtRowIdentity identity;
 	List	   *identity_columns;	/* char * */
@@ -61,9 +63,12 @@ extern void pgt_catalog_update_definition(PgtStreamTable *st);
 extern void pgt_catalog_set_status(int64 pgt_id, const char *status,
 								   bool reset_errors);
 extern void pgt_catalog_delete(Oid relid);
-extern void pgt_catalog_set_sources(int64 pgt_id, List *sources);
+extern void pgt_catalog_set_needs_reinit(int64 pgt_id);
+extern void pgt_catalog_set_sources(int64 pgt_id, List *sources,
+									 List *captured);
 extern List *pgt_catalog_readers_of(Oid relid);
 extern List *pgt_catalog_stream_sources(Oid relid);
+extern void pgt_catalog_trim_buffers(List *sources);
 extern void pgt_catalog_record_refresh(PgtStreamTable *st,
 									   const char *action,
 									   const char *initiated_by,

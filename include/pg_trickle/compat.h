@@ -53,4 +53,24 @@
 	pg_namespace_aclcheck((nspid), (roleid), (mode))
 #endif
 
+/* column-level permission info moved out of RangeTblEntry in 16 */
+#if PG_VERSION_NUM >= 160000
+#include "parser/parse_relation.h"
+#define pgt_compat_rte_selected_cols(query, rte) \
+	((rte)->perminfoindex != 0 ? \
+	 getRTEPermissionInfo((query)->rteperminfos, (rte))->selectedCols : NULL)
+#define pgt_compat_rte_clear_perms(rte) ((rte)->perminfoindex = 0)
+#else
+#define pgt_compat_rte_selected_cols(query, rte) ((rte)->selectedCols)
+#define pgt_compat_rte_clear_perms(rte) \
+	do { \
+		(rte)->requiredPerms = 0; \
+		(rte)->checkAsUser = InvalidOid; \
+		(rte)->selectedCols = NULL; \
+		(rte)->insertedCols = NULL; \
+		(rte)->updatedCols = NULL; \
+		(rte)->extraUpdatedCols = NULL; \
+	} while (0)
+#endif
+
 #endif							/* PG_TRICKLE_COMPAT_H */

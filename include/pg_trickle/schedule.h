@@ -34,8 +34,10 @@ typedef struct PgtSchedule
 	uint32		months;			/* 1..12 */
 	uint32		days_of_week;	/* 0..6, 0 = Sunday (7 also accepted =
 								 * Sunday) */
-	bool		dom_restricted; /* day-of-month field was not '*' */
-	bool		dow_restricted; /* day-of-week field was not '*' */
+	bool		dom_restricted; /* day-of-month field did not start with
+								 * '*' */
+	bool		dow_restricted; /* day-of-week field did not start with
+								 * '*' */
 } PgtSchedule;
 
 /*

@@ -31,6 +31,7 @@
 #include "utils/timestamp.h"
 
 #include "pg_trickle/catalog.h"
+#include "pg_trickle/dvm.h"
 #include "pg_trickle/pg_trickle.h"
 #include "pg_trickle/util.h"
 
@@ -109,6 +110,8 @@ pgt_catalog_get(Oid relid, bool for_update)
 		st->refresh_mode_reason = get_text(tup, desc, "refresh_mode_reason", cxt);
 		st->status = get_text(tup, desc, "status", cxt);
 		st->is_populated = get_bool(tup, desc, "is_populated");
+		st->needs_reinit = get_bool(tup, desc, "needs_reinit");
+		st->frontier = get_text(tup, desc, "frontier", cxt);
 		st->consecutive_errors =
 			DatumGetInt32(get_datum(tup, desc, "consecutive_errors", &isnull));
 
@@ -317,6 +320,24 @@ pgt_catalog_set_status(int64 pgt_id, const char *status, bool reset_errors)
 }
 
 /*
+ * pgt_catalog_set_needs_reinit makes the next refresh of pgt_id FULL.
+ */
+void
+pgt_catalog_set_needs_reinit(int64 pgt_id)
+{
+	PgtRoleSave save;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+
+	values[0] = Int64GetDatum(pgt_id);
+	catalog_begin(&save);
+	pgt_spi_exec_args("UPDATE pgtrickle.pgt_stream_tables SET needs_reinit = true "
+					  "WHERE pgt_id = $1",
+					  1, argtypes, values, NULL, false, SPI_OK_UPDATE);
+	catalog_end(&save);
+}
+
+/*
  * pgt_catalog_delete removes the catalog rows of stream table relid (its
  * dependencies and history go with it).  No error if there are none.
  */
@@ -336,14 +357,17 @@ pgt_catalog_delete(Oid relid)
 
 /*
  * pgt_catalog_set_sources replaces the recorded sources of stream table
- * pgt_id with sources (a List of PgtSource *).
+ * pgt_id with sources (a List of PgtSource *).  captured (a List of
+ * PgtDeltaSource *) names the sources whose changes are captured for this
+ * stream table, with the columns it reads.
  */
 void
-pgt_catalog_set_sources(int64 pgt_id, List *sources)
+pgt_catalog_set_sources(int64 pgt_id, List *sources, List *captured)
 {
 	PgtRoleSave save;
-	Oid			argtypes[3] = {INT8OID, OIDOID, TEXTOID};
-	Datum		values[3];
+	Oid			argtypes[5] = {INT8OID, OIDOID, TEXTOID, TEXTOID, NAMEARRAYOID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', 'n'};
 	ListCell   *lc;
 
 	values[0] = Int64GetDatum(pgt_id);
@@ -353,13 +377,40 @@ pgt_catalog_set_sources(int64 pgt_id, List *sources)
 	foreach(lc, sources)
 	{
 		PgtSource  *src = lfirst(lc);
+		PgtDeltaSource *cap = NULL;
+		ListCell   *lc2;
 
+		foreach(lc2, captured)
+		{
+			if (((PgtDeltaSource *) lfirst(lc2))->relid == src->relid)
+				cap = lfirst(lc2);
+		}
 		values[1] = ObjectIdGetDatum(src->relid);
 		values[2] = CStringGetTextDatum(pgt_source_type_name(src->type));
+		values[3] = CStringGetTextDatum(cap ? "TRIGGER" : "NONE");
+		nulls[4] = 'n';
+		if (cap != NULL)
+		{
+			int			n = bms_num_members(cap->attnums);
+			Datum	   *elems = palloc(sizeof(Datum) * (n + 1));
+			int			i = 0;
+			int			att = -1;
+
+			while ((att = bms_next_member(cap->attnums, att)) >= 0)
+			{
+				char	   *attname = get_attname(src->relid, att, true);
+
+				if (attname)
+					elems[i++] = DirectFunctionCall1(namein, CStringGetDatum(attname));
+			}
+			values[4] = PointerGetDatum(construct_array(elems, i, NAMEOID, NAMEDATALEN,
+														false, TYPALIGN_CHAR));
+			nulls[4] = ' ';
+		}
 		pgt_spi_exec_args("INSERT INTO pgtrickle.pgt_dependencies "
-						  "(pgt_id, source_relid, source_type, cdc_mode) "
-						  "VALUES ($1, $2, $3, CASE WHEN $3 = 'TABLE' THEN 'TRIGGER' ELSE 'NONE' END)",
-						  3, argtypes, values, NULL, false, SPI_OK_INSERT);
+						  "(pgt_id, source_relid, source_type, cdc_mode, columns_used) "
+						  "VALUES ($1, $2, $3, $4, $5)",
+						  5, argtypes, values, nulls, false, SPI_OK_INSERT);
 	}
 	catalog_end(&save);
 }
@@ -479,6 +530,38 @@ pgt_catalog_record_refresh(PgtStreamTable *st, const char *action,
 					  "status = CASE WHEN status = 'SUSPENDED' THEN status ELSE 'ACTIVE' END "
 					  "WHERE pgt_id = $1",
 					  9, argtypes, values, nulls, false, SPI_OK_UPDATE);
+	catalog_end(&save);
+}
+
+/*
+ * pgt_catalog_trim_buffers deletes from the change buffers of sources (a
+ * List of relids) the rows every differential reader has consumed: those
+ * of transactions older than the oldest reader frontier's xmin, which are
+ * visible in every reader's frontier.
+ */
+void
+pgt_catalog_trim_buffers(List *sources)
+{
+	PgtRoleSave save;
+	ListCell   *lc;
+	Oid			argtypes[1] = {OIDOID};
+
+	catalog_begin(&save);
+	foreach(lc, sources)
+	{
+		Oid			relid = lfirst_oid(lc);
+		Datum		values[1];
+		char	   *sql;
+
+		values[0] = ObjectIdGetDatum(relid);
+		sql = psprintf("DELETE FROM %s.%s WHERE " "__pgt_xid < ("
+					   "SELECT pg_catalog.min(pg_catalog.pg_snapshot_xmin(s.frontier)) "
+					   "FROM pgtrickle.pgt_stream_tables s JOIN pgtrickle.pgt_dependencies d "
+					   "USING (pgt_id) WHERE d.source_relid = $1 AND d.cdc_mode = 'TRIGGER' "
+					   "AND s.effective_refresh_mode <> 'FULL')",
+					   PGT_CHANGES_SCHEMA, quote_identifier(psprintf("changes_%u", relid)));
+		pgt_spi_exec_args(sql, 1, argtypes, values, NULL, false, SPI_OK_DELETE);
+	}
 	catalog_end(&save);
 }
 

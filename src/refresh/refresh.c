@@ -31,12 +31,17 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/numeric.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "access/transam.h"
+#include "access/xact.h"
 #include "pg_trickle/analyze.h"
+#include "pg_trickle/cdc.h"
+#include "pg_trickle/dvm.h"
 #include "pg_trickle/catalog.h"
 #include "pg_trickle/pg_trickle.h"
 #include "pg_trickle/refresh.h"
@@ -47,33 +52,54 @@ typedef struct RefreshCounts
 {
 	int64		inserted;
 	int64		deleted;
+	int64		delta_rows;
 } RefreshCounts;
 
-static void refresh_full(PgtStreamTable *st, Snapshot snap,
-						 RefreshCounts *counts);
+static void refresh_full(PgtStreamTable *st, PgtAnalysis *analysis,
+						 Snapshot snap, RefreshCounts *counts);
+static bool refresh_differential(PgtStreamTable *st, PgtAnalysis *analysis,
+								 Snapshot snap, List *changed,
+								 RefreshCounts *counts);
+static const char *pending_changes(PgtStreamTable *st, List *captured,
+								   Snapshot snap, List **changed,
+								   int64 *pending, bool *auto_full);
 static uint64 exec_with_snapshot(const char *sql, Snapshot snap,
 								 bool read_only, int expected_rc);
-static char *snapshot_text(Snapshot snap);
+static char *frontier_text(Snapshot snap);
 static void refresh_error_callback(void *arg);
 static const char *initiator_name(PgtInitiator initiator);
 
 /*
- * pgt_refresh_run refreshes stream table relid.
+ * pgt_refresh_run refreshes stream table relid: FULL when forced, when its
+ * effective mode is FULL, when it was never populated or needs
+ * reinitializing, when a source was truncated, or (AUTO) when the pending
+ * changes are too many; otherwise DIFFERENTIAL, or NO_DATA when nothing
+ * changed.  Every outcome writes one history row.
  *
  * Must run inside a transaction; errors propagate (the caller's transaction
  * aborts and the stream table is unchanged).  A manual refresh of a
  * SUSPENDED stream table is refused.
  */
 void
-pgt_refresh_run(Oid relid, PgtInitiator initiator)
+pgt_refresh_run(Oid relid, PgtInitiator initiator, bool force_full)
 {
 	PgtStreamTable *st;
 	TimestampTz start_time;
 	Snapshot	snap;
-	RefreshCounts counts = {0, 0};
+	RefreshCounts counts = {0, 0, 0};
 	ErrorContextCallback errcallback;
 	char	   *frontier;
 	char	   *stname;
+	Relation	rel;
+	Oid			owner;
+	PgtRoleSave save;
+	PgtAnalysis *analysis;
+	const char *action;
+	const char *full_reason = NULL;
+	List	   *captured = NIL;
+	List	   *changed = NIL;
+	List	   *trim = NIL;
+	ListCell   *lc;
 
 	st = pgt_catalog_get(relid, true);
 	if (st == NULL)
@@ -96,46 +122,221 @@ pgt_refresh_run(Oid relid, PgtInitiator initiator)
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
 
+	rel = relation_open(st->relid, RowExclusiveLock);
+	owner = rel->rd_rel->relowner;
+	relation_close(rel, NoLock);
+
 	/* taken after the row lock: see the file header */
 	snap = RegisterSnapshot(GetLatestSnapshot());
 
-	refresh_full(st, snap, &counts);
-	frontier = snapshot_text(snap);
+	pgt_role_switch(owner, true, &save);
+	analysis = pgt_analyze_query(st->defining_query, st->name);
 
+	if (strcmp(st->effective_refresh_mode, "FULL") != 0)
+	{
+		const char *blocker = pgt_dvm_blocker(analysis->query, &captured);
+
+		if (blocker != NULL)
+			full_reason = blocker;
+	}
+
+	if (force_full)
+		action = "FULL";
+	else if (strcmp(st->effective_refresh_mode, "FULL") == 0)
+		action = "FULL";
+	else if (!st->is_populated || st->frontier == NULL || st->needs_reinit)
+	{
+		action = "FULL";
+		full_reason = st->needs_reinit ? "The stream table needed reinitializing." :
+			"The stream table was not populated yet.";
+	}
+	else if (full_reason != NULL)
+		action = "FULL";
+	else
+	{
+		int64		pending = 0;
+		bool		auto_full = false;
+
+		full_reason = pending_changes(st, captured, snap, &changed, &pending,
+									  &auto_full);
+		if (full_reason != NULL)
+			action = "FULL";
+		else if (changed == NIL)
+			action = "NO_DATA";
+		else
+			action = "DIFFERENTIAL";
+		counts.delta_rows = pending;
+	}
+
+	if (strcmp(action, "DIFFERENTIAL") == 0 &&
+		!refresh_differential(st, analysis, snap, changed, &counts))
+	{
+		action = "FULL";
+		full_reason = "The delta did not match the stored rows; the stream table was recomputed.";
+		ereport(WARNING,
+				(errmsg("stream table \"%s\" was inconsistent with its change history and was fully refreshed",
+						stname)));
+	}
+	if (strcmp(action, "FULL") == 0)
+		refresh_full(st, analysis, snap, &counts);
+
+	pgt_role_restore(&save);
+
+	frontier = frontier_text(snap);
 	UnregisterSnapshot(snap);
+
+	/* this transaction's own earlier changes count as consumed now */
+	foreach(lc, captured)
+	{
+		PgtDeltaSource *src = lfirst(lc);
+
+		trim = lappend_oid(trim, src->relid);
+		if (FullTransactionIdIsValid(GetTopFullTransactionIdIfAny()))
+			pgt_cdc_note_consumed(src->relid);
+	}
+
 	error_context_stack = errcallback.previous;
 
-	pgt_catalog_record_refresh(st, "FULL", initiator_name(initiator), start_time,
-							   counts.inserted, counts.deleted, 0,
-							   NULL, frontier);
+	pgt_catalog_record_refresh(st, action, initiator_name(initiator), start_time,
+							   counts.inserted, counts.deleted, counts.delta_rows,
+							   strcmp(action, "FULL") == 0 ? full_reason : NULL,
+							   frontier);
+	if (trim != NIL && strcmp(action, "NO_DATA") != 0)
+	{
+		CommandCounterIncrement();
+		pgt_catalog_trim_buffers(trim);
+	}
+}
+
+/*
+ * pending_changes looks at the change buffers of st's captured sources in
+ * the window (frontier, snap]: which sources changed, how many change rows
+ * there are, and whether the refresh must be FULL instead (a TRUNCATE, or
+ * for AUTO too many changes); returns the reason for FULL, or NULL.
+ */
+static const char *
+pending_changes(PgtStreamTable *st, List *captured, Snapshot snap,
+				List **changed, int64 *pending, bool *auto_full)
+{
+	ListCell   *lc;
+	const char *reason = NULL;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	foreach(lc, captured)
+	{
+		PgtDeltaSource *src = lfirst(lc);
+		char	   *sql;
+		bool		isnull;
+		int64		n;
+		bool		truncated;
+		char	   *lit = quote_literal_cstr(st->frontier);
+
+		sql = psprintf("SELECT pg_catalog.count(*) FILTER (WHERE " PGT_BUFFER_W_COLUMN " <> 0), "
+					   "COALESCE(pg_catalog.bool_or(" PGT_BUFFER_W_COLUMN " = 0), false), "
+					   "(SELECT c.reltuples FROM pg_catalog.pg_class c WHERE c.oid = %u) "
+					   "FROM %s WHERE " PGT_BUFFER_XID_COLUMN " >= pg_catalog.pg_snapshot_xmin(%s::pg_catalog.pg_snapshot) "
+					   "AND NOT pg_catalog.pg_visible_in_snapshot(" PGT_BUFFER_XID_COLUMN ", %s::pg_catalog.pg_snapshot)",
+					   src->relid,
+					   quote_qualified_identifier(PGT_CHANGES_SCHEMA, pgt_cdc_buffer_name(src->relid)),
+					   lit, lit);
+		exec_with_snapshot(sql, snap, true, SPI_OK_SELECT);
+		n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		truncated = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		if (truncated && reason == NULL)
+			reason = psprintf("Source \"%s\" was truncated.", get_rel_name(src->relid));
+		if (n > 0 || truncated)
+		{
+			float4		reltuples = DatumGetFloat4(SPI_getbinval(SPI_tuptable->vals[0],
+																 SPI_tuptable->tupdesc, 3, &isnull));
+
+			*changed = lappend_oid(*changed, src->relid);
+			*pending += n;
+			if (strcmp(st->settings.refresh_mode, "AUTO") == 0 && reason == NULL &&
+				reltuples >= 1000 &&
+				(double) n / reltuples > pgt_differential_max_change_ratio)
+			{
+				*auto_full = true;
+				reason = psprintf("%lld pending changes of \"%s\" exceed pg_trickle.differential_max_change_ratio (%g) of its %.0f rows.",
+								  (long long) n, get_rel_name(src->relid),
+								  pgt_differential_max_change_ratio, reltuples);
+			}
+		}
+	}
+	SPI_finish();
+	return reason;
+}
+
+/*
+ * refresh_differential applies the delta of the window to st.  Returns
+ * false if the stored rows turned out not to match the delta (the caller
+ * then refreshes FULL in the same transaction).
+ */
+static bool
+refresh_differential(PgtStreamTable *st, PgtAnalysis *analysis, Snapshot snap,
+					 List *changed, RefreshCounts *counts)
+{
+	PgtDeltaStrategy strategy;
+	char	   *sql;
+	bool		ok = true;
+
+	sql = pgt_dvm_apply_sql(analysis->query, analysis, pgt_qualified_name(st->relid),
+							st->frontier, changed, &strategy);
+	if (sql == NULL)
+		return true;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	pgt_internal_write_depth++;
+	PG_TRY();
+	{
+		if (strategy == PGT_DELTA_KEYED)
+		{
+			counts->inserted = exec_with_snapshot(sql, snap, false, SPI_OK_MERGE);
+		}
+		else
+		{
+			bool		isnull;
+			HeapTuple	tup;
+			TupleDesc	desc;
+
+			exec_with_snapshot(sql, snap, false, SPI_OK_SELECT);
+			tup = SPI_tuptable->vals[0];
+			desc = SPI_tuptable->tupdesc;
+			counts->deleted = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+			counts->inserted = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+			if (strategy == PGT_DELTA_MULTISET)
+			{
+				int64		expected = DatumGetInt64(DirectFunctionCall1(numeric_int8,
+																		 SPI_getbinval(tup, desc, 4, &isnull)));
+
+				counts->delta_rows = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+				ok = (expected == counts->deleted);
+			}
+		}
+	}
+	PG_FINALLY();
+	{
+		pgt_internal_write_depth--;
+	}
+	PG_END_TRY();
+	SPI_finish();
+	return ok;
 }
 
 /*
  * refresh_full replaces the rows of st with a fresh run of its query.
  */
 static void
-refresh_full(PgtStreamTable *st, Snapshot snap, RefreshCounts *counts)
+refresh_full(PgtStreamTable *st, PgtAnalysis *analysis, Snapshot snap,
+			 RefreshCounts *counts)
 {
-	Relation	rel;
-	Oid			owner;
-	PgtAnalysis *analysis;
-	PgtRoleSave save;
 	StringInfoData sql;
 	char	   *qualified = pgt_qualified_name(st->relid);
 	List	   *colnames;
 	ListCell   *lc;
 	bool		first = true;
 
-	rel = relation_open(st->relid, RowExclusiveLock);
-	owner = rel->rd_rel->relowner;
-	relation_close(rel, NoLock);
-
-	/*
-	 * Re-analyze the stored query as the owner: this resolves it against
-	 * the current catalog and gives the column list.
-	 */
-	pgt_role_switch(owner, true, &save);
-	analysis = pgt_analyze_query(st->defining_query, st->name);
 	colnames = pgt_storage_column_names(analysis->columns);
 
 	initStringInfo(&sql);
@@ -178,7 +379,6 @@ refresh_full(PgtStreamTable *st, Snapshot snap, RefreshCounts *counts)
 	PG_END_TRY();
 
 	SPI_finish();
-	pgt_role_restore(&save);
 }
 
 /*
@@ -205,22 +405,61 @@ exec_with_snapshot(const char *sql, Snapshot snap, bool read_only,
 }
 
 /*
- * snapshot_text returns snap in pg_snapshot's text form.
+ * frontier_text returns, in pg_snapshot's text form, the set of
+ * transactions whose changes the refresh applied: those visible in snap,
+ * plus this transaction itself (the refresh read its earlier writes).
  */
 static char *
-snapshot_text(Snapshot snap)
+frontier_text(Snapshot snap)
 {
-	char	   *result;
+	char	   *text;
 	MemoryContext cxt = CurrentMemoryContext;
+	FullTransactionId own = GetTopFullTransactionIdIfAny();
+	uint64		xmin;
+	uint64		xmax;
+	uint64		ownx;
+	char	   *p;
+	StringInfoData buf;
+	bool		first = true;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	exec_with_snapshot("SELECT pg_catalog.pg_current_snapshot()::pg_catalog.text",
 					   snap, true, SPI_OK_SELECT);
-	result = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0],
-												   SPI_tuptable->tupdesc, 1));
+	text = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc, 1));
 	SPI_finish();
-	return result;
+
+	if (!FullTransactionIdIsValid(own))
+		return text;
+
+	/* xmin:xmax:xip,... -- make own visible, keep everything else as is */
+	ownx = U64FromFullTransactionId(own);
+	xmin = strtou64(text, &p, 10);
+	xmax = strtou64(p + 1, &p, 10);
+	p++;
+	initStringInfo(&buf);
+	while (*p != '\0')
+	{
+		uint64		x = strtou64(p, &p, 10);
+
+		if (*p == ',')
+			p++;
+		if (x == ownx)
+			continue;
+		appendStringInfo(&buf, "%s" UINT64_FORMAT, first ? "" : ",", x);
+		first = false;
+	}
+	for (uint64 x = xmax; x < ownx; x++)
+	{
+		appendStringInfo(&buf, "%s" UINT64_FORMAT, first ? "" : ",", x);
+		first = false;
+	}
+	if (ownx >= xmax)
+		xmax = ownx + 1;
+	if (ownx < xmin)
+		return text;			/* already visible */
+	return psprintf(UINT64_FORMAT ":" UINT64_FORMAT ":%s", xmin, xmax, buf.data);
 }
 
 static void

@@ -21,17 +21,24 @@
  *	  ('90s' -> '1m30s', '1w' -> '7d').
  *
  *	  A cron expression has 5 fields (minute hour day-of-month month
- *	  day-of-week) or 6 fields (second first).  A field is a comma-separated
- *	  list of items; an item is '*', a value or a range 'a-b', optionally
- *	  followed by '/n'.  'a/n' means a through the field maximum in steps
- *	  of n.  Month names JAN..DEC and day names SUN..SAT are accepted in
- *	  their fields.  Day-of-week 7 is Sunday, but only when written
- *	  explicitly: '*' and 'a/n' end at 6, so '1/2' is MON,WED,FRI.  A
- *	  range ending in the name SUN ('FRI-SUN') ends at 7.  Reversed ranges,
- *	  steps of zero and steps larger than the field's span (60, 24, 31, 12
- *	  and 7) are rejected.  The macros @yearly,
- *	  @annually, @monthly, @weekly, @daily, @midnight and @hourly expand to
- *	  their 5-field forms; the seconds of a 5-field expression are {0}.
+ *	  day-of-week) or 6 fields (second first); the seconds of a 5-field
+ *	  expression are {0}.  A field is a comma-separated list of items; an
+ *	  item is '*', a value or a range 'a-b', optionally followed by '/n'.
+ *	  'a/n' means a through the end of the field in steps of n.  Month names
+ *	  JAN..DEC and day names SUN..SAT are accepted in their fields.
+ *	  Day-of-week 7 is Sunday, but only when written explicitly: '*' and
+ *	  'a/n' end at 6, so '1/2' is MON,WED,FRI.  A range ending in the name
+ *	  SUN ('FRI-SUN') ends at 7.  Reversed ranges, steps of zero and steps
+ *	  larger than the field's span (60, 24, 31, 12 and 7) are rejected.
+ *	  Quartz extensions such as '?', 'L', 'W' and '#' are not supported.
+ *	  The macros @yearly, @annually, @monthly, @weekly, @daily, @midnight
+ *	  and @hourly expand to their 5-field forms.
+ *
+ *	  Input that consists of digits, whitespace and duration units only, or
+ *	  that does not have 5 or 6 words and starts with a number that has a
+ *	  letter or '.' attached, is parsed as a duration; other input with 5
+ *	  or 6 words is parsed as cron.  This only matters for the wording of
+ *	  error details, since no text is valid in both grammars.
  *
  *	  As in Vixie cron (and pg_cron), a day-of-month or day-of-week field
  *	  whose text starts with '*' counts as unrestricted, even when a step
@@ -158,32 +165,10 @@ static void append_duration(StringInfo buf, int64 seconds);
 static void append_cron_field(StringInfo buf, uint64 mask, int min, int max,
 							  StarMode mode);
 static void append_value_list(StringInfo buf, uint64 mask, int min, int max);
-
-static inline bool
-is_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' ||
-		c == '\f' || c == '\v';
-}
-
-static inline bool
-is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static inline bool
-is_alpha(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static inline bool
-is_duration_unit(char c)
-{
-	c = pg_ascii_tolower((unsigned char) c);
-	return c == 's' || c == 'm' || c == 'h' || c == 'd' || c == 'w';
-}
+static inline bool is_space(char c);
+static inline bool is_digit(char c);
+static inline bool is_alpha(char c);
+static inline bool is_duration_unit(char c);
 
 /*
  * pgt_schedule_parse
@@ -597,7 +582,10 @@ parse_cron(const char *text, PgtSchedule *sched, char **errdetail)
 
 	/* Day-of-week 7 is Sunday. */
 	if (masks[CF_DOW] & (UINT64CONST(1) << 7))
-		masks[CF_DOW] = (masks[CF_DOW] | UINT64CONST(1)) & ~(UINT64CONST(1) << 7);
+	{
+		masks[CF_DOW] &= ~(UINT64CONST(1) << 7);
+		masks[CF_DOW] |= UINT64CONST(1);
+	}
 
 	sched->kind = PGT_SCHEDULE_CRON;
 	sched->seconds = masks[CF_SECOND];
@@ -716,7 +704,7 @@ parse_cron_field(const char *field, const CronField *cf, uint64 *mask,
 			}
 			/* 'a/n' means a through the last value in steps of n. */
 			if (!is_star && !is_range)
-				hi = cf->last;
+				hi = Max(lo, cf->last);
 		}
 
 		if (*p != ',' && *p != '\0')
@@ -1283,4 +1271,33 @@ append_value_list(StringInfo buf, uint64 mask, int min, int max)
 			i++;
 		}
 	}
+}
+
+/*
+ * Character classes for the ASCII-only schedule grammar.
+ */
+static inline bool
+is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' ||
+		c == '\f' || c == '\v';
+}
+
+static inline bool
+is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static inline bool
+is_alpha(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static inline bool
+is_duration_unit(char c)
+{
+	c = pg_ascii_tolower((unsigned char) c);
+	return c == 's' || c == 'm' || c == 'h' || c == 'd' || c == 'w';
 }

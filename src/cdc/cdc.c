@@ -1,0 +1,521 @@
+/*-------------------------------------------------------------------------
+ *
+ * cdc.c
+ *	  Change capture: per-source change buffers filled by statement
+ *	  triggers.
+ *
+ *	  Every base table (or stream table) that some DIFFERENTIAL stream table
+ *	  reads gets one change buffer, pgtrickle_changes.changes_<relid>,
+ *	  shared by all its readers, and four statement-level AFTER triggers
+ *	  (__pgt_cdc_ins/_upd/_del with transition tables, __pgt_cdc_trunc).
+ *	  A buffer row is
+ *
+ *	    (__pgt_xid xid8, __pgt_w int4, <captured source columns>)
+ *
+ *	  where __pgt_w is +1 for a row that appeared, -1 for a row that
+ *	  disappeared (an UPDATE writes both) and 0 for a TRUNCATE marker.
+ *	  __pgt_xid is the writer's top-level transaction id.  Consumers never
+ *	  order changes by it: a refresh consumes exactly the rows whose
+ *	  transaction is visible in its own snapshot and was not visible in the
+ *	  snapshot of the previous refresh (its frontier).  That is what makes
+ *	  capture exactly-once without stamps assigned before commit.
+ *
+ *	  Captured columns are the union of the columns any reader uses; a new
+ *	  reader that needs more adds columns (older rows hold NULL there, but
+ *	  no reader that needs the column can see those rows: they precede its
+ *	  first frontier).
+ *
+ *	  The trigger function is SECURITY DEFINER (the extension owner), so
+ *	  writers need no privilege on the buffer.  Its INSERT ... SELECT from
+ *	  the transition table is prepared once per backend and source, and
+ *	  forgotten on any relcache invalidation of the source or the buffer.
+ *
+ * IDENTIFICATION
+ *	  src/cdc/cdc.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/relation.h"
+#include "access/transam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/ruleutils.h"
+#include "utils/xid8.h"
+
+#include "pg_trickle/cdc.h"
+#include "pg_trickle/pg_trickle.h"
+#include "pg_trickle/util.h"
+
+PG_FUNCTION_INFO_V1(pgt_cdc_capture);
+
+typedef enum CaptureKind
+{
+	CAPTURE_NEW,				/* rows of the NEW transition table, +1 */
+	CAPTURE_OLD,				/* rows of the OLD transition table, -1 */
+	CAPTURE_TRUNCATE			/* one marker row, 0 */
+} CaptureKind;
+
+typedef struct CapturePlanKey
+{
+	Oid			source;
+	int			kind;
+} CapturePlanKey;
+
+typedef struct CapturePlan
+{
+	CapturePlanKey key;
+	Oid			buffer;
+	SPIPlanPtr	plan;
+} CapturePlan;
+
+static HTAB *capture_plans = NULL;
+static List *consumed_in_xact = NIL;	/* sources consumed by own-xid refresh */
+static bool callbacks_registered = false;
+
+static void register_callbacks(void);
+static void capture_plan_inval(Datum arg, Oid relid);
+static void capture_xact_callback(XactEvent event, void *arg);
+static SPIPlanPtr get_capture_plan(Oid source, CaptureKind kind, Oid buffer);
+static char *captured_column_list(Oid buffer, bool quoted);
+
+/*
+ * pgt_cdc_buffer_name returns the unqualified name of relid's change buffer.
+ */
+char *
+pgt_cdc_buffer_name(Oid relid)
+{
+	return psprintf("changes_%u", relid);
+}
+
+/*
+ * pgt_cdc_buffer_relid returns the OID of relid's change buffer, or
+ * InvalidOid if it has none.
+ */
+Oid
+pgt_cdc_buffer_relid(Oid relid)
+{
+	Oid			nsp = get_namespace_oid(PGT_CHANGES_SCHEMA, true);
+	char		name[NAMEDATALEN];
+
+	if (!OidIsValid(nsp))
+		return InvalidOid;
+	snprintf(name, sizeof(name), "changes_%u", relid);
+	return get_relname_relid(name, nsp);
+}
+
+/*
+ * pgt_cdc_captured_attnums returns the source attribute numbers that
+ * relid's buffer captures (empty if there is no buffer).
+ */
+Bitmapset *
+pgt_cdc_captured_attnums(Oid relid)
+{
+	Oid			buffer = pgt_cdc_buffer_relid(relid);
+	Bitmapset  *result = NULL;
+	Relation	brel;
+	TupleDesc	bdesc;
+
+	if (!OidIsValid(buffer))
+		return NULL;
+	brel = relation_open(buffer, AccessShareLock);
+	bdesc = RelationGetDescr(brel);
+	for (int i = 0; i < bdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(bdesc, i);
+		AttrNumber	srcatt;
+
+		if (att->attisdropped ||
+			strncmp(NameStr(att->attname), PGT_HIDDEN_PREFIX,
+					strlen(PGT_HIDDEN_PREFIX)) == 0)
+			continue;
+		srcatt = get_attnum(relid, NameStr(att->attname));
+		if (srcatt != InvalidAttrNumber)
+			result = bms_add_member(result, srcatt);
+	}
+	relation_close(brel, AccessShareLock);
+	return result;
+}
+
+/*
+ * pgt_cdc_ensure_capture makes sure base table relid has a change buffer
+ * capturing at least the attributes in attnums (plus its primary key) and
+ * its capture triggers, and lets role reader (the owner of a stream table
+ * that reads it) select from the buffer.  Runs the DDL as the extension
+ * owner.  Caller's transaction; errors if relid cannot carry triggers.
+ */
+void
+pgt_cdc_ensure_capture(Oid relid, Bitmapset *attnums, Oid reader)
+{
+	Relation	rel;
+	TupleDesc	desc;
+	Oid			buffer = pgt_cdc_buffer_relid(relid);
+	Bitmapset  *have = pgt_cdc_captured_attnums(relid);
+	Bitmapset  *pk;
+	char	   *qsrc = pgt_qualified_name(relid);
+	char	   *qbuf = quote_qualified_identifier(PGT_CHANGES_SCHEMA,
+												  pgt_cdc_buffer_name(relid));
+	StringInfoData sql;
+	PgtRoleSave save;
+	int			attno;
+
+	/* stop concurrent writers while triggers change; they would be missed */
+	rel = relation_open(relid, ShareRowExclusiveLock);
+	desc = RelationGetDescr(rel);
+	pk = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_PRIMARY_KEY);
+	attno = -1;
+	while ((attno = bms_next_member(pk, attno)) >= 0)
+		attnums = bms_add_member(attnums,
+								 attno + FirstLowInvalidHeapAttributeNumber);
+
+	initStringInfo(&sql);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	pgt_role_switch(pgt_extension_owner(), false, &save);
+
+	if (!OidIsValid(buffer))
+	{
+		appendStringInfo(&sql,
+						 "CREATE TABLE %s (" PGT_BUFFER_XID_COLUMN " pg_catalog.xid8 NOT NULL, "
+						 PGT_BUFFER_W_COLUMN " pg_catalog.int4 NOT NULL)", qbuf);
+		pgt_spi_exec(sql.data, SPI_OK_UTILITY);
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "CREATE INDEX ON %s (" PGT_BUFFER_XID_COLUMN ")", qbuf);
+		pgt_spi_exec(sql.data, SPI_OK_UTILITY);
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "ALTER TABLE %s SET (autovacuum_vacuum_scale_factor = 0.01)",
+						 qbuf);
+		pgt_spi_exec(sql.data, SPI_OK_UTILITY);
+	}
+
+	attno = -1;
+	while ((attno = bms_next_member(attnums, attno)) >= 0)
+	{
+		Form_pg_attribute att;
+
+		if (attno <= 0 || attno > desc->natts || bms_is_member(attno, have))
+			continue;
+		att = TupleDescAttr(desc, attno - 1);
+		if (att->attisdropped)
+			continue;
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "ALTER TABLE %s ADD COLUMN %s %s", qbuf,
+						 quote_identifier(NameStr(att->attname)),
+						 format_type_extended(att->atttypid, att->atttypmod,
+											  FORMAT_TYPE_TYPEMOD_GIVEN |
+											  FORMAT_TYPE_FORCE_QUALIFY));
+		if (OidIsValid(att->attcollation))
+			appendStringInfo(&sql, " COLLATE %s",
+							 generate_collation_name(att->attcollation));
+		pgt_spi_exec(sql.data, SPI_OK_UTILITY);
+	}
+
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "GRANT USAGE ON SCHEMA " PGT_CHANGES_SCHEMA " TO %s",
+					 quote_identifier(GetUserNameFromId(reader, false)));
+	pgt_spi_exec(sql.data, SPI_OK_UTILITY);
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "GRANT SELECT ON %s TO %s", qbuf,
+					 quote_identifier(GetUserNameFromId(reader, false)));
+	pgt_spi_exec(sql.data, SPI_OK_UTILITY);
+
+	if (!OidIsValid(get_trigger_oid(relid, "__pgt_cdc_ins", true)))
+	{
+		const char *defs[4][2] = {
+			{"__pgt_cdc_ins", "AFTER INSERT ON %s REFERENCING NEW TABLE AS __pgt_new"},
+			{"__pgt_cdc_upd", "AFTER UPDATE ON %s REFERENCING OLD TABLE AS __pgt_old NEW TABLE AS __pgt_new"},
+			{"__pgt_cdc_del", "AFTER DELETE ON %s REFERENCING OLD TABLE AS __pgt_old"},
+			{"__pgt_cdc_trunc", "AFTER TRUNCATE ON %s"}
+		};
+
+		for (int i = 0; i < 4; i++)
+		{
+			resetStringInfo(&sql);
+			appendStringInfo(&sql, "CREATE TRIGGER %s ", defs[i][0]);
+			appendStringInfo(&sql, defs[i][1], qsrc);
+			appendStringInfoString(&sql,
+								   " FOR EACH STATEMENT EXECUTE FUNCTION pgtrickle._cdc_capture()");
+			pgt_spi_exec(sql.data, SPI_OK_UTILITY);
+		}
+	}
+
+	pgt_role_restore(&save);
+	SPI_finish();
+	relation_close(rel, NoLock);
+}
+
+/*
+ * pgt_cdc_release_unused drops the change buffers and capture triggers of
+ * sources no stream table reads differentially any more.
+ */
+void
+pgt_cdc_release_unused(void)
+{
+	PgtRoleSave save;
+	uint64		n;
+	List	   *sources = NIL;
+	ListCell   *lc;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	pgt_role_switch(pgt_extension_owner(), false, &save);
+
+	n = pgt_spi_exec_args("SELECT t.tgrelid FROM pg_catalog.pg_trigger t "
+						  "WHERE t.tgname = '__pgt_cdc_ins' AND NOT EXISTS ("
+						  " SELECT 1 FROM pgtrickle.pgt_dependencies d "
+						  " JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) "
+						  " WHERE d.source_relid = t.tgrelid AND d.cdc_mode = 'TRIGGER' "
+						  " AND s.effective_refresh_mode <> 'FULL')",
+						  0, NULL, NULL, NULL, true, SPI_OK_SELECT);
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		sources = lappend_oid(sources,
+							  DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+															 SPI_tuptable->tupdesc,
+															 1, &isnull)));
+	}
+	foreach(lc, sources)
+	{
+		Oid			src = lfirst_oid(lc);
+		char	   *qsrc = pgt_qualified_name(src);
+		static const char *const trigs[] = {
+			"__pgt_cdc_ins", "__pgt_cdc_upd", "__pgt_cdc_del", "__pgt_cdc_trunc"
+		};
+
+		for (int i = 0; i < 4; i++)
+			pgt_spi_exec(psprintf("DROP TRIGGER IF EXISTS %s ON %s", trigs[i], qsrc),
+						 SPI_OK_UTILITY);
+		pgt_spi_exec(psprintf("DROP TABLE IF EXISTS %s",
+							  quote_qualified_identifier(PGT_CHANGES_SCHEMA,
+														 pgt_cdc_buffer_name(src))),
+					 SPI_OK_UTILITY);
+	}
+
+	pgt_role_restore(&save);
+	SPI_finish();
+}
+
+/*
+ * pgt_cdc_note_consumed records that a refresh in this transaction consumed
+ * relid's buffer including this transaction's own changes.
+ */
+void
+pgt_cdc_note_consumed(Oid relid)
+{
+	MemoryContext old;
+
+	register_callbacks();
+	if (list_member_oid(consumed_in_xact, relid))
+		return;
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	consumed_in_xact = lappend_oid(consumed_in_xact, relid);
+	MemoryContextSwitchTo(old);
+}
+
+bool
+pgt_cdc_consumed_own_xid(Oid relid)
+{
+	return list_member_oid(consumed_in_xact, relid);
+}
+
+/*
+ * pgt_cdc_capture is the capture trigger: it appends the statement's
+ * transition rows (or a TRUNCATE marker) to the source's change buffer.
+ */
+Datum
+pgt_cdc_capture(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	Oid			source;
+	Oid			buffer;
+	Datum		xid;
+	Oid			argtypes[1] = {XID8OID};
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event))
+		elog(ERROR, "pgt_cdc_capture: must be a statement trigger");
+
+	source = RelationGetRelid(td->tg_relation);
+	buffer = pgt_cdc_buffer_relid(source);
+	if (!OidIsValid(buffer))
+		return PointerGetDatum(NULL);	/* capture being removed */
+
+	if (pgt_cdc_consumed_own_xid(source))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot change \"%s\" after refreshing a stream table that reads it in the same transaction",
+						RelationGetRelationName(td->tg_relation)),
+				 errdetail("The refresh already counted this transaction's changes to \"%s\" as applied.",
+						   RelationGetRelationName(td->tg_relation)),
+				 errhint("Commit, or make the change before the refresh.")));
+
+	register_callbacks();
+	xid = FullTransactionIdGetDatum(GetTopFullTransactionId());
+	(void) argtypes;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
+		elog(ERROR, "SPI_register_trigger_data failed");
+
+	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
+	{
+		if (SPI_execute_plan(get_capture_plan(source, CAPTURE_TRUNCATE, buffer),
+							 &xid, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not record TRUNCATE of \"%s\"",
+				 RelationGetRelationName(td->tg_relation));
+	}
+	else
+	{
+		if (td->tg_oldtable != NULL &&
+			SPI_execute_plan(get_capture_plan(source, CAPTURE_OLD, buffer),
+							 &xid, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not capture changes of \"%s\"",
+				 RelationGetRelationName(td->tg_relation));
+		if (td->tg_newtable != NULL &&
+			SPI_execute_plan(get_capture_plan(source, CAPTURE_NEW, buffer),
+							 &xid, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not capture changes of \"%s\"",
+				 RelationGetRelationName(td->tg_relation));
+	}
+
+	SPI_finish();
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * get_capture_plan returns the kept plan that appends kind rows of source
+ * to buffer, preparing it on first use.  Caller is connected to SPI.
+ */
+static SPIPlanPtr
+get_capture_plan(Oid source, CaptureKind kind, Oid buffer)
+{
+	CapturePlanKey key;
+	CapturePlan *entry;
+	bool		found;
+	char	   *sql;
+	char	   *cols;
+	char	   *qbuf;
+	Oid			argtypes[1] = {XID8OID};
+	SPIPlanPtr	plan;
+
+	memset(&key, 0, sizeof(key));
+	key.source = source;
+	key.kind = (int) kind;
+	entry = hash_search(capture_plans, &key, HASH_ENTER, &found);
+	if (!found)
+		entry->plan = NULL;
+	if (found && entry->plan != NULL && entry->buffer == buffer &&
+		SPI_plan_is_valid(entry->plan))
+		return entry->plan;
+	if (found && entry->plan != NULL)
+		SPI_freeplan(entry->plan);
+	entry->plan = NULL;
+	entry->buffer = buffer;
+
+	qbuf = quote_qualified_identifier(PGT_CHANGES_SCHEMA, get_rel_name(buffer));
+	cols = captured_column_list(buffer, true);
+	if (kind == CAPTURE_TRUNCATE)
+		sql = psprintf("INSERT INTO %s (" PGT_BUFFER_XID_COLUMN ", " PGT_BUFFER_W_COLUMN
+					   ") VALUES ($1, 0)", qbuf);
+	else
+		sql = psprintf("INSERT INTO %s (" PGT_BUFFER_XID_COLUMN ", " PGT_BUFFER_W_COLUMN
+					   "%s%s) SELECT $1, %d%s%s FROM %s",
+					   qbuf, cols[0] ? ", " : "", cols,
+					   kind == CAPTURE_NEW ? 1 : -1,
+					   cols[0] ? ", " : "", cols,
+					   kind == CAPTURE_NEW ? "__pgt_new" : "__pgt_old");
+
+	plan = SPI_prepare(sql, 1, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s: %s",
+			 SPI_result_code_string(SPI_result), sql);
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	entry->plan = plan;
+	return plan;
+}
+
+/* comma-separated user columns of buffer (quoted) */
+static char *
+captured_column_list(Oid buffer, bool quoted)
+{
+	Relation	brel = relation_open(buffer, AccessShareLock);
+	TupleDesc	bdesc = RelationGetDescr(brel);
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (int i = 0; i < bdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(bdesc, i);
+
+		if (att->attisdropped ||
+			strncmp(NameStr(att->attname), PGT_HIDDEN_PREFIX,
+					strlen(PGT_HIDDEN_PREFIX)) == 0)
+			continue;
+		if (buf.len > 0)
+			appendStringInfoString(&buf, ", ");
+		appendStringInfoString(&buf, quoted ? quote_identifier(NameStr(att->attname)) :
+							   NameStr(att->attname));
+	}
+	relation_close(brel, AccessShareLock);
+	return buf.data;
+}
+
+static void
+register_callbacks(void)
+{
+	HASHCTL		ctl;
+
+	if (callbacks_registered)
+		return;
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(CapturePlanKey);
+	ctl.entrysize = sizeof(CapturePlan);
+	ctl.hcxt = TopMemoryContext;
+	capture_plans = hash_create("pg_trickle capture plans", 64, &ctl,
+								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	CacheRegisterRelcacheCallback(capture_plan_inval, (Datum) 0);
+	RegisterXactCallback(capture_xact_callback, NULL);
+	callbacks_registered = true;
+}
+
+/* forgets plans that involve relid (all plans for InvalidOid) */
+static void
+capture_plan_inval(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS status;
+	CapturePlan *entry;
+
+	if (capture_plans == NULL)
+		return;
+	hash_seq_init(&status, capture_plans);
+	while ((entry = hash_seq_search(&status)) != NULL)
+	{
+		if (!OidIsValid(relid) || entry->key.source == relid ||
+			entry->buffer == relid)
+			entry->buffer = InvalidOid; /* re-prepared on next use */
+	}
+}
+
+static void
+capture_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
+		consumed_in_xact = NIL;
+}

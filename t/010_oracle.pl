@@ -1,0 +1,894 @@
+
+# Copyright (c) pg_trickle contributors
+#
+# 010_oracle.pl — randomized correctness oracle.
+#
+# For every query shape below and every refresh mode in ORACLE_MODES, this
+# test creates the shape's source tables in a fresh schema, seeds them, creates
+# a stream table over the shape's query, and then runs ORACLE_CYCLES cycles of
+# seeded random DML (INSERT / UPDATE incl. key changes / DELETE / TRUNCATE, in
+# single- and multi-statement transactions, some rolled back, some with
+# savepoints) followed by pgtrickle.refresh_stream_table().  After creation and
+# after every cycle the stream table's visible columns must equal a fresh run
+# of the query as a multiset (EXCEPT ALL both ways empty).  See
+# /work/shared/DESIGN.md, "What correct means".
+#
+# One ok() per (seed, shape, mode).  A shape that DIFFERENTIAL refuses at
+# creation is a FAILURE, not a skip: the list of such shapes is the to-do list
+# of the differential engine.
+#
+# Environment (all optional):
+#   ORACLE_MODES   refresh modes to run          default "DIFFERENTIAL AUTO FULL"
+#   ORACLE_SHAPES  regex on shape names           default: all shapes
+#   ORACLE_SEED    PRNG seed                      default 1
+#   ORACLE_SEEDS   space-separated seeds (wins over ORACLE_SEED)
+#   ORACLE_CYCLES  DML+refresh cycles per run     default 6
+#   ORACLE_ROWS    data size scale (rows/table)   default 20
+#   ORACLE_LIST=1  only print the shapes (name and query) and exit
+#   ORACLE_VERBOSE=1  note() every cycle's DML
+#   ORACLE_NO_REFRESH=1  self-test of the oracle: skip the refreshes, so runs
+#                  whose data changed must FAIL (checks that the checker bites)
+#
+# The data and the DML of a (seed, shape) pair come from a xorshift64 PRNG
+# seeded from the seed and the shape's *name* (not its position, so adding a
+# shape does not change the others' streams); they do not depend on the mode,
+# so all modes of a shape see exactly the same statements.  Every failure
+# writes a replayable SQL script to tmp_check/log/oracle_repro/ (copied to
+# test-results/tap/log/ by scripts/test.sh) and prints seed, shape, mode,
+# cycle, query, the failing cycle's DML and up to 20 differing rows each way.
+#
+# Longer run: scripts/oracle-long.sh.
+
+use strict;
+use warnings;
+no warnings 'portable';    # 64-bit constants of the PRNG
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time);
+use File::Path qw(make_path);
+
+# ------------------------------------------------------------------ settings
+
+sub env_int
+{
+	my ($name, $default) = @_;
+	my $v = $ENV{$name};
+	return $default if !defined $v || $v eq '';
+	die "$name must be a positive integer, not \"$v\"\n" unless $v =~ /^\d+$/;
+	return $v + 0;
+}
+
+my $CYCLES = env_int('ORACLE_CYCLES', 6);
+my $ROWS = env_int('ORACLE_ROWS', 20);
+$ROWS = 4 if $ROWS < 4;
+my @SEEDS = split ' ',
+  (($ENV{ORACLE_SEEDS} // '') ne '' ? $ENV{ORACLE_SEEDS} : ($ENV{ORACLE_SEED} // '1'));
+@SEEDS = (1) unless @SEEDS;
+for (@SEEDS) { die "ORACLE_SEEDS: \"$_\" is not an integer\n" unless /^\d+$/; }
+my @MODES = map { uc } split ' ', ($ENV{ORACLE_MODES} // 'DIFFERENTIAL AUTO FULL');
+my $SHAPE_RE = $ENV{ORACLE_SHAPES} // '';
+my $VERBOSE = $ENV{ORACLE_VERBOSE} // '';
+# Self-test of the oracle itself: never refresh, so every shape whose result
+# the DML changes must be reported as wrong.
+my $NO_REFRESH = $ENV{ORACLE_NO_REFRESH} // '';
+
+# ---------------------------------------------------------------------- PRNG
+# xorshift64 (Marsaglia), on Perl's unsigned 64-bit integers: the same stream
+# on every machine, unlike rand().
+
+package OracleRng;
+
+die "t/010_oracle.pl needs a perl with 64-bit integers\n" unless ~0 == 18446744073709551615;
+
+sub new
+{
+	my ($class, $seed, $name) = @_;
+	my $self = bless { x => 0x9E3779B97F4A7C15 ^ $seed }, $class;
+	$self->{x} = 0x2545F4914F6CDD1D unless $self->{x};
+	$self->next for 1 .. 8;
+	for my $ch (split //, $name // '')
+	{
+		$self->{x} ^= ord($ch);
+		$self->{x} = 0x2545F4914F6CDD1D unless $self->{x};
+		$self->next for 1 .. 2;
+	}
+	$self->next for 1 .. 8;
+	return $self;
+}
+
+sub next
+{
+	my ($self) = @_;
+	my $x = $self->{x};
+	$x ^= ($x << 13) & 0xFFFFFFFFFFFFFFFF;
+	$x ^= ($x >> 7);
+	$x ^= ($x << 17) & 0xFFFFFFFFFFFFFFFF;
+	$self->{x} = $x;
+	return $x;
+}
+
+# uniform integer in [0, n)
+sub int { my ($self, $n) = @_; return (($self->next >> 11) % $n); }
+# uniform integer in [lo, hi]
+sub range { my ($self, $lo, $hi) = @_; return $lo + $self->int($hi - $lo + 1); }
+# true with probability p
+sub chance { my ($self, $p) = @_; return (($self->next >> 11) / 9007199254740992.0) < $p; }
+sub pick { my ($self, @a) = @_; return $a[ $self->int(scalar @a) ]; }
+
+package main;
+
+# ------------------------------------------------------------ source tables
+
+# Key domains are small so that joins match, groups collide and keys move
+# onto each other; they scale with ORACLE_ROWS.
+my %DOM = (
+	cust => ($ROWS >> 1) + 2,                # customers.id, orders.cust_id
+	ord => $ROWS + ($ROWS >> 1),             # orders.id, items.order_id
+	seed_cust => $ROWS >> 1,
+	seed_ord => $ROWS,
+	seed_items => $ROWS + ($ROWS >> 1),
+	seed_nums => $ROWS,
+	seed_stock => $ROWS >> 1,
+	ins_max => ($ROWS >= 20 ? int($ROWS / 5) : 3),
+);
+
+sub lit
+{
+	my ($s) = @_;
+	$s =~ s/'/''/g;
+	return "'$s'";
+}
+
+my @SKUS = qw(a b c d e f g);
+
+# Each table: ddl, pk (list, empty = keyless), column order, per column a
+# generator of a non-NULL SQL literal, NULL probability, and a "bump" for
+# arithmetic updates.
+my %TABLES = (
+	customers => {
+		ddl => 'CREATE TABLE customers (id int PRIMARY KEY, name text, region text, segment text)',
+		pk => ['id'],
+		seed => $DOM{seed_cust},
+		cols => [
+			[ id => { int => 1, gen => sub { $_[0]->range(1, $DOM{cust}) } } ],
+			[ name => { null => 0.1, gen => sub { lit($_[0]->pick(qw(ann bob cyd dee eve fay gus al bo))) } } ],
+			[ region => { null => 0.2, gen => sub { lit($_[0]->pick(qw(N S E W X))) } } ],
+			[ segment => { null => 0.05, gen => sub { lit($_[0]->pick(qw(A B C))) } } ],
+		],
+	},
+	orders => {
+		ddl => 'CREATE TABLE orders (id int PRIMARY KEY, cust_id int, amount numeric(10,2), status text, odate date)',
+		pk => ['id'],
+		seed => $DOM{seed_ord},
+		cols => [
+			[ id => { int => 1, gen => sub { $_[0]->range(1, $DOM{ord}) } } ],
+			[ cust_id => { int => 1, null => 0.15, gen => sub { $_[0]->range(1, $DOM{cust} + 2) }, bump => sub { '+ ' . $_[0]->range(1, 2) } } ],
+			[ amount => { null => 0.15, gen => sub { sprintf('%.2f', $_[0]->range(0, 800) / 4) }, bump => sub { '+ ' . sprintf('%.2f', $_[0]->range(-40, 80) / 4) } } ],
+			[ status => { null => 0.05, gen => sub { lit($_[0]->pick(qw(open shipped closed))) } } ],
+			[ odate => { null => 0.1, gen => sub { "(DATE '2024-01-01' + " . $_[0]->range(0, 59) . ')' }, bump => sub { '+ ' . $_[0]->range(1, 9) } } ],
+		],
+	},
+	items => {
+		ddl => 'CREATE TABLE items (order_id int, sku text, qty int, price numeric(8,2))',
+		pk => [],
+		seed => $DOM{seed_items},
+		cols => [
+			[ order_id => { int => 1, null => 0.1, gen => sub { $_[0]->range(1, $DOM{ord} + 2) } } ],
+			[ sku => { null => 0.05, gen => sub { lit($_[0]->pick(@SKUS)) } } ],
+			[ qty => { int => 1, null => 0.15, gen => sub { $_[0]->range(0, 5) }, bump => sub { '+ ' . $_[0]->range(-1, 2) } } ],
+			[ price => { null => 0.1, gen => sub { $_[0]->pick(qw(0.99 1.00 2.50 10.00 100.00)) }, bump => sub { '* 2' } } ],
+		],
+	},
+	products => {
+		ddl => 'CREATE TABLE products (sku text PRIMARY KEY, category text, weight int)',
+		pk => ['sku'],
+		seed => 5,
+		cols => [
+			[ sku => { gen => sub { lit($_[0]->pick(@SKUS)) } } ],
+			[ category => { null => 0.15, gen => sub { lit($_[0]->pick(qw(tools toys food))) } } ],
+			[ weight => { int => 1, null => 0.1, gen => sub { $_[0]->range(1, 5) }, bump => sub { '+ 1' } } ],
+		],
+	},
+	regions => {
+		ddl => 'CREATE TABLE regions (region text PRIMARY KEY, label text NOT NULL)',
+		pk => ['region'],
+		seed => 4,
+		cols => [
+			[ region => { gen => sub { lit($_[0]->pick(qw(N S E W C))) } } ],
+			[ label => { gen => sub { lit($_[0]->pick(qw(North South East West Central Other))) } } ],
+		],
+	},
+	nums => {
+		ddl => 'CREATE TABLE nums (a int, b int)',
+		pk => [],
+		seed => $DOM{seed_nums},
+		cols => [
+			[ a => { int => 1, null => 0.2, gen => sub { $_[0]->range(0, 5) }, bump => sub { '+ 1' } } ],
+			[ b => { int => 1, null => 0.2, gen => sub { $_[0]->range(0, 5) }, bump => sub { '- 1' } } ],
+		],
+	},
+	stock => {
+		ddl => 'CREATE TABLE stock (sku text, wh int, qty int, PRIMARY KEY (sku, wh))',
+		pk => [ 'sku', 'wh' ],
+		seed => $DOM{seed_stock},
+		cols => [
+			[ sku => { gen => sub { lit($_[0]->pick(@SKUS)) } } ],
+			[ wh => { int => 1, gen => sub { $_[0]->range(1, 4) } } ],
+			[ qty => { int => 1, null => 0.1, gen => sub { $_[0]->range(0, 9) }, bump => sub { '+ ' . $_[0]->range(-3, 3) } } ],
+		],
+	},
+);
+my @TABLE_ORDER = qw(regions customers orders products items stock nums);
+
+for my $t (values %TABLES)
+{
+	$t->{order} = [ map { $_->[0] } @{ $t->{cols} } ];
+	$t->{col} = { map { $_->[0] => $_->[1] } @{ $t->{cols} } };
+	my %pk = map { $_ => 1 } @{ $t->{pk} };
+	$t->{nonkey} = [ grep { !$pk{$_} } @{ $t->{order} } ];
+}
+
+# child.fk -> parent.pk relationships, for statements that change both sides
+# of a join in one transaction.
+my @RELS = (
+	[qw(orders cust_id customers id)],
+	[qw(items order_id orders id)],
+	[qw(items sku products sku)],
+	[qw(customers region regions region)],
+	[qw(stock sku products sku)],
+);
+
+# Objects every shape may use (created once, in schema public).
+my $GLOBAL_SETUP = <<'SQL';
+CREATE FUNCTION public.oracle_sumsq_acc(bigint, int) RETURNS bigint
+    LANGUAGE sql IMMUTABLE AS 'SELECT $1 + coalesce($2::bigint * $2, 0)';
+CREATE AGGREGATE public.sumsq(int) (sfunc = public.oracle_sumsq_acc, stype = bigint, initcond = '0');
+SQL
+
+# -------------------------------------------------------------------- shapes
+# name, query, optional setup (views, created in the run's schema), optional
+# empty (source tables that start with no rows).  Sources are found by name in
+# query and setup.  Every query must be deterministic and name each output
+# column uniquely.
+
+my @SHAPES = (
+	# --- scans, filters, projections
+	{ name => 'scan_pk', query => 'SELECT id, name, region, segment FROM customers' },
+	{ name => 'scan_keyless_dups', query => 'SELECT order_id, sku, qty, price FROM items' },
+	{ name => 'scan_composite_pk', query => 'SELECT sku, wh, qty FROM stock' },
+	{ name => 'scan_from_empty', query => 'SELECT * FROM orders', empty => ['orders'] },
+	{ name => 'filter_pk', query => "SELECT id, cust_id, amount, status FROM orders WHERE amount > 50 AND status <> 'closed'" },
+	{ name => 'filter_keyless_nulls', query => 'SELECT order_id, sku, qty FROM items WHERE qty IS NULL OR qty >= 3' },
+	{ name => 'filter_in_or_null', query => "SELECT id, name FROM customers WHERE region IN ('N', 'S') OR segment IS NULL" },
+	{ name => 'project_expr', query => "SELECT id, amount * 2 + 1 AS a2, CASE WHEN amount IS NULL THEN 'none' WHEN amount > 100 THEN 'big' ELSE 'small' END AS size, odate + 7 AS due, coalesce(status, '?') || ':' || id AS tag, (amount IS NULL) AS no_amount FROM orders" },
+	{ name => 'project_keyless_collapse', query => 'SELECT sku, qty * price AS line_total FROM items' },
+	{ name => 'project_stable_funcs', query => "SELECT id, to_char(odate, 'YYYY-MM-DD') AS d, format('%s/%s', cust_id, status) AS f, upper(coalesce(status, 'none')) AS st, odate + interval '1 day' AS next_day FROM orders" },
+	{ name => 'project_nulls_expr', query => 'SELECT a + b AS s, a * b AS p, greatest(a, b) AS g, nullif(a, b) AS nf, a IS DISTINCT FROM b AS differ FROM nums WHERE a IS NOT NULL OR b IS NOT NULL' },
+
+	# --- inner joins
+	{ name => 'join_inner_2', query => 'SELECT o.id, o.amount, c.name, c.region FROM orders o JOIN customers c ON c.id = o.cust_id' },
+	{ name => 'join_inner_3', query => 'SELECT o.id AS oid, c.name, r.label FROM orders o JOIN customers c ON c.id = o.cust_id JOIN regions r ON r.region = c.region' },
+	{ name => 'join_inner_4_keyless', query => 'SELECT i.sku, i.qty, o.status, c.name, r.label FROM items i JOIN orders o ON o.id = i.order_id JOIN customers c ON c.id = o.cust_id JOIN regions r ON r.region = c.region' },
+	{ name => 'join_inner_5', query => 'SELECT i.qty, p.category, o.id AS oid, c.id AS cid, r.label FROM items i JOIN products p ON p.sku = i.sku JOIN orders o ON o.id = i.order_id JOIN customers c ON c.id = o.cust_id JOIN regions r ON r.region = c.region' },
+	{ name => 'join_comma_where', query => "SELECT c.id, r.label FROM customers c, regions r WHERE c.region = r.region AND c.segment <> 'C'" },
+	{ name => 'join_nonequi_self_keyless', query => 'SELECT x.a AS xa, x.b AS xb, y.a AS ya FROM nums x JOIN nums y ON x.a < y.a AND y.b <= x.b + 1' },
+	{ name => 'join_self_pk', query => 'SELECT o1.id AS id1, o2.id AS id2, o1.cust_id FROM orders o1 JOIN orders o2 ON o1.cust_id = o2.cust_id AND o1.id < o2.id' },
+	{ name => 'join_equi_plus_nonequi', query => 'SELECT o.id, c.id AS cid FROM orders o JOIN customers c ON c.id = o.cust_id AND o.amount > length(c.name) * 20' },
+	{ name => 'join_is_not_distinct', query => 'SELECT x.a, x.b, y.b AS yb FROM nums x JOIN nums y ON x.a IS NOT DISTINCT FROM y.b' },
+	{ name => 'join_composite_key', query => 'SELECT s.sku, s.wh, s.qty AS stock_qty, p.category FROM stock s JOIN products p ON p.sku = s.sku' },
+	{ name => 'join_keyless_both', query => 'SELECT i.sku, i.qty, n.b FROM items i JOIN nums n ON n.a = i.qty' },
+	{ name => 'join_from_empty', query => 'SELECT o.id, o.amount, c.name FROM orders o JOIN customers c ON c.id = o.cust_id', empty => [ 'orders', 'customers' ] },
+
+	# --- outer joins
+	{ name => 'left_join', query => 'SELECT c.id AS cid, c.name, o.id AS oid, o.amount FROM customers c LEFT JOIN orders o ON o.cust_id = c.id' },
+	{ name => 'right_join_keyless', query => 'SELECT i.sku, i.qty, o.id AS oid, o.status FROM items i RIGHT JOIN orders o ON i.order_id = o.id' },
+	{ name => 'full_join', query => 'SELECT c.id AS cid, c.region, o.id AS oid, o.cust_id FROM customers c FULL JOIN orders o ON o.cust_id = c.id' },
+	{ name => 'full_join_keyless', query => 'SELECT x.a, x.b, i.sku, i.qty FROM nums x FULL JOIN items i ON i.qty = x.a' },
+	{ name => 'left_join_chain', query => 'SELECT c.id AS cid, o.id AS oid, i.sku, i.qty FROM customers c LEFT JOIN orders o ON o.cust_id = c.id LEFT JOIN items i ON i.order_id = o.id' },
+	{ name => 'left_join_on_filter', query => "SELECT r.region, r.label, c.id AS cid FROM regions r LEFT JOIN customers c ON c.region = r.region AND c.segment = 'A'" },
+	{ name => 'left_join_nonequi', query => 'SELECT x.a, x.b, y.a AS ya FROM nums x LEFT JOIN nums y ON y.a > x.b + 2' },
+	{ name => 'inner_then_full_join', query => 'SELECT o.id AS oid, c.name, r.label FROM orders o JOIN customers c ON c.id = o.cust_id FULL JOIN regions r ON r.region = c.region' },
+	{ name => 'left_join_empty_right', query => 'SELECT c.id AS cid, c.segment, o.id AS oid FROM customers c LEFT JOIN orders o ON o.cust_id = c.id', empty => ['orders'] },
+
+	# --- aggregates
+	{ name => 'agg_global', query => 'SELECT count(*) AS n, count(amount) AS na, sum(amount) AS s, avg(amount) AS av, min(amount) AS mn, max(amount) AS mx FROM orders' },
+	{ name => 'agg_global_from_empty', query => 'SELECT count(*) AS n, sum(qty) AS s, max(price) AS mx, bool_and(qty > 0) AS allpos FROM items', empty => ['items'] },
+	{ name => 'agg_group_count_sum_avg', query => 'SELECT cust_id, count(*) AS n, sum(amount) AS s, avg(amount) AS av FROM orders GROUP BY cust_id' },
+	{ name => 'agg_min_max', query => 'SELECT status, min(amount) AS mn, max(amount) AS mx, min(odate) AS first_d, max(odate) AS last_d FROM orders GROUP BY status' },
+	{ name => 'agg_min_max_keyless', query => 'SELECT sku, min(qty) AS mn, max(qty) AS mx, max(price) AS mp FROM items GROUP BY sku' },
+	{ name => 'agg_count_distinct', query => 'SELECT region, count(DISTINCT segment) AS nseg, count(DISTINCT name) AS nname, count(*) AS n FROM customers GROUP BY region' },
+	{ name => 'agg_string_agg', query => "SELECT cust_id, string_agg(coalesce(status, '-'), ',' ORDER BY status, id) AS sts FROM orders GROUP BY cust_id" },
+	{ name => 'agg_array_agg', query => 'SELECT order_id, array_agg(sku ORDER BY sku NULLS FIRST) AS skus, array_agg(qty ORDER BY qty NULLS FIRST) AS qtys FROM items GROUP BY order_id' },
+	{ name => 'agg_bool', query => "SELECT region, bool_and(segment = 'A') AS all_a, bool_or(name LIKE 'b%') AS any_b, every(id > 3) AS ev FROM customers GROUP BY region" },
+	{ name => 'agg_user_defined', query => 'SELECT order_id, sumsq(qty) AS ssq, count(*) AS n FROM items GROUP BY order_id' },
+	{ name => 'agg_having', query => 'SELECT cust_id, count(*) AS n, sum(amount) AS s FROM orders GROUP BY cust_id HAVING count(*) >= 2 AND sum(amount) > 60' },
+	{ name => 'agg_filter_clause', query => 'SELECT status, count(*) FILTER (WHERE amount > 50) AS nbig, sum(amount) FILTER (WHERE cust_id IS NULL) AS s_anon, count(*) AS n FROM orders GROUP BY status' },
+	{ name => 'agg_group_by_expr', query => "SELECT coalesce(status, 'none') AS st, cust_id % 3 AS bucket, count(*) AS n, sum(amount) AS s FROM orders GROUP BY 1, 2" },
+	{ name => 'agg_keyless_sums', query => 'SELECT sku, count(*) AS n, sum(qty) AS sq, sum(qty * price) AS rev FROM items GROUP BY sku' },
+	{ name => 'agg_sum_of_nulls', query => 'SELECT b, sum(a) AS s, count(a) AS na, avg(a) AS av, count(*) AS n FROM nums GROUP BY b' },
+	{ name => 'agg_stddev_variance', query => 'SELECT sku, stddev_samp(qty) AS sd, var_pop(price) AS vp, count(qty) AS n FROM items GROUP BY sku' },
+	{ name => 'agg_over_join', query => 'SELECT c.region, count(*) AS n, sum(o.amount) AS s, avg(o.amount) AS av FROM orders o JOIN customers c ON c.id = o.cust_id GROUP BY c.region' },
+	{ name => 'agg_left_join_count', query => 'SELECT c.id, c.name, count(o.id) AS n, coalesce(sum(o.amount), 0) AS s FROM customers c LEFT JOIN orders o ON o.cust_id = c.id GROUP BY c.id, c.name' },
+	{ name => 'agg_of_agg', query => 'SELECT n, count(*) AS ncust FROM (SELECT cust_id, count(*) AS n FROM orders GROUP BY cust_id) s GROUP BY n' },
+	{ name => 'agg_having_from_empty', query => 'SELECT sku, count(*) AS n FROM items GROUP BY sku HAVING count(*) > 1', empty => ['items'] },
+
+	# --- DISTINCT
+	{ name => 'distinct_cols', query => 'SELECT DISTINCT region, segment FROM customers' },
+	{ name => 'distinct_keyless', query => 'SELECT DISTINCT sku, qty FROM items' },
+	{ name => 'distinct_join', query => 'SELECT DISTINCT c.region, o.status FROM orders o JOIN customers c ON c.id = o.cust_id' },
+	{ name => 'distinct_on', query => 'SELECT DISTINCT ON (cust_id) cust_id, id, amount FROM orders ORDER BY cust_id, id' },
+
+	# --- set operations
+	{ name => 'union_all', query => "SELECT region AS r, 'c' AS src FROM customers UNION ALL SELECT region, 'r' FROM regions" },
+	{ name => 'union', query => 'SELECT cust_id AS k FROM orders UNION SELECT id FROM customers' },
+	{ name => 'union_all_3_keyless', query => "SELECT a AS x, b AS y FROM nums UNION ALL SELECT order_id, qty FROM items UNION ALL SELECT cust_id, id FROM orders WHERE status = 'open'" },
+	{ name => 'union_all_then_agg', query => 'SELECT k, count(*) AS n FROM (SELECT sku AS k FROM items UNION ALL SELECT sku FROM products) u GROUP BY k' },
+	{ name => 'intersect_all', query => 'SELECT a AS v FROM nums INTERSECT ALL SELECT qty FROM items' },
+	{ name => 'except', query => 'SELECT cust_id AS k FROM orders EXCEPT SELECT id FROM customers' },
+	{ name => 'except_all', query => 'SELECT sku FROM items EXCEPT ALL SELECT sku FROM products' },
+
+	# --- subqueries in FROM, CTEs, views
+	{ name => 'subquery_from_filter', query => 'SELECT s.cust_id, s.total FROM (SELECT cust_id, sum(amount) AS total FROM orders GROUP BY cust_id) s WHERE s.total > 100' },
+	{ name => 'subquery_join_agg', query => 'SELECT c.name, c.region, s.n FROM customers c JOIN (SELECT cust_id, count(*) AS n FROM orders GROUP BY cust_id) s ON s.cust_id = c.id' },
+	{ name => 'cte_simple', query => 'WITH big AS (SELECT id, cust_id, amount FROM orders WHERE amount > 30) SELECT b.id, b.amount, c.name FROM big b JOIN customers c ON c.id = b.cust_id' },
+	{ name => 'cte_referenced_twice', query => 'WITH t AS (SELECT cust_id, sum(amount) AS s FROM orders GROUP BY cust_id) SELECT a.cust_id, a.s, b.s AS next_s FROM t a JOIN t b ON b.cust_id = a.cust_id + 1' },
+	{ name => 'cte_chain', query => 'WITH a AS (SELECT * FROM items WHERE qty IS NOT NULL), b AS (SELECT sku, sum(qty) AS q FROM a GROUP BY sku) SELECT b.sku, b.q, p.category FROM b LEFT JOIN products p ON p.sku = b.sku' },
+	{ name => 'view_simple', setup => "CREATE VIEW v_open AS SELECT id, cust_id, amount FROM orders WHERE status = 'open';", query => 'SELECT * FROM v_open' },
+	{ name => 'view_join_agg', setup => 'CREATE VIEW v_cust_orders AS SELECT c.region, o.amount, o.status FROM customers c JOIN orders o ON o.cust_id = c.id;', query => 'SELECT region, status, count(*) AS n, sum(amount) AS s FROM v_cust_orders GROUP BY region, status' },
+	{ name => 'view_nested', setup => "CREATE VIEW v_pos AS SELECT * FROM items WHERE qty > 0;\nCREATE VIEW v_pos_cat AS SELECT v.sku, v.qty, p.category FROM v_pos v JOIN products p USING (sku);", query => 'SELECT category, sum(qty) AS q, count(*) AS n FROM v_pos_cat GROUP BY category' },
+
+	# --- semi/anti joins and scalar subqueries
+	{ name => 'semi_exists', query => "SELECT c.id, c.name FROM customers c WHERE EXISTS (SELECT 1 FROM orders o WHERE o.cust_id = c.id AND o.status = 'open')" },
+	{ name => 'anti_not_exists', query => 'SELECT c.id FROM customers c WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.cust_id = c.id)' },
+	{ name => 'not_in_with_nulls', query => "SELECT id FROM customers WHERE id NOT IN (SELECT cust_id FROM orders WHERE status = 'closed')" },
+	{ name => 'in_subquery', query => "SELECT o.id, o.amount FROM orders o WHERE o.cust_id IN (SELECT id FROM customers WHERE segment = 'A')" },
+	{ name => 'scalar_subquery', query => 'SELECT c.id, (SELECT count(*) FROM orders o WHERE o.cust_id = c.id) AS n FROM customers c' },
+
+	# --- window, top-k, lateral
+	{ name => 'window_partition', query => 'SELECT id, cust_id, amount, sum(amount) OVER (PARTITION BY cust_id) AS cust_total, row_number() OVER (PARTITION BY cust_id ORDER BY id) AS rn FROM orders' },
+	{ name => 'topk_order_limit', query => 'SELECT id, amount FROM orders ORDER BY amount DESC NULLS LAST, id LIMIT 5' },
+	{ name => 'lateral_top1', query => 'SELECT c.id AS cid, x.id AS oid, x.amount FROM customers c CROSS JOIN LATERAL (SELECT o.id, o.amount FROM orders o WHERE o.cust_id = c.id ORDER BY o.amount DESC NULLS LAST, o.id LIMIT 1) x' },
+
+	# --- combined, TPC-H-like
+	{ name => 'tpch_q1_like', query => "SELECT coalesce(p.category, '?') AS cat, count(*) AS n, sum(i.qty) AS sum_qty, sum(i.qty * i.price) AS revenue, avg(i.price) AS avg_price, min(i.qty) AS min_qty, max(i.price) AS max_price FROM items i JOIN products p ON p.sku = i.sku GROUP BY 1" },
+	{ name => 'tpch_q3_like', query => "SELECT o.id, o.odate, sum(i.qty * i.price) AS revenue FROM customers c JOIN orders o ON o.cust_id = c.id JOIN items i ON i.order_id = o.id WHERE c.segment = 'A' AND o.status <> 'closed' GROUP BY o.id, o.odate" },
+	{ name => 'tpch_q5_like', query => 'SELECT r.label, sum(i.qty * i.price) AS revenue, count(DISTINCT o.id) AS norders FROM items i JOIN orders o ON o.id = i.order_id JOIN customers c ON c.id = o.cust_id JOIN regions r ON r.region = c.region JOIN products p ON p.sku = i.sku WHERE p.category IS NOT NULL GROUP BY r.label' },
+	{ name => 'tpch_q13_like', query => "SELECT n, count(*) AS ncust FROM (SELECT c.id, count(o.id) AS n FROM customers c LEFT JOIN orders o ON o.cust_id = c.id AND o.status <> 'closed' GROUP BY c.id) s GROUP BY n" },
+	{ name => 'tpch_q18_like', query => 'SELECT c.name, o.id, o.amount, s.tq FROM customers c JOIN orders o ON o.cust_id = c.id JOIN (SELECT order_id, sum(qty) AS tq FROM items GROUP BY order_id HAVING sum(qty) > 4) s ON s.order_id = o.id' },
+	{ name => 'tpch_like_from_empty', query => "SELECT c.region, o.status, count(i.*) AS nitems, sum(i.qty * i.price) AS revenue FROM customers c JOIN orders o ON o.cust_id = c.id LEFT JOIN items i ON i.order_id = o.id GROUP BY c.region, o.status", empty => [ 'customers', 'orders', 'items' ] },
+);
+
+{
+	my %seen;
+	for my $s (@SHAPES)
+	{
+		die "duplicate shape name $s->{name}\n" if $seen{ $s->{name} }++;
+		my $text = $s->{query} . ' ' . ($s->{setup} // '');
+		$s->{sources} = [ grep { $text =~ /\b$_\b/ } @TABLE_ORDER ];
+		die "shape $s->{name} reads no known table\n" unless @{ $s->{sources} };
+		$s->{empty} //= [];
+	}
+}
+
+my @selected = grep { $SHAPE_RE eq '' || $_->{name} =~ /$SHAPE_RE/ } @SHAPES;
+
+if ($ENV{ORACLE_LIST})
+{
+	for my $s (@selected)
+	{
+		note sprintf("%-28s %s%s", $s->{name}, $s->{query},
+			@{ $s->{empty} } ? "   [empty at start: @{$s->{empty}}]" : '');
+		note sprintf("%-28s   setup: %s", '', $s->{setup} =~ s/\n/ /gr) if $s->{setup};
+	}
+	plan skip_all => scalar(@selected) . ' shapes listed (ORACLE_LIST)';
+}
+
+plan skip_all => "ORACLE_SHAPES=/$SHAPE_RE/ selects no shape" unless @selected;
+
+# ------------------------------------------------------------ DML generator
+
+sub value
+{
+	my ($g, $spec) = @_;
+	return 'NULL' if $spec->{null} && $g->chance($spec->{null});
+	return $spec->{gen}->($g);
+}
+
+sub row_values
+{
+	my ($g, $t) = @_;
+	return '(' . join(', ', map { value($g, $TABLES{$t}{col}{$_}) } @{ $TABLES{$t}{order} }) . ')';
+}
+
+sub insert_sql
+{
+	my ($t, @rows) = @_;
+	my $T = $TABLES{$t};
+	return "INSERT INTO $t (" . join(', ', @{ $T->{order} }) . ') VALUES ' . join(', ', @rows)
+	  . (@{ $T->{pk} } ? ' ON CONFLICT DO NOTHING' : '') . ';';
+}
+
+sub pred1
+{
+	my ($g, $t) = @_;
+	my $T = $TABLES{$t};
+	my $c = $g->pick(@{ $T->{order} });
+	my $spec = $T->{col}{$c};
+	my $r = $g->int(100);
+	return "$c IS NULL" if $spec->{null} && $r < 15;
+	return "$c IS NOT NULL" if $spec->{null} && $r < 18;
+	if ($spec->{int} && $r < 50)
+	{
+		my $m = $g->range(2, 5);
+		return "$c % $m = " . $g->int($m);
+	}
+	return "$c " . $g->pick('<', '>=', '<>') . ' ' . $spec->{gen}->($g) if $r < 65;
+	return "$c = " . $spec->{gen}->($g) if $r < 98;
+	return 'true';
+}
+
+sub pred
+{
+	my ($g, $t) = @_;
+	my $p = pred1($g, $t);
+	$p = "($p " . $g->pick('AND', 'OR') . ' ' . pred1($g, $t) . ')' if $g->chance(0.2);
+	return $p;
+}
+
+# Statements that change one table.  Returns a list of statements.
+sub table_stmts
+{
+	my ($g, $t) = @_;
+	my $T = $TABLES{$t};
+	my $keyed = @{ $T->{pk} } > 0;
+	my @nonkey = @{ $T->{nonkey} };
+	my @bumpable = grep { $T->{col}{$_}{bump} } @nonkey;
+	my $r = $g->int(100);
+
+	if ($r < 30)    # INSERT, keyless tables get exact duplicates
+	{
+		my @rows = map { row_values($g, $t) } 1 .. $g->range(1, $DOM{ins_max});
+		push @rows, $rows[ $g->int(scalar @rows) ] if !$keyed && $g->chance(0.4);
+		return insert_sql($t, @rows);
+	}
+	if ($r < 34 && !$keyed)    # duplicate existing rows
+	{
+		my $cols = join(', ', @{ $T->{order} });
+		return "INSERT INTO $t SELECT $cols FROM $t WHERE " . pred($g, $t)
+		  . " ORDER BY $cols LIMIT " . $g->range(1, 3) . ';';
+	}
+	if ($r < 50 && @nonkey)    # UPDATE non-key columns (join keys, group keys)
+	{
+		my @set;
+		my %used;
+		for (1 .. ($g->chance(0.3) ? 2 : 1))
+		{
+			my $c = $g->pick(@nonkey);
+			next if $used{$c}++;
+			push @set, "$c = " . value($g, $T->{col}{$c});
+		}
+		return "UPDATE $t SET " . join(', ', @set) . ' WHERE ' . pred($g, $t) . ';';
+	}
+	if ($r < 57 && @bumpable)    # arithmetic UPDATE
+	{
+		my $c = $g->pick(@bumpable);
+		return "UPDATE $t SET $c = $c " . $T->{col}{$c}{bump}->($g) . ' WHERE ' . pred($g, $t) . ';';
+	}
+	if ($r < 66 && $keyed)    # primary-key change
+	{
+		my @pk = @{ $T->{pk} };
+		my @intpk = grep { $T->{col}{$_}{int} } @pk;
+		if (@intpk && $g->chance(0.6))
+		{
+			# shift a subset of keys by k where the target key is free
+			my $c = $g->pick(@intpk);
+			my $k = $g->pick(-2, -1, 1, 2, 3);
+			my $match = join(' AND ', map { $_ eq $c ? "x.$_ = $t.$_ + $k" : "x.$_ = $t.$_" } @pk);
+			return "UPDATE $t SET $c = $c + $k WHERE " . pred($g, $t)
+			  . " AND NOT EXISTS (SELECT 1 FROM $t x WHERE $match);";
+		}
+		# move one row's key onto a free key
+		my $c = $g->pick(@pk);
+		my %old = map { $_ => $T->{col}{$_}{gen}->($g) } @pk;
+		my $new = $T->{col}{$c}{gen}->($g);
+		my $where = join(' AND ', map { "$_ = $old{$_}" } @pk);
+		my $exists = join(' AND ', map { $_ eq $c ? "x.$_ = $new" : "x.$_ = $old{$_}" } @pk);
+		return "UPDATE $t SET $c = $new WHERE $where AND NOT EXISTS (SELECT 1 FROM $t x WHERE $exists);";
+	}
+	if ($r < 69)    # no-op UPDATE
+	{
+		my $c = $g->pick(@{ $T->{order} });
+		return "UPDATE $t SET $c = $c WHERE " . pred($g, $t) . ';';
+	}
+	if ($r < 87)    # DELETE a subset
+	{
+		return "DELETE FROM $t WHERE " . pred($g, $t) . ';';
+	}
+	if ($r < 91 && !$keyed)    # delete one copy of every duplicated row
+	{
+		my $cols = join(', ', @{ $T->{order} });
+		return "DELETE FROM $t WHERE ctid IN (SELECT min(ctid) FROM $t GROUP BY $cols HAVING count(*) > 1);";
+	}
+	if ($r < 95 && $keyed)    # delete and re-insert a key (same or other values)
+	{
+		my %vals = map { $_ => value($g, $T->{col}{$_}) } @{ $T->{order} };
+		my $row = '(' . join(', ', map { $vals{$_} } @{ $T->{order} }) . ')';
+		my $where = join(' AND ', map { "$_ = $vals{$_}" } @{ $T->{pk} });
+		return ("DELETE FROM $t WHERE $where;", insert_sql($t, $row));
+	}
+	if ($r < 97)    # UPDATE every row
+	{
+		my $c = $g->pick(@nonkey ? @nonkey : @{ $T->{order} });
+		my $spec = $T->{col}{$c};
+		return "UPDATE $t SET $c = " . ($spec->{bump} && $g->chance(0.5) ? "$c " . $spec->{bump}->($g) : value($g, $spec)) . ';'
+		  if @nonkey;
+	}
+	return "TRUNCATE $t;" if $r >= 97;
+	return "DELETE FROM $t WHERE " . pred($g, $t) . ';';
+}
+
+# Statements that change both sides of a join in one go.
+sub rel_stmts
+{
+	my ($g, $rel) = @_;
+	my ($child, $fk, $parent, $pk) = @$rel;
+	my $k = $TABLES{$parent}{col}{$pk}{gen}->($g);
+	if ($g->chance(0.6))
+	{
+		my @s = ("DELETE FROM $child WHERE $fk = $k;", "DELETE FROM $parent WHERE $pk = $k;");
+		return $g->chance(0.5) ? @s : reverse @s;
+	}
+	return if @{ $TABLES{$parent}{pk} } != 1;
+	my $new = $TABLES{$parent}{col}{$pk}{gen}->($g);
+	return ("UPDATE $parent SET $pk = $new WHERE $pk = $k AND NOT EXISTS (SELECT 1 FROM $parent x WHERE x.$pk = $new);",
+		"UPDATE $child SET $fk = $new WHERE $fk = $k;");
+}
+
+sub cycle_sql
+{
+	my ($g, $shape) = @_;
+	my @src = @{ $shape->{sources} };
+	my %in = map { $_ => 1 } @src;
+	my @rels = grep { $in{ $_->[0] } && $in{ $_->[2] } } @RELS;
+	my @out;
+	for (1 .. $g->range(1, 3))
+	{
+		my @stmts;
+		my $n = $g->range(1, 6);
+		while (@stmts < $n)
+		{
+			if (@rels && $g->chance(0.12))
+			{
+				push @stmts, rel_stmts($g, $g->pick(@rels));
+				next;
+			}
+			my @s = table_stmts($g, $g->pick(@src));
+			if ($g->chance(0.06))
+			{
+				my $end = $g->chance(0.7) ? 'ROLLBACK TO SAVEPOINT sp' : 'RELEASE SAVEPOINT sp';
+				@s = ('SAVEPOINT sp;', @s, "$end;");
+			}
+			push @stmts, @s;
+		}
+		if (@stmts == 1 && $stmts[0] !~ /SAVEPOINT/ && $g->chance(0.5))
+		{
+			push @out, $stmts[0];
+		}
+		else
+		{
+			push @out, 'BEGIN;', (map { "  $_" } @stmts), ($g->chance(0.05) ? 'ROLLBACK;' : 'COMMIT;');
+		}
+	}
+	return join("\n", @out) . "\n";
+}
+
+sub seed_sql
+{
+	my ($g, $shape) = @_;
+	my %empty = map { $_ => 1 } @{ $shape->{empty} };
+	my @out;
+	for my $t (@{ $shape->{sources} })
+	{
+		push @out, $TABLES{$t}{ddl} . ';';
+		next if $empty{$t};
+		my @rows = map { row_values($g, $t) } 1 .. $TABLES{$t}{seed};
+		if (!@{ $TABLES{$t}{pk} })
+		{
+			push @rows, $rows[ $g->int(scalar @rows) ] for 1 .. int(@rows / 5) + 1;
+		}
+		push @out, insert_sql($t, @rows);
+	}
+	push @out, $shape->{setup} if $shape->{setup};
+	return join("\n", @out) . "\n";
+}
+
+# One (seed, shape) plan: identical for every mode.
+sub make_plan
+{
+	my ($seed, $shape) = @_;
+	my $g = OracleRng->new($seed, $shape->{name});
+	my $plan = { seed_sql => seed_sql($g, $shape) };
+	$plan->{cycles} = [ map { cycle_sql($g, $shape) } 1 .. $CYCLES ];
+	return $plan;
+}
+
+# ---------------------------------------------------------------- the server
+
+my $node = PostgreSQL::Test::Cluster->new('oracle');
+$node->init;
+$node->append_conf(
+	'postgresql.conf', q{
+shared_preload_libraries = 'pg_trickle'
+autovacuum = off
+log_statement = none
+log_min_messages = warning
+log_min_error_statement = error
+max_locks_per_transaction = 256
+});
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION pg_trickle;');
+$node->safe_psql('postgres', $GLOBAL_SETUP);
+
+my $session;
+
+sub open_session
+{
+	$session = $node->background_psql('postgres', on_error_stop => 0);
+	$session->set_query_timer_restart();
+	$session->query("\\set VERBOSITY verbose\n\\set SHOW_CONTEXT never\nSET client_min_messages = warning");
+}
+
+open_session();
+
+# run_sql(SQL) -> (stdout, error text or '')
+sub run_sql
+{
+	my ($sql) = @_;
+	$session->{stderr} = '';
+	my $out = eval { $session->query($sql) };
+	if (!defined $out)
+	{
+		my $why = "psql session died: $@ $session->{stderr}";
+		eval { $session->{run}->kill_kill; };
+		# the server may be restarting after a crash
+		$node->poll_query_until('postgres', 'SELECT 1') or BAIL_OUT('server did not come back');
+		open_session();
+		return (undef, $why);
+	}
+	my $err = $session->{stderr} // '';
+	my @lines = grep { /\b(ERROR|FATAL|PANIC):/ } split /\n/, $err;
+	# keep the ERROR line and what follows it (DETAIL/HINT/QUERY)
+	return ($out, @lines ? $err : '');
+}
+
+# ---------------------------------------------------------------- one run
+
+my $repro_dir = "$PostgreSQL::Test::Utils::log_path/oracle_repro";
+my @summary;
+
+sub check_sql
+{
+	my ($st, $cols, $query, $count_only) = @_;
+	my $a = "SELECT $cols FROM $st EXCEPT ALL SELECT * FROM ($query) q";
+	my $b = "SELECT * FROM ($query) q EXCEPT ALL SELECT $cols FROM $st";
+	return "SELECT (SELECT count(*) FROM ($a) a) || ' ' || (SELECT count(*) FROM ($b) b)"
+	  . " || ' ' || (SELECT count(*) FROM $st);"
+	  if $count_only;
+	return "SELECT 'stream table only: ' || d::text FROM ($a LIMIT 20) d;\n"
+	  . "SELECT 'query only:        ' || d::text FROM ($b LIMIT 20) d;";
+}
+
+sub run_one
+{
+	my ($seed, $shape, $mode, $plan) = @_;
+	my $sch = lc("o${seed}_$shape->{name}_" . substr($mode, 0, 1));
+	my $st = "$sch.st";
+	my $q = $shape->{query};
+	my %r = (seed => $seed, shape => $shape->{name}, mode => $mode, status => 'PASS', eff => '-');
+	my @repro = (
+		"-- pg_trickle oracle repro: seed $seed, shape $shape->{name}, mode $mode",
+		'CREATE EXTENSION IF NOT EXISTS pg_trickle;',
+		"-- (needs public.sumsq from t/010_oracle.pl if the query uses it)",
+		"DROP SCHEMA IF EXISTS $sch CASCADE;", "CREATE SCHEMA $sch;",
+		"SET search_path = $sch, public;", $plan->{seed_sql});
+	my $write_repro = sub {
+		make_path($repro_dir);
+		my $file = "$repro_dir/seed${seed}_$shape->{name}_$mode.sql";
+		if (open my $fh, '>', $file)
+		{
+			print $fh join("\n", @repro), "\n";
+			close $fh;
+			$r{repro} = $file;
+		}
+	};
+	my $fail = sub {
+		my ($cycle, $what, $detail) = @_;
+		$r{status} = 'FAIL';
+		$r{cycle} = $cycle;
+		$r{what} = $what;
+		$r{detail} = $detail // '';
+	};
+
+	my (undef, $err) = run_sql("DROP SCHEMA IF EXISTS $sch CASCADE;\nCREATE SCHEMA $sch;\n"
+		  . "SET search_path = $sch, public;\n" . $plan->{seed_sql});
+	if ($err)
+	{
+		$fail->(0, 'oracle setup failed (oracle bug?)', $err);
+		return \%r;
+	}
+
+	my $create = "SELECT pgtrickle.create_stream_table(name => '$st', query => \$oq\$$q\$oq\$, "
+	  . "schedule => '1h', refresh_mode => '$mode');";
+	push @repro, $create;
+	(undef, $err) = run_sql($create);
+	if ($err)
+	{
+		my ($code) = $err =~ /ERROR:\s+([0-9A-Z]{5}):/;
+		$r{sqlstate} = $code // '?';
+		$fail->(0, 'create_stream_table failed'
+			  . ($code && $code eq '0A000' ? " (SQLSTATE 0A000: $mode rejected the shape at creation)" : " (SQLSTATE " . ($code // '?') . ')'),
+			$err);
+		run_sql("DROP SCHEMA IF EXISTS $sch CASCADE;");
+		$write_repro->() unless $code && $code eq '0A000';
+		return \%r;
+	}
+
+	my ($cols) = run_sql("SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute "
+		  . "WHERE attrelid = '$st'::regclass AND attnum > 0 AND NOT attisdropped AND left(attname, 6) <> '__pgt_';");
+	($r{eff}) = run_sql("SELECT effective_refresh_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_relid = '$st'::regclass;");
+	($r{defq}) = run_sql("SELECT defining_query FROM pgtrickle.pgt_stream_tables WHERE pgt_relid = '$st'::regclass;");
+	$r{eff} = '?' unless defined $r{eff} && $r{eff} ne '';
+	$cols = '*' unless defined $cols && $cols ne '';
+	my $check = check_sql($st, $cols, $q, 1);
+	push @repro, "-- cycle 0: must return '0 0 <rows>'", $check;
+
+	for my $cycle (0 .. $CYCLES)
+	{
+		if ($cycle > 0)
+		{
+			my $dml = $plan->{cycles}[ $cycle - 1 ];
+			my $refresh = "SELECT pgtrickle.refresh_stream_table('$st');";
+			push @repro, "-- cycle $cycle", $dml, $refresh, "-- must return '0 0 <rows>'", $check;
+			note "seed $seed $shape->{name} $mode cycle $cycle:\n$dml" if $VERBOSE;
+			(undef, $err) = run_sql($dml);
+			if ($err)
+			{
+				$fail->($cycle, 'DML failed', $err);
+				last;
+			}
+			(undef, $err) = $NO_REFRESH ? (undef, '') : run_sql($refresh);
+			if ($err)
+			{
+				$fail->($cycle, 'refresh_stream_table failed', $err);
+				last;
+			}
+		}
+		my ($out, $cerr) = run_sql($check);
+		if ($cerr)
+		{
+			$fail->($cycle, 'comparison query failed', $cerr);
+			last;
+		}
+		my ($na, $nb, $nrows) = split ' ', ($out // '? ? ?');
+		if (defined $nrows && $nrows =~ /^\d+$/)
+		{
+			$r{rows_min} = $nrows if !defined $r{rows_min} || $nrows < $r{rows_min};
+			$r{rows_max} = $nrows if !defined $r{rows_max} || $nrows > $r{rows_max};
+		}
+		if (!defined $out || $na ne '0' || $nb ne '0')
+		{
+			my ($rows) = run_sql(check_sql($st, $cols, $q, 0));
+			$fail->($cycle, "stream table differs from its query: $na row(s) only in the stream table, $nb row(s) only in the query",
+				($rows // '') . "\n");
+			last;
+		}
+	}
+
+	my ($hist) = run_sql("SELECT string_agg(action || '=' || n, ' ' ORDER BY action) FROM (SELECT h.action, count(*) AS n "
+		  . "FROM pgtrickle.pgt_refresh_history h JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) "
+		  . "WHERE s.pgt_relid = '$st'::regclass GROUP BY h.action) x;");
+	$r{actions} = $hist // '';
+
+	(undef, $err) = run_sql("SELECT pgtrickle.drop_stream_table('$st');");
+	if ($err)
+	{
+		$r{drop_error} = $err;
+		diag "note: drop_stream_table('$st') failed: $err";
+	}
+	run_sql("DROP SCHEMA IF EXISTS $sch CASCADE;\nSET search_path = public;");
+
+	$write_repro->() if $r{status} ne 'PASS';
+	return \%r;
+}
+
+# ------------------------------------------------------------------ main loop
+
+my $t0 = time;
+diag sprintf('oracle: %d shape(s) x modes [%s] x seeds [%s], %d cycles, ORACLE_ROWS=%d',
+	scalar @selected, join(' ', @MODES), join(' ', @SEEDS), $CYCLES, $ROWS);
+
+for my $seed (@SEEDS)
+{
+	for my $shape (@selected)
+	{
+		my $plan = make_plan($seed, $shape);
+		for my $mode (@MODES)
+		{
+			my $t1 = time;
+			my $r = run_one($seed, $shape, $mode, $plan);
+			$r->{secs} = time - $t1;
+			push @summary, $r;
+			my $name = "seed $seed, shape $shape->{name}, mode $mode"
+			  . ($mode eq 'AUTO' && $r->{eff} ne '-' ? " (effective $r->{eff})" : '');
+			ok($r->{status} eq 'PASS', $name) and next;
+
+			my $msg = "ORACLE FAILURE: seed=$seed shape=$shape->{name} mode=$mode cycle=$r->{cycle}/$CYCLES\n"
+			  . "  $r->{what}\n  query: $shape->{query}\n";
+			$msg .= "  setup: $shape->{setup}\n" if $shape->{setup};
+			$msg .= "  empty at start: @{$shape->{empty}}\n" if @{ $shape->{empty} };
+			if ($r->{what} =~ /^create_stream_table/)
+			{
+				$msg .= "  error: " . ($r->{detail} =~ s/\n(?=.)/\n         /gr);
+				$msg .= "  replay: $r->{repro}\n" if $r->{repro};
+				diag $msg;
+				next;
+			}
+			$msg .= "  defining_query: " . ($r->{defq} // '?') . "\n";
+			$msg .= "  effective refresh mode: $r->{eff}; refreshes: $r->{actions}\n";
+			if ($r->{cycle} > 0)
+			{
+				$msg .= "  DML of cycle $r->{cycle}:\n    " . ($plan->{cycles}[ $r->{cycle} - 1 ] =~ s/\n(?=.)/\n    /gr);
+			}
+			else
+			{
+				$msg .= "  (right after create_stream_table, before any DML)\n";
+			}
+			$msg .= "  " . ($r->{detail} =~ s/\n(?=.)/\n  /gr);
+			$msg .= "  replay: $r->{repro}\n" if $r->{repro};
+			diag $msg;
+		}
+	}
+}
+
+my $elapsed = time - $t0;
+
+# Per (shape, mode) matrix, worst result over the seeds.
+my (%cell, %fails, @order, %rows);
+for my $r (@summary)
+{
+	push @order, $r->{shape} unless exists $cell{ $r->{shape} };
+	my $c = \$cell{ $r->{shape} }{ $r->{mode} };
+	my $txt = $r->{status} eq 'PASS'
+	  ? 'pass' . ($r->{mode} eq 'AUTO' ? "($r->{eff})" : '')
+	  : ($r->{what} =~ /^create/ ? 'FAIL:create'
+		: $r->{what} =~ /^DML/ ? 'FAIL:dml'
+		: $r->{what} =~ /^refresh/ ? 'FAIL:refresh'
+		: 'FAIL:wrong');
+	$$c = $txt if !defined $$c || $$c =~ /^pass/;
+	$fails{ $r->{mode} }++ if $r->{status} ne 'PASS';
+	if (defined $r->{rows_max})
+	{
+		my $x = $rows{ $r->{shape} } //= [ $r->{rows_min}, $r->{rows_max} ];
+		$x->[0] = $r->{rows_min} if $r->{rows_min} < $x->[0];
+		$x->[1] = $r->{rows_max} if $r->{rows_max} > $x->[1];
+	}
+}
+my $report = sprintf("%-28s %s%s\n", 'shape', join('', map { sprintf('%-20s', $_) } @MODES), 'rows (min-max)');
+for my $s (@order)
+{
+	$report .= sprintf("%-28s %s%s\n", $s, join('', map { sprintf('%-20s', $cell{$s}{$_} // '-') } @MODES),
+		$rows{$s} ? "$rows{$s}[0]-$rows{$s}[1]" : '-');
+}
+$report .= sprintf("failed runs per mode: %s\n", join(', ', map { "$_ " . ($fails{$_} // 0) } @MODES));
+$report .= sprintf("oracle: %d run(s) in %.1fs\n", scalar @summary, $elapsed);
+diag "\n$report";
+if (open my $fh, '>', "$PostgreSQL::Test::Utils::log_path/oracle_summary.txt")
+{
+	print $fh $report;
+	close $fh;
+}
+
+$session->quit;
+$node->stop;
+done_testing();
