@@ -9,6 +9,7 @@
 #   BENCH_SCALE=1             1 = 1,000,000 orders / 100,000 customers; 0.1 for a quick run
 #   BENCH_REPEAT=3            repetitions per measurement (medians are reported)
 #   BENCH_PGBENCH_SECONDS=15  length of each pgbench run
+#   BENCH_CAPTURE_RUNS=REPEAT runs per table of pgbench and of the bulk UPDATE
 #   BENCH_NOCHANGE_RUNS=20    timed no-change refreshes per stream table
 #   BENCH_BATCHES="0.01% 0.1% 1% 10%"   batch sizes to run (a subset is fine)
 #   BENCH_CHECK=1             compare stream tables with the matviews after each batch size
@@ -26,6 +27,7 @@ unset MAKEFLAGS MFLAGS MAKELEVEL   # see scripts/build.sh
 SCALE="${BENCH_SCALE:-1}"
 REPEAT="${BENCH_REPEAT:-3}"
 PGB_SECS="${BENCH_PGBENCH_SECONDS:-15}"
+CAP_RUNS="${BENCH_CAPTURE_RUNS:-$REPEAT}"
 NOCHANGE_RUNS="${BENCH_NOCHANGE_RUNS:-20}"
 BATCHES="${BENCH_BATCHES:-0.01% 0.1% 1% 10%}"
 CHECK="${BENCH_CHECK:-1}"
@@ -42,6 +44,7 @@ die() { log "error: $*"; exit 1; }
 [[ "$SCALE" =~ ^([0-9]+\.?[0-9]*|\.[0-9]+)$ ]] || die "BENCH_SCALE must be a positive number"
 [[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPEAT must be a positive integer"
 [[ "$PGB_SECS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_PGBENCH_SECONDS must be a positive integer"
+[[ "$CAP_RUNS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_CAPTURE_RUNS must be a positive integer"
 [[ "$NOCHANGE_RUNS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_NOCHANGE_RUNS must be a positive integer"
 [[ "$PORT" =~ ^[0-9]+$ ]] || die "BENCH_PORT must be a number"
 for b in $BATCHES; do
@@ -168,7 +171,7 @@ bpsql <"$BENCH/sql/setup.sql" >>"$PSQL_LOG"
 bpsql >>"$PSQL_LOG" <<EOF
 INSERT INTO bench_params VALUES
   ('scale', '$SCALE'), ('n_orders', '$N_ORDERS'), ('n_customers', '$N_CUSTOMERS'),
-  ('repeat', '$REPEAT'), ('pgbench_seconds', '$PGB_SECS'),
+  ('repeat', '$REPEAT'), ('pgbench_seconds', '$PGB_SECS'), ('capture_runs', '$CAP_RUNS'),
   ('nochange_runs', '$NOCHANGE_RUNS'), ('bulk_rows', '$BULK_ROWS');
 EOF
 
@@ -267,7 +270,7 @@ EOF
     chmod a+r "$CLUSTER/pgbench_$tbl.sql"
 done
 
-for rep in $(seq 1 "$REPEAT"); do
+for rep in $(seq 1 "$CAP_RUNS"); do
     # alternate which table goes first
     if [ $((rep % 2)) -eq 1 ]; then order="orders_plain orders_cap"; else order="orders_cap orders_plain"; fi
     for tbl in $order; do
@@ -282,7 +285,7 @@ for rep in $(seq 1 "$REPEAT"); do
     done
 done
 
-for rep in $(seq 1 "$REPEAT"); do
+for rep in $(seq 1 "$CAP_RUNS"); do
     lo=$(( ((rep - 1) * BULK_ROWS) % (N_ORDERS - BULK_ROWS + 1) + 1 ))
     hi=$(( lo + BULK_ROWS - 1 ))
     if [ $((rep % 2)) -eq 1 ]; then order="orders_plain orders_cap"; else order="orders_cap orders_plain"; fi
@@ -310,9 +313,9 @@ fi
     echo
     echo "- pg_trickle $(sqlv 'SELECT pgtrickle.version()'), commit $commit"
     echo "- $(sqlv 'SHOW server_version') on $(nproc) cores ($(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n1)), $(free -g | awk '/^Mem:/ { print $2 }') GiB RAM; load average at start: $LOADAVG"
-    echo "- BENCH_SCALE=$SCALE: $N_ORDERS orders, $N_CUSTOMERS customers; BENCH_REPEAT=$REPEAT; BENCH_PGBENCH_SECONDS=$PGB_SECS; batches: $BATCHES"
+    echo "- BENCH_SCALE=$SCALE: $N_ORDERS orders, $N_CUSTOMERS customers; BENCH_REPEAT=$REPEAT; BENCH_PGBENCH_SECONDS=$PGB_SECS; BENCH_CAPTURE_RUNS=$CAP_RUNS; batches: $BATCHES"
     echo "- server: shared_buffers=2GB, work_mem=64MB, maintenance_work_mem=1GB, max_wal_size=8GB, checkpoint_timeout=30min; durability defaults; autovacuum off (VACUUM ANALYZE + CHECKPOINT before each round)"
-    echo "- total run time: $((ELAPSED / 60)) min $((ELAPSED % 60)) s"
+    echo "- total run time: $((ELAPSED / 60)) min $((ELAPSED % 60)) s; load average at the end: $(cut -d" " -f1-3 /proc/loadavg) (other work on the machine adds noise)"
     echo
     bpsql -At <"$BENCH/sql/report.sql"
 } >"$REPORT"

@@ -32,6 +32,7 @@ char	   *pgt_cdc_mode = NULL;
 double		pgt_differential_max_change_ratio = 0.15;
 int			pgt_volatile_function_policy = PGT_VOLATILE_REJECT;
 int			pgt_history_retention_days = 90;
+char	   *pgt_test_waitpoint = NULL;
 
 static const struct config_enum_entry volatile_policy_options[] = {
 	{"reject", PGT_VOLATILE_REJECT, false},
@@ -119,6 +120,15 @@ pgt_guc_init(void)
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("pg_trickle.test_waitpoint",
+							   gettext_noop("Test hook: name of a point where a refresh waits for an advisory lock."),
+							   gettext_noop("At the named point a refresh takes pg_advisory_xact_lock_shared(7255, n), so a test session holding the exclusive lock can pause it.  Points: refresh-after-snapshot (n = 1), refresh-before-record (n = 2)."),
+							   &pgt_test_waitpoint,
+							   "",
+							   PGC_USERSET,
+							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("pg_trickle.volatile_function_policy",
 							 gettext_noop("What to do with volatile functions in DIFFERENTIAL and IMMEDIATE stream tables."),

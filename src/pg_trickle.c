@@ -17,6 +17,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
 
 #include "pg_trickle/pg_trickle.h"
 
@@ -38,6 +39,17 @@ _PG_init(void)
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;
+}
+
+/*
+ * pgt_waitpoint blocks until no other session holds the exclusive
+ * transaction-level advisory lock (7255, n); see PGT_WAITPOINT.
+ */
+void
+pgt_waitpoint(int n)
+{
+	DirectFunctionCall2(pg_advisory_xact_lock_shared_int4,
+						Int32GetDatum(7255), Int32GetDatum(n));
 }
 
 /*

@@ -26,6 +26,7 @@
 #   ORACLE_ROWS    data size scale (rows/table)   default 20
 #   ORACLE_LIST=1  only print the shapes (name and query) and exit
 #   ORACLE_VERBOSE=1  note() every cycle's DML
+#   ORACLE_REPRO_ALL=1  write the replay script of passing runs too
 #   ORACLE_NO_REFRESH=1  self-test of the oracle: skip the refreshes, so runs
 #                  whose data changed must FAIL (checks that the checker bites)
 #
@@ -123,14 +124,11 @@ package main;
 # Key domains are small so that joins match, groups collide and keys move
 # onto each other; they scale with ORACLE_ROWS.
 my %DOM = (
-	cust => ($ROWS >> 1) + 2,                # customers.id, orders.cust_id
-	ord => $ROWS + ($ROWS >> 1),             # orders.id, items.order_id
-	seed_cust => $ROWS >> 1,
-	seed_ord => $ROWS,
+	cust => ($ROWS >> 1) + 3,                # customers.id (~80% present at start)
+	ord => $ROWS + ($ROWS >> 1),             # orders.id (~2/3 present at start)
 	seed_items => $ROWS + ($ROWS >> 1),
 	seed_nums => $ROWS,
-	seed_stock => $ROWS >> 1,
-	ins_max => ($ROWS >= 20 ? int($ROWS / 5) : 3),
+	ins_max => ($ROWS >= 20 ? int($ROWS / 4) : 4),
 );
 
 sub lit
@@ -149,7 +147,8 @@ my %TABLES = (
 	customers => {
 		ddl => 'CREATE TABLE customers (id int PRIMARY KEY, name text, region text, segment text)',
 		pk => ['id'],
-		seed => $DOM{seed_cust},
+		keys => [ map { [$_] } 1 .. $DOM{cust} ],
+		seed_p => 0.8,
 		cols => [
 			[ id => { int => 1, gen => sub { $_[0]->range(1, $DOM{cust}) } } ],
 			[ name => { null => 0.1, gen => sub { lit($_[0]->pick(qw(ann bob cyd dee eve fay gus al bo))) } } ],
@@ -160,10 +159,11 @@ my %TABLES = (
 	orders => {
 		ddl => 'CREATE TABLE orders (id int PRIMARY KEY, cust_id int, amount numeric(10,2), status text, odate date)',
 		pk => ['id'],
-		seed => $DOM{seed_ord},
+		keys => [ map { [$_] } 1 .. $DOM{ord} ],
+		seed_p => $ROWS / $DOM{ord},
 		cols => [
 			[ id => { int => 1, gen => sub { $_[0]->range(1, $DOM{ord}) } } ],
-			[ cust_id => { int => 1, null => 0.15, gen => sub { $_[0]->range(1, $DOM{cust} + 2) }, bump => sub { '+ ' . $_[0]->range(1, 2) } } ],
+			[ cust_id => { int => 1, null => 0.15, gen => sub { $_[0]->range(1, $DOM{cust} + 1) }, bump => sub { '+ ' . $_[0]->range(1, 2) } } ],
 			[ amount => { null => 0.15, gen => sub { sprintf('%.2f', $_[0]->range(0, 800) / 4) }, bump => sub { '+ ' . sprintf('%.2f', $_[0]->range(-40, 80) / 4) } } ],
 			[ status => { null => 0.05, gen => sub { lit($_[0]->pick(qw(open shipped closed))) } } ],
 			[ odate => { null => 0.1, gen => sub { "(DATE '2024-01-01' + " . $_[0]->range(0, 59) . ')' }, bump => sub { '+ ' . $_[0]->range(1, 9) } } ],
@@ -174,7 +174,7 @@ my %TABLES = (
 		pk => [],
 		seed => $DOM{seed_items},
 		cols => [
-			[ order_id => { int => 1, null => 0.1, gen => sub { $_[0]->range(1, $DOM{ord} + 2) } } ],
+			[ order_id => { int => 1, null => 0.1, gen => sub { $_[0]->range(1, $DOM{ord} + 1) } } ],
 			[ sku => { null => 0.05, gen => sub { lit($_[0]->pick(@SKUS)) } } ],
 			[ qty => { int => 1, null => 0.15, gen => sub { $_[0]->range(0, 5) }, bump => sub { '+ ' . $_[0]->range(-1, 2) } } ],
 			[ price => { null => 0.1, gen => sub { $_[0]->pick(qw(0.99 1.00 2.50 10.00 100.00)) }, bump => sub { '* 2' } } ],
@@ -183,7 +183,8 @@ my %TABLES = (
 	products => {
 		ddl => 'CREATE TABLE products (sku text PRIMARY KEY, category text, weight int)',
 		pk => ['sku'],
-		seed => 5,
+		keys => [ map { [ lit($_) ] } @SKUS ],
+		seed_p => 0.85,
 		cols => [
 			[ sku => { gen => sub { lit($_[0]->pick(@SKUS)) } } ],
 			[ category => { null => 0.15, gen => sub { lit($_[0]->pick(qw(tools toys food))) } } ],
@@ -193,7 +194,8 @@ my %TABLES = (
 	regions => {
 		ddl => 'CREATE TABLE regions (region text PRIMARY KEY, label text NOT NULL)',
 		pk => ['region'],
-		seed => 4,
+		keys => [ map { [ lit($_) ] } qw(N S E W C) ],
+		seed_p => 0.9,
 		cols => [
 			[ region => { gen => sub { lit($_[0]->pick(qw(N S E W C))) } } ],
 			[ label => { gen => sub { lit($_[0]->pick(qw(North South East West Central Other))) } } ],
@@ -211,7 +213,8 @@ my %TABLES = (
 	stock => {
 		ddl => 'CREATE TABLE stock (sku text, wh int, qty int, PRIMARY KEY (sku, wh))',
 		pk => [ 'sku', 'wh' ],
-		seed => $DOM{seed_stock},
+		keys => [ map { my $s = $_; map { [ lit($s), $_ ] } 1 .. 4 } @SKUS ],
+		seed_p => 0.4,
 		cols => [
 			[ sku => { gen => sub { lit($_[0]->pick(@SKUS)) } } ],
 			[ wh => { int => 1, gen => sub { $_[0]->range(1, 4) } } ],
@@ -342,7 +345,7 @@ my @SHAPES = (
 	{ name => 'semi_exists', query => "SELECT c.id, c.name FROM customers c WHERE EXISTS (SELECT 1 FROM orders o WHERE o.cust_id = c.id AND o.status = 'open')" },
 	{ name => 'anti_not_exists', query => 'SELECT c.id FROM customers c WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.cust_id = c.id)' },
 	{ name => 'not_in_with_nulls', query => "SELECT id FROM customers WHERE id NOT IN (SELECT cust_id FROM orders WHERE status = 'closed')" },
-	{ name => 'in_subquery', query => "SELECT o.id, o.amount FROM orders o WHERE o.cust_id IN (SELECT id FROM customers WHERE segment = 'A')" },
+	{ name => 'in_subquery', query => "SELECT o.id, o.amount FROM orders o WHERE o.cust_id IN (SELECT id FROM customers WHERE segment <> 'C')" },
 	{ name => 'scalar_subquery', query => 'SELECT c.id, (SELECT count(*) FROM orders o WHERE o.cust_id = c.id) AS n FROM customers c' },
 
 	# --- window, top-k, lateral
@@ -409,30 +412,33 @@ sub insert_sql
 	  . (@{ $T->{pk} } ? ' ON CONFLICT DO NOTHING' : '') . ';';
 }
 
+# A WHERE condition on table t; $narrow (for DELETE) keeps it selective so
+# that tables do not drain.
 sub pred1
 {
-	my ($g, $t) = @_;
+	my ($g, $t, $narrow) = @_;
 	my $T = $TABLES{$t};
 	my $c = $g->pick(@{ $T->{order} });
 	my $spec = $T->{col}{$c};
 	my $r = $g->int(100);
 	return "$c IS NULL" if $spec->{null} && $r < 15;
-	return "$c IS NOT NULL" if $spec->{null} && $r < 18;
+	return "$c IS NOT NULL" if $spec->{null} && $r < 18 && !$narrow;
 	if ($spec->{int} && $r < 50)
 	{
-		my $m = $g->range(2, 5);
+		my $m = $narrow ? $g->range(3, 6) : $g->range(2, 5);
 		return "$c % $m = " . $g->int($m);
 	}
-	return "$c " . $g->pick('<', '>=', '<>') . ' ' . $spec->{gen}->($g) if $r < 65;
-	return "$c = " . $spec->{gen}->($g) if $r < 98;
+	return "$c " . $g->pick('<', '>=', '<>') . ' ' . $spec->{gen}->($g) if $r < 65 && !$narrow;
+	return "$c = " . $spec->{gen}->($g) if $r < 99;
 	return 'true';
 }
 
 sub pred
 {
-	my ($g, $t) = @_;
-	my $p = pred1($g, $t);
-	$p = "($p " . $g->pick('AND', 'OR') . ' ' . pred1($g, $t) . ')' if $g->chance(0.2);
+	my ($g, $t, $narrow) = @_;
+	my $p = pred1($g, $t, $narrow);
+	my $op = $narrow ? 'AND' : $g->pick('AND', 'OR');
+	$p = "($p $op " . pred1($g, $t, $narrow) . ')' if $g->chance(0.2);
 	return $p;
 }
 
@@ -446,19 +452,19 @@ sub table_stmts
 	my @bumpable = grep { $T->{col}{$_}{bump} } @nonkey;
 	my $r = $g->int(100);
 
-	if ($r < 30)    # INSERT, keyless tables get exact duplicates
+	if ($r < 36)    # INSERT, keyless tables get exact duplicates
 	{
 		my @rows = map { row_values($g, $t) } 1 .. $g->range(1, $DOM{ins_max});
 		push @rows, $rows[ $g->int(scalar @rows) ] if !$keyed && $g->chance(0.4);
 		return insert_sql($t, @rows);
 	}
-	if ($r < 34 && !$keyed)    # duplicate existing rows
+	if ($r < 40 && !$keyed)    # duplicate existing rows
 	{
 		my $cols = join(', ', @{ $T->{order} });
 		return "INSERT INTO $t SELECT $cols FROM $t WHERE " . pred($g, $t)
 		  . " ORDER BY $cols LIMIT " . $g->range(1, 3) . ';';
 	}
-	if ($r < 50 && @nonkey)    # UPDATE non-key columns (join keys, group keys)
+	if ($r < 54 && @nonkey)    # UPDATE non-key columns (join keys, group keys)
 	{
 		my @set;
 		my %used;
@@ -470,12 +476,12 @@ sub table_stmts
 		}
 		return "UPDATE $t SET " . join(', ', @set) . ' WHERE ' . pred($g, $t) . ';';
 	}
-	if ($r < 57 && @bumpable)    # arithmetic UPDATE
+	if ($r < 60 && @bumpable)    # arithmetic UPDATE
 	{
 		my $c = $g->pick(@bumpable);
 		return "UPDATE $t SET $c = $c " . $T->{col}{$c}{bump}->($g) . ' WHERE ' . pred($g, $t) . ';';
 	}
-	if ($r < 66 && $keyed)    # primary-key change
+	if ($r < 68 && $keyed)    # primary-key change
 	{
 		my @pk = @{ $T->{pk} };
 		my @intpk = grep { $T->{col}{$_}{int} } @pk;
@@ -496,36 +502,40 @@ sub table_stmts
 		my $exists = join(' AND ', map { $_ eq $c ? "x.$_ = $new" : "x.$_ = $old{$_}" } @pk);
 		return "UPDATE $t SET $c = $new WHERE $where AND NOT EXISTS (SELECT 1 FROM $t x WHERE $exists);";
 	}
-	if ($r < 69)    # no-op UPDATE
+	if ($r < 71)    # no-op UPDATE
 	{
 		my $c = $g->pick(@{ $T->{order} });
 		return "UPDATE $t SET $c = $c WHERE " . pred($g, $t) . ';';
 	}
-	if ($r < 87)    # DELETE a subset
+	if ($r < 84)    # DELETE a subset
 	{
-		return "DELETE FROM $t WHERE " . pred($g, $t) . ';';
+		return "DELETE FROM $t WHERE " . pred($g, $t, 1) . ';';
 	}
-	if ($r < 91 && !$keyed)    # delete one copy of every duplicated row
+	if ($r < 88 && !$keyed)    # delete one copy of every duplicated row
 	{
 		my $cols = join(', ', @{ $T->{order} });
 		return "DELETE FROM $t WHERE ctid IN (SELECT min(ctid) FROM $t GROUP BY $cols HAVING count(*) > 1);";
 	}
-	if ($r < 95 && $keyed)    # delete and re-insert a key (same or other values)
+	if ($r < 92 && $keyed)    # delete and re-insert a key (same or other values)
 	{
 		my %vals = map { $_ => value($g, $T->{col}{$_}) } @{ $T->{order} };
 		my $row = '(' . join(', ', map { $vals{$_} } @{ $T->{order} }) . ')';
 		my $where = join(' AND ', map { "$_ = $vals{$_}" } @{ $T->{pk} });
 		return ("DELETE FROM $t WHERE $where;", insert_sql($t, $row));
 	}
-	if ($r < 97)    # UPDATE every row
+	if ($r < 94)    # UPDATE every row
 	{
 		my $c = $g->pick(@nonkey ? @nonkey : @{ $T->{order} });
 		my $spec = $T->{col}{$c};
 		return "UPDATE $t SET $c = " . ($spec->{bump} && $g->chance(0.5) ? "$c " . $spec->{bump}->($g) : value($g, $spec)) . ';'
 		  if @nonkey;
 	}
-	return "TRUNCATE $t;" if $r >= 97;
-	return "DELETE FROM $t WHERE " . pred($g, $t) . ';';
+	if ($r >= 98)    # TRUNCATE, often refilled in the same transaction
+	{
+		return "TRUNCATE $t;" if $g->chance(0.4);
+		return ("TRUNCATE $t;", insert_sql($t, map { row_values($g, $t) } 1 .. $g->range(1, 2 * $DOM{ins_max})));
+	}
+	return "DELETE FROM $t WHERE " . pred($g, $t, 1) . ';';
 }
 
 # Statements that change both sides of a join in one go.
@@ -541,8 +551,15 @@ sub rel_stmts
 	}
 	return if @{ $TABLES{$parent}{pk} } != 1;
 	my $new = $TABLES{$parent}{col}{$pk}{gen}->($g);
+	my @cpk = @{ $TABLES{$child}{pk} };
+	my $guard = '';
+	if (grep { $_ eq $fk } @cpk)    # the child's key changes too
+	{
+		$guard = " AND NOT EXISTS (SELECT 1 FROM $child x WHERE "
+		  . join(' AND ', map { $_ eq $fk ? "x.$_ = $new" : "x.$_ = $child.$_" } @cpk) . ')';
+	}
 	return ("UPDATE $parent SET $pk = $new WHERE $pk = $k AND NOT EXISTS (SELECT 1 FROM $parent x WHERE x.$pk = $new);",
-		"UPDATE $child SET $fk = $new WHERE $fk = $k;");
+		"UPDATE $child SET $fk = $new WHERE $fk = $k$guard;");
 }
 
 sub cycle_sql
@@ -592,9 +609,23 @@ sub seed_sql
 	{
 		push @out, $TABLES{$t}{ddl} . ';';
 		next if $empty{$t};
-		my @rows = map { row_values($g, $t) } 1 .. $TABLES{$t}{seed};
-		if (!@{ $TABLES{$t}{pk} })
+		my $T = $TABLES{$t};
+		my @rows;
+		if (@{ $T->{pk} })
 		{
+			# a random subset of the key domain, so that inserts find free keys
+			for my $key (@{ $T->{keys} })
+			{
+				next unless $g->chance($T->{seed_p});
+				my %v = map { $_ => value($g, $T->{col}{$_}) } @{ $T->{order} };
+				@v{ @{ $T->{pk} } } = @$key;
+				push @rows, '(' . join(', ', map { $v{$_} } @{ $T->{order} }) . ')';
+			}
+			next unless @rows;
+		}
+		else
+		{
+			@rows = map { row_values($g, $t) } 1 .. $T->{seed};
 			push @rows, $rows[ $g->int(scalar @rows) ] for 1 .. int(@rows / 5) + 1;
 		}
 		push @out, insert_sql($t, @rows);
@@ -798,7 +829,7 @@ sub run_one
 	}
 	run_sql("DROP SCHEMA IF EXISTS $sch CASCADE;\nSET search_path = public;");
 
-	$write_repro->() if $r{status} ne 'PASS';
+	$write_repro->() if $r{status} ne 'PASS' || $ENV{ORACLE_REPRO_ALL};
 	return \%r;
 }
 

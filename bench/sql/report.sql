@@ -131,11 +131,20 @@ SELECT '';
 
 /* ---------------------------------------------------------------- capture */
 
+CREATE FUNCTION pg_temp.range(lo float8, hi float8) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN lo IS NULL OR lo = hi THEN '' ELSE format(' (%s–%s)', bench_fmt(lo), bench_fmt(hi)) END
+$$;
+
 CREATE TEMP TABLE cap AS
 SELECT (SELECT ms FROM med WHERE section = 'pgbench' AND qname = 'orders_plain') AS tps_without,
        (SELECT ms FROM med WHERE section = 'pgbench' AND qname = 'orders_cap') AS tps_with,
        (SELECT ms FROM med WHERE section = 'bulk_update' AND qname = 'orders_plain') AS upd_without,
        (SELECT ms FROM med WHERE section = 'bulk_update' AND qname = 'orders_cap') AS upd_with,
+       (SELECT pg_temp.range(min(value), max(value)) FROM bench_results WHERE section = 'pgbench' AND qname = 'orders_plain') AS tps_without_r,
+       (SELECT pg_temp.range(min(value), max(value)) FROM bench_results WHERE section = 'pgbench' AND qname = 'orders_cap') AS tps_with_r,
+       (SELECT pg_temp.range(min(ms), max(ms)) FROM bench_results WHERE section = 'bulk_update' AND qname = 'orders_plain') AS upd_without_r,
+       (SELECT pg_temp.range(min(ms), max(ms)) FROM bench_results WHERE section = 'bulk_update' AND qname = 'orders_cap') AS upd_with_r,
        (SELECT info FROM bench_results WHERE section = 'capture_create' AND ms IS NOT NULL
          ORDER BY id DESC LIMIT 1) AS st_mode,
        (SELECT string_agg(mode || ': ' || err, '; ' ORDER BY id) FROM bench_results
@@ -169,16 +178,16 @@ SELECT '**No user trigger on orders_cap: nothing is captured, so these figures o
 SELECT '';
 SELECT '| Measure | Without stream table | With stream table | Ratio | Target | |';
 SELECT '|---|--:|--:|--:|--:|---|';
-SELECT format('| single-row UPDATE TPS (pgbench, 1 client, %s s, median of %s) | %s | %s | %s | ≥ 0.75 | %s |',
-              bench_param('pgbench_seconds'), bench_param('repeat'),
-              bench_fmt(tps_without), bench_fmt(tps_with),
+SELECT format('| single-row UPDATE TPS (pgbench, 1 client, %s s; median (range) of %s) | %s | %s | %s | ≥ 0.75 | %s |',
+              bench_param('pgbench_seconds'), bench_param('capture_runs'),
+              bench_fmt(tps_without) || tps_without_r, bench_fmt(tps_with) || tps_with_r,
               CASE WHEN tps_with IS NULL OR tps_without IS NULL THEN 'n/a'
                    ELSE to_char(tps_with / tps_without, 'FM990.00') END,
               capv.tps)
   FROM cap, capv;
-SELECT format('| %s-row UPDATE, ms incl. commit (median of %s) | %s | %s | %s | ≤ 1.6 | %s |',
-              bench_param('bulk_rows'), bench_param('repeat'),
-              bench_fmt(upd_without), bench_fmt(upd_with),
+SELECT format('| %s-row UPDATE, ms incl. commit (median (range) of %s) | %s | %s | %s | ≤ 1.6 | %s |',
+              bench_param('bulk_rows'), bench_param('capture_runs'),
+              bench_fmt(upd_without) || upd_without_r, bench_fmt(upd_with) || upd_with_r,
               CASE WHEN upd_with IS NULL OR upd_without IS NULL THEN 'n/a'
                    ELSE to_char(upd_with / upd_without, 'FM990.00') END,
               capv.upd)

@@ -58,6 +58,7 @@ typedef struct PgtAnalysis
 	List	   *sources;		/* PgtSource *, each relation once */
 	PgtRowIdentity identity;
 	bool		identity_unique;	/* a UNIQUE index on the key is valid */
+	struct PgtAggLayout *agg_layout;	/* algebraic aggregate, or NULL */
 	bool		has_volatile;	/* calls a volatile function */
 	const char *volatile_name;	/* one such function, for messages */
 } PgtAnalysis;

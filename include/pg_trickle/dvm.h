@@ -33,6 +33,45 @@ typedef struct PgtDeltaSource
 	Bitmapset  *attnums;		/* columns the query reads */
 } PgtDeltaSource;
 
+/* algebraic aggregates (aggregate.c) */
+typedef enum PgtAggKind
+{
+	PGT_AGG_KEY,
+	PGT_AGG_COUNT_STAR,
+	PGT_AGG_COUNT,
+	PGT_AGG_SUM,
+	PGT_AGG_AVG
+} PgtAggKind;
+
+typedef struct PgtAggItem
+{
+	PgtAggKind	kind;
+	int			colno;			/* visible column position, from 1 */
+	TargetEntry *tle;
+	Expr	   *arg;			/* aggregate argument, or NULL */
+	int			argno;			/* child column __pgt_a<argno>; 0 = none */
+	Expr	   *filter;			/* FILTER condition, or NULL */
+	int			filterno;		/* child column __pgt_f<filterno>; 0 = none */
+} PgtAggItem;
+
+typedef struct PgtAggLayout
+{
+	List	   *items;			/* PgtAggItem *, one per visible column */
+	bool		grouped;		/* has GROUP BY */
+} PgtAggLayout;
+
+extern PgtAggLayout *pgt_dvm_agg_layout(Query *query);
+extern List *pgt_dvm_agg_hidden_columns(PgtAggLayout *layout);
+extern Query *pgt_dvm_agg_child(Query *query, PgtAggLayout *layout);
+extern char *pgt_dvm_agg_child_names(PgtAggLayout *layout);
+extern char *pgt_dvm_agg_full_sql(PgtAggLayout *layout, List *columns,
+								  const char *storage, const char *child_sql);
+extern char *pgt_dvm_agg_apply_sql(PgtAggLayout *layout, List *columns,
+								   const char *storage, const char *delta_sql);
+
+extern Query *pgt_dvm_prepare(Query *query);
+extern char *pgt_dvm_full_sql(Query *query, PgtAnalysis *analysis,
+							  const char *storage);
 extern const char *pgt_dvm_blocker(Query *query, List **sources);
 extern char *pgt_dvm_apply_sql(Query *query, PgtAnalysis *analysis,
 							   const char *storage, const char *frontier,

@@ -29,6 +29,18 @@ extern char *pgt_cdc_mode;
 extern double pgt_differential_max_change_ratio;
 extern int	pgt_volatile_function_policy;
 extern int	pgt_history_retention_days;
+extern char *pgt_test_waitpoint;
+
+/*
+ * PGT_WAITPOINT(name, n) pauses here while another session holds
+ * pg_advisory_lock(7255, n), when pg_trickle.test_waitpoint = name.
+ */
+#define PGT_WAITPOINT(name, n) \
+	do { \
+		if (pgt_test_waitpoint != NULL && strcmp(pgt_test_waitpoint, (name)) == 0) \
+			pgt_waitpoint(n); \
+	} while (0)
+extern void pgt_waitpoint(int n);
 
 typedef enum PgtVolatilePolicy
 {

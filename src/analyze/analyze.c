@@ -50,6 +50,7 @@
 #include "pg_trickle/analyze.h"
 #include "pg_trickle/catalog.h"
 #include "pg_trickle/compat.h"
+#include "pg_trickle/dvm.h"
 #include "pg_trickle/pg_trickle.h"
 #include "pg_trickle/util.h"
 
@@ -111,6 +112,8 @@ pgt_analyze_query(const char *query_text, const char *stname)
 	if (analysis->has_volatile)
 		analysis->volatile_name = get_func_name(ctx.volatile_func);
 	choose_identity(analysis);
+	if (analysis->identity != PGT_IDENTITY_ALL_COLUMNS)
+		analysis->agg_layout = pgt_dvm_agg_layout(query);
 	analysis->defining_query = pgt_deparse_query(query);
 
 	return analysis;

@@ -172,6 +172,20 @@ pgt_dvm_apply_sql(Query *query, PgtAnalysis *analysis, const char *storage,
 	if (!query_may_change(q, &ctx))
 		return NULL;
 
+	if (analysis->agg_layout != NULL)
+	{
+		PgtAggLayout *layout = pgt_dvm_agg_layout(q);
+		char	   *delta;
+
+		if (layout == NULL)
+			elog(ERROR, "aggregate layout of a stream table query changed");
+		delta = spj_delta(pgt_dvm_agg_child(q, layout), &ctx);
+		if (delta == NULL)
+			return NULL;
+		*strategy = PGT_DELTA_KEYED;
+		return pgt_dvm_agg_apply_sql(layout, analysis->columns, storage, delta);
+	}
+
 	switch (*strategy)
 	{
 		case PGT_DELTA_MULTISET:
@@ -182,6 +196,32 @@ pgt_dvm_apply_sql(Query *query, PgtAnalysis *analysis, const char *storage,
 			return singleton_apply_sql(q, analysis, storage);
 	}
 	return NULL;				/* keep compiler quiet */
+}
+
+/*
+ * pgt_dvm_prepare returns query with views expanded and CTEs inlined.
+ */
+Query *
+pgt_dvm_prepare(Query *query)
+{
+	return prepare_query(query);
+}
+
+/*
+ * pgt_dvm_full_sql returns the INSERT that fills the (emptied) storage of
+ * an algebraic aggregate, hidden columns included, or NULL when the plain
+ * query result is all storage needs.
+ */
+char *
+pgt_dvm_full_sql(Query *query, PgtAnalysis *analysis, const char *storage)
+{
+	Query	   *q;
+
+	if (analysis->agg_layout == NULL)
+		return NULL;
+	q = prepare_query(query);
+	return pgt_dvm_agg_full_sql(analysis->agg_layout, analysis->columns, storage,
+								deparse(pgt_dvm_agg_child(q, pgt_dvm_agg_layout(q))));
 }
 
 /*

@@ -128,6 +128,7 @@ pgt_refresh_run(Oid relid, PgtInitiator initiator, bool force_full)
 
 	/* taken after the row lock: see the file header */
 	snap = RegisterSnapshot(GetLatestSnapshot());
+	PGT_WAITPOINT("refresh-after-snapshot", 1);
 
 	pgt_role_switch(owner, true, &save);
 	analysis = pgt_analyze_query(st->defining_query, st->name);
@@ -196,6 +197,7 @@ pgt_refresh_run(Oid relid, PgtInitiator initiator, bool force_full)
 	}
 
 	error_context_stack = errcallback.previous;
+	PGT_WAITPOINT("refresh-before-record", 2);
 
 	pgt_catalog_record_refresh(st, action, initiator_name(initiator), start_time,
 							   counts.inserted, counts.deleted, counts.delta_rows,
@@ -336,6 +338,7 @@ refresh_full(PgtStreamTable *st, PgtAnalysis *analysis, Snapshot snap,
 	List	   *colnames;
 	ListCell   *lc;
 	bool		first = true;
+	char	   *agg_sql = pgt_dvm_full_sql(analysis->query, analysis, qualified);
 
 	colnames = pgt_storage_column_names(analysis->columns);
 
@@ -369,8 +372,8 @@ refresh_full(PgtStreamTable *st, PgtAnalysis *analysis, Snapshot snap,
 	{
 		counts->deleted = exec_with_snapshot(psprintf("DELETE FROM %s", qualified),
 											 snap, false, SPI_OK_DELETE);
-		counts->inserted = exec_with_snapshot(sql.data, snap, false,
-											  SPI_OK_INSERT);
+		counts->inserted = exec_with_snapshot(agg_sql ? agg_sql : sql.data, snap,
+											  false, SPI_OK_INSERT);
 	}
 	PG_FINALLY();
 	{

@@ -51,6 +51,7 @@
 #include "utils/syscache.h"
 #include "utils/typcache.h"
 
+#include "pg_trickle/dvm.h"
 #include "pg_trickle/pg_trickle.h"
 #include "pg_trickle/storage.h"
 #include "pg_trickle/util.h"
@@ -85,6 +86,11 @@ pgt_storage_create(Oid nspid, const char *relname, PgtAnalysis *analysis)
 		first = false;
 		appendStringInfo(&buf, "%s ", quote_identifier(col->name));
 		append_column_type(&buf, col);
+	}
+	if (analysis->agg_layout != NULL)
+	{
+		foreach(lc, pgt_dvm_agg_hidden_columns(analysis->agg_layout))
+			appendStringInfo(&buf, ", %s", (char *) lfirst(lc));
 	}
 	appendStringInfo(&buf, ", %s bigint NOT NULL)", PGT_ROW_ID_COLUMN);
 
@@ -181,6 +187,20 @@ pgt_storage_matches(Oid relid, PgtAnalysis *analysis)
 	TupleDesc	desc = RelationGetDescr(rel);
 	ListCell   *lc = list_head(analysis->columns);
 	bool		match = true;
+	List	   *hidden = NIL;
+	List	   *want = list_make1(PGT_ROW_ID_COLUMN);
+	ListCell   *lc2;
+
+	if (analysis->agg_layout != NULL)
+	{
+		foreach(lc2, pgt_dvm_agg_hidden_columns(analysis->agg_layout))
+		{
+			char	   *def = pstrdup(lfirst(lc2));
+
+			*strchr(def, ' ') = '\0';
+			want = lappend(want, def);
+		}
+	}
 
 	for (int i = 0; i < desc->natts && match; i++)
 	{
@@ -191,7 +211,10 @@ pgt_storage_matches(Oid relid, PgtAnalysis *analysis)
 			continue;
 		if (strncmp(NameStr(att->attname), PGT_HIDDEN_PREFIX,
 					strlen(PGT_HIDDEN_PREFIX)) == 0)
+		{
+			hidden = lappend(hidden, NameStr(att->attname));
 			continue;
+		}
 		if (lc == NULL)
 		{
 			match = false;
@@ -206,6 +229,22 @@ pgt_storage_matches(Oid relid, PgtAnalysis *analysis)
 	}
 	if (lc != NULL)
 		match = false;
+	/* the hidden columns must be exactly those the new query needs */
+	if (list_length(hidden) != list_length(want))
+		match = false;
+	foreach(lc2, want)
+	{
+		bool		found = false;
+		ListCell   *lc3;
+
+		foreach(lc3, hidden)
+		{
+			if (strcmp(lfirst(lc2), lfirst(lc3)) == 0)
+				found = true;
+		}
+		if (!found)
+			match = false;
+	}
 
 	relation_close(rel, AccessShareLock);
 	return match;

@@ -60,12 +60,13 @@ SELECT pgt_check('c_keywords');
 
 --
 -- Only name and query: schedule 'calculated' (stored as NULL) and refresh
--- mode AUTO, which for now falls back to FULL with a NOTICE saying why.
+-- mode AUTO, which is DIFFERENTIAL when the query allows it (and FULL with a
+-- NOTICE saying why otherwise: see c_volatile below).
 --
 SELECT pgtrickle.create_stream_table('c_defaults', 'SELECT id, status FROM orders');
 SELECT * FROM pgt_catalog('c_defaults');
 SELECT pgt_check('c_defaults');
--- AUTO given explicitly behaves the same; FULL gives no NOTICE.
+-- AUTO given explicitly behaves the same.
 SELECT pgtrickle.create_stream_table('c_auto', 'SELECT id FROM orders',
                                      refresh_mode => 'AUTO');
 SELECT pgtrickle.create_stream_table('c_full', 'SELECT id FROM orders',

@@ -127,7 +127,7 @@ SELECT pgtrickle.alter_stream_table('l_alt', schedule => '@daily');
 SELECT schedule, refresh_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'l_alt';
 SELECT pgtrickle.alter_stream_table('l_alt', schedule => 'calculated');
 SELECT schedule FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'l_alt';
--- refresh mode FULL -> AUTO (a NOTICE: it stays FULL for now) -> FULL
+-- refresh mode FULL -> AUTO (DIFFERENTIAL) -> FULL
 SELECT pgtrickle.alter_stream_table('l_alt', refresh_mode => 'AUTO');
 SELECT * FROM pgtrickle.explain_refresh_mode('l_alt');
 SELECT pgtrickle.alter_stream_table('l_alt', refresh_mode => 'FULL');
@@ -178,7 +178,17 @@ SELECT pgtrickle.drop_stream_table('l_alt');
 --
 -- drop_stream_table
 --
-SELECT pgtrickle.create_stream_table('l_drop', 'SELECT id FROM l_src', refresh_mode => 'FULL');
+-- change capture on a source: its triggers and its change buffer
+CREATE FUNCTION pg_temp.capture(src oid, OUT triggers bigint, OUT buffer boolean)
+LANGUAGE sql AS $$
+    SELECT (SELECT count(*) FROM pg_trigger WHERE tgrelid = src AND tgname LIKE '\_\_pgt\_cdc%'),
+           EXISTS (SELECT 1 FROM pg_class
+                    WHERE relnamespace = 'pgtrickle_changes'::regnamespace
+                      AND relname = 'changes_' || src)
+$$;
+SELECT * FROM pg_temp.capture('l_src'::regclass);
+SELECT pgtrickle.create_stream_table('l_drop', 'SELECT id FROM l_src', refresh_mode => 'DIFFERENTIAL');
+SELECT * FROM pg_temp.capture('l_src'::regclass);
 SELECT pgtrickle.refresh_stream_table('l_drop');
 SELECT pgt_id AS l_drop_id, pgt_relid AS l_drop_relid FROM pgtrickle.pgt_stream_tables
  WHERE pgt_name = 'l_drop' \gset
@@ -189,6 +199,17 @@ SELECT (SELECT count(*) FROM pg_class WHERE oid = :l_drop_relid) AS relations,
        (SELECT count(*) FROM pgtrickle.pgt_stream_tables WHERE pgt_id = :l_drop_id) AS catalog,
        (SELECT count(*) FROM pgtrickle.pgt_dependencies WHERE pgt_id = :l_drop_id) AS dependencies,
        (SELECT count(*) FROM pgtrickle.pgt_refresh_history WHERE pgt_id = :l_drop_id) AS history;
+-- the capture nothing else needs is gone too
+SELECT * FROM pg_temp.capture('l_src'::regclass);
+-- but stays while another differential stream table reads the source
+SELECT pgtrickle.create_stream_table('l_cap1', 'SELECT id FROM l_src', refresh_mode => 'DIFFERENTIAL');
+SELECT pgtrickle.create_stream_table('l_cap2', 'SELECT id, val FROM l_src', refresh_mode => 'DIFFERENTIAL');
+SELECT pgtrickle.drop_stream_table('l_cap1');
+SELECT * FROM pg_temp.capture('l_src'::regclass);
+-- and goes when the last one becomes FULL
+SELECT pgtrickle.alter_stream_table('l_cap2', refresh_mode => 'FULL');
+SELECT * FROM pg_temp.capture('l_src'::regclass);
+SELECT pgtrickle.drop_stream_table('l_cap2');
 -- a stream table that another reads: refused without cascade
 SELECT pgtrickle.create_stream_table('l_base', 'SELECT id, val FROM l_src', refresh_mode => 'FULL');
 SELECT pgtrickle.create_stream_table('l_reader1', 'SELECT id FROM l_base', refresh_mode => 'FULL');
@@ -221,10 +242,14 @@ SELECT count(*) AS left_over FROM pg_class WHERE relname IN ('l_viewed', 'l_view
 --
 CREATE TABLE l_src2 (id int);
 INSERT INTO l_src2 VALUES (1), (2);
-SELECT pgtrickle.create_stream_table('l_on_src2', 'SELECT id FROM l_src2', refresh_mode => 'FULL');
+SELECT pgtrickle.create_stream_table('l_on_src2', 'SELECT id FROM l_src2', refresh_mode => 'DIFFERENTIAL');
 SELECT pgtrickle.create_stream_table('l_on_on_src2', 'SELECT count(*) AS n FROM l_on_src2',
-                                     refresh_mode => 'FULL');
-SELECT pgtrickle.create_stream_table('l_direct', 'SELECT id FROM l_src', refresh_mode => 'FULL');
+                                     refresh_mode => 'DIFFERENTIAL');
+SELECT pgtrickle.create_stream_table('l_direct', 'SELECT id FROM l_src', refresh_mode => 'DIFFERENTIAL');
+SELECT 'l_src2'::regclass::oid AS l_src2_oid, 'l_on_src2'::regclass::oid AS l_on_src2_oid \gset
+SELECT * FROM pg_temp.capture(:l_src2_oid);
+SELECT * FROM pg_temp.capture(:l_on_src2_oid);
+SELECT * FROM pg_temp.capture('l_src'::regclass);
 CREATE SCHEMA l_schema;
 SELECT pgtrickle.create_stream_table('l_schema.l_in_schema', 'SELECT id FROM l_src',
                                      refresh_mode => 'FULL');
@@ -239,6 +264,10 @@ SELECT count(*) AS relations FROM pg_class
  WHERE relname IN ('l_src2', 'l_on_src2', 'l_on_on_src2', 'l_direct', 'l_in_schema');
 SELECT count(*) AS orphan_dependencies FROM pgtrickle.pgt_dependencies d
  WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = d.source_relid);
+-- with their change capture
+SELECT * FROM pg_temp.capture(:l_src2_oid);
+SELECT * FROM pg_temp.capture(:l_on_src2_oid);
+SELECT * FROM pg_temp.capture('l_src'::regclass);
 -- DROP TABLE of a stream table another one reads is refused
 SELECT pgtrickle.create_stream_table('l_up', 'SELECT id FROM l_src', refresh_mode => 'FULL');
 SELECT pgtrickle.create_stream_table('l_down', 'SELECT id FROM l_up', refresh_mode => 'FULL');
@@ -317,6 +346,28 @@ SELECT s.last_refresh_at = h.start_time AS last_refresh_matches,
  WHERE s.pgt_name = 'l_hist';
 SELECT pgt_check('l_hist');
 SELECT pgtrickle.drop_stream_table('l_hist');
+-- a differential stream table: DIFFERENTIAL when there are changes,
+-- NO_DATA when there are none, FULL after a TRUNCATE of a source
+SELECT pgtrickle.create_stream_table('l_hist_diff', 'SELECT id, val FROM l_src',
+                                     refresh_mode => 'DIFFERENTIAL');
+DELETE FROM l_src WHERE id = 6;
+SELECT pgtrickle.refresh_stream_table('l_hist_diff');
+SELECT pgt_check('l_hist_diff');
+SELECT pgtrickle.refresh_stream_table('l_hist_diff');
+UPDATE l_src SET val = val + 1 WHERE id IN (1, 2);
+INSERT INTO l_src VALUES (6, 'g0', 60);
+SELECT pgtrickle.refresh_stream_table('l_hist_diff');
+SELECT pgt_check('l_hist_diff');
+CREATE TEMP TABLE l_src_copy AS SELECT * FROM l_src;
+TRUNCATE l_src;
+INSERT INTO l_src SELECT * FROM l_src_copy WHERE id <> 3;
+SELECT pgtrickle.refresh_stream_table('l_hist_diff');
+SELECT pgt_check('l_hist_diff');
+INSERT INTO l_src SELECT * FROM l_src_copy WHERE id = 3;
+SELECT action, status, initiated_by, rows_inserted, rows_deleted, delta_row_count,
+       was_full_fallback, fallback_reason
+  FROM pgtrickle.get_refresh_history('l_hist_diff');
+SELECT pgtrickle.drop_stream_table('l_hist_diff');
 
 --
 -- Information functions.
@@ -390,6 +441,26 @@ SELECT pgt_try($$SELECT pgtrickle.create_stream_table('l_theirs.st2', 'SELECT id
 -- and they cannot write to their own stream table directly either
 SELECT pgt_try($$DELETE FROM l_theirs.st$$);
 RESET ROLE;
+-- the row-level security of a source applies to its reader's stream table,
+-- whether refreshed FULL or DIFFERENTIAL
+CREATE TABLE l_rls (id int PRIMARY KEY, who text, v int);
+ALTER TABLE l_rls ENABLE ROW LEVEL SECURITY;
+CREATE POLICY l_rls_mine ON l_rls FOR SELECT USING (who = current_user);
+GRANT SELECT ON l_rls TO pgt_other;
+INSERT INTO l_rls VALUES (1, 'pgt_other', 10), (2, 'someone', 20);
+SET ROLE pgt_other;
+SELECT pgtrickle.create_stream_table('l_theirs.rls', 'SELECT id, v FROM l_rls',
+                                     refresh_mode => 'DIFFERENTIAL');
+SELECT id, v FROM l_theirs.rls ORDER BY id;
+RESET ROLE;
+INSERT INTO l_rls VALUES (3, 'someone', 30), (4, 'pgt_other', 40);
+SET ROLE pgt_other;
+SELECT pgtrickle.refresh_stream_table('l_theirs.rls');
+SELECT id, v FROM l_theirs.rls ORDER BY id;
+SELECT pgt_check('l_theirs.rls');
+SELECT pgtrickle.drop_stream_table('l_theirs.rls');
+RESET ROLE;
+DROP TABLE l_rls;
 -- the superuser may refresh it; the refresh runs as its owner, so it fails
 -- once the owner may no longer read the source
 SELECT pgtrickle.refresh_stream_table('l_theirs.st');

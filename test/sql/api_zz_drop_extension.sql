@@ -22,12 +22,20 @@ UNION ALL SELECT 'events', count(*) FROM events
 UNION ALL SELECT 'empty_src', count(*) FROM empty_src;
 
 -- a view on the catalog stops DROP EXTENSION, which then changes nothing
+-- (terse: the DETAIL would list every dependent object)
 CREATE VIEW catalog_view AS SELECT pgt_name FROM pgtrickle.pgt_stream_tables;
+\set VERBOSITY terse
 DROP EXTENSION pg_trickle;
+\set VERBOSITY default
 SELECT count(*) AS stream_tables FROM pgtrickle.pgt_stream_tables;
+SELECT count(*) AS dependents FROM pg_depend
+ WHERE refobjid = 'pgtrickle.pgt_stream_tables'::regclass
+   AND objid = (SELECT oid FROM pg_rewrite WHERE ev_class = 'catalog_view'::regclass);
 DROP VIEW catalog_view;
 
+\set VERBOSITY terse
 DROP EXTENSION pg_trickle;
+\set VERBOSITY default
 -- every storage table is gone, with its triggers and dependencies
 SELECT count(*) AS storage_tables_left FROM pg_class WHERE oid IN (SELECT relid FROM before);
 SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgrelid IN (SELECT relid FROM before);

@@ -1,0 +1,439 @@
+/*-------------------------------------------------------------------------
+ *
+ * aggregate.c
+ *	  Algebraic maintenance of COUNT, SUM and AVG.
+ *
+ *	  A query of the form
+ *
+ *	    SELECT k1, ..., agg1, ... FROM <join block> WHERE ... GROUP BY k1, ...
+ *
+ *	  (or with no GROUP BY), whose every non-key output is count(*),
+ *	  count(x), sum(x) or avg(x) of an integer or numeric x, optionally with
+ *	  FILTER (WHERE ...), and with no HAVING, is maintained without reading
+ *	  the groups it touches: each stored row carries
+ *
+ *	    __pgt_count      rows in the group (the group disappears at 0)
+ *	    __pgt_nn_<i>     non-null inputs of the sum/avg in column i
+ *	    __pgt_sum_<i>    the exact (numeric) sum behind the avg in column i
+ *
+ *	  and a refresh adds the weighted sums of the delta rows to them.  SUM
+ *	  becomes NULL when its last non-null input leaves; AVG is sum / count
+ *	  by numeric division, which is exactly how the server computes avg()
+ *	  for these types, so the values print identically.  Floating-point
+ *	  arguments are not algebraic (their running sums would drift) and go
+ *	  through the recompute-the-group path in delta.c, as do all other
+ *	  aggregates.
+ *
+ * IDENTIFICATION
+ *	  src/dvm/aggregate.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_aggregate.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
+#include "lib/stringinfo.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "rewrite/rewriteManip.h"
+#include "parser/parsetree.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#include "pg_trickle/dvm.h"
+#include "pg_trickle/pg_trickle.h"
+#include "pg_trickle/storage.h"
+
+static bool numeric_like(Oid typid);
+static const char *item_col(PgtAggItem *item, List *columns);
+
+/*
+ * pgt_dvm_agg_layout returns the algebraic layout of query, or NULL if the
+ * query is not an algebraic aggregate (see the file header).
+ */
+PgtAggLayout *
+pgt_dvm_agg_layout(Query *query)
+{
+	PgtAggLayout *layout;
+	ListCell   *lc;
+	int			colno = 0;
+	int			argno = 0;
+	int			filterno = 0;
+
+	if (!query->hasAggs || query->havingQual != NULL ||
+		query->groupingSets != NIL || query->distinctClause != NIL ||
+		query->hasWindowFuncs || query->hasTargetSRFs ||
+		query->setOperations != NULL || query->limitCount != NULL ||
+		query->limitOffset != NULL || query->hasSubLinks)
+		return NULL;
+
+	layout = palloc0(sizeof(PgtAggLayout));
+	layout->grouped = query->groupClause != NIL;
+
+	foreach(lc, query->targetList)
+	{
+		TargetEntry *tle = lfirst(lc);
+		PgtAggItem *item;
+
+		if (tle->resjunk)
+			continue;
+		item = palloc0(sizeof(PgtAggItem));
+		item->colno = ++colno;
+		item->tle = tle;
+
+		if (tle->ressortgroupref != 0 &&
+			get_sortgroupref_clause_noerr(tle->ressortgroupref,
+										  query->groupClause) != NULL)
+		{
+			if (contain_aggs_of_level((Node *) tle->expr, 0))
+				return NULL;
+			item->kind = PGT_AGG_KEY;
+		}
+		else if (IsA(tle->expr, Aggref))
+		{
+			Aggref	   *agg = (Aggref *) tle->expr;
+			char	   *fname = get_func_name(agg->aggfnoid);
+			Oid			argtype = InvalidOid;
+
+			if (get_func_namespace(agg->aggfnoid) != PG_CATALOG_NAMESPACE ||
+				agg->aggdistinct != NIL || agg->aggorder != NIL ||
+				agg->aggkind != AGGKIND_NORMAL || agg->agglevelsup != 0 ||
+				list_length(agg->args) > 1)
+				return NULL;
+			if (agg->args != NIL)
+			{
+				TargetEntry *arg = linitial(agg->args);
+
+				argtype = exprType((Node *) arg->expr);
+				item->arg = arg->expr;
+				item->argno = ++argno;
+			}
+			if (agg->aggfilter != NULL)
+			{
+				item->filter = agg->aggfilter;
+				item->filterno = ++filterno;
+			}
+
+			if (strcmp(fname, "count") == 0)
+				item->kind = agg->aggstar ? PGT_AGG_COUNT_STAR : PGT_AGG_COUNT;
+			else if (strcmp(fname, "sum") == 0 && numeric_like(argtype))
+				item->kind = PGT_AGG_SUM;
+			else if (strcmp(fname, "avg") == 0 && numeric_like(argtype))
+				item->kind = PGT_AGG_AVG;
+			else
+				return NULL;
+		}
+		else
+			return NULL;
+		layout->items = lappend(layout->items, item);
+	}
+	return layout;
+}
+
+/*
+ * pgt_dvm_agg_hidden_columns returns the extra storage column definitions
+ * ("name type") of layout.
+ */
+List *
+pgt_dvm_agg_hidden_columns(PgtAggLayout *layout)
+{
+	List	   *result = list_make1(pstrdup("__pgt_count pg_catalog.int8 NOT NULL"));
+	ListCell   *lc;
+
+	foreach(lc, layout->items)
+	{
+		PgtAggItem *item = lfirst(lc);
+
+		if (item->kind == PGT_AGG_SUM || item->kind == PGT_AGG_AVG)
+			result = lappend(result, psprintf("__pgt_nn_%d pg_catalog.int8", item->colno));
+		if (item->kind == PGT_AGG_AVG)
+			result = lappend(result, psprintf("__pgt_sum_%d pg_catalog.numeric", item->colno));
+	}
+	return result;
+}
+
+/*
+ * pgt_dvm_agg_child returns the join block under the aggregate of query
+ * (already prepared), projected on the keys (their output names), the
+ * aggregate arguments (__pgt_a<n>) and the FILTER conditions (__pgt_f<n>).
+ */
+Query *
+pgt_dvm_agg_child(Query *query, PgtAggLayout *layout)
+{
+	Query	   *child = copyObject(query);
+	List	   *tlist = NIL;
+	ListCell   *lc;
+	AttrNumber	resno = 1;
+
+	foreach(lc, layout->items)
+	{
+		PgtAggItem *item = lfirst(lc);
+
+		if (item->kind == PGT_AGG_KEY)
+			tlist = lappend(tlist, makeTargetEntry(copyObject(item->tle->expr), resno++,
+												   pstrdup(item->tle->resname), false));
+	}
+	foreach(lc, layout->items)
+	{
+		PgtAggItem *item = lfirst(lc);
+
+		if (item->argno > 0)
+			tlist = lappend(tlist, makeTargetEntry(copyObject(item->arg), resno++,
+												   psprintf("__pgt_a%d", item->argno), false));
+		if (item->filterno > 0)
+			tlist = lappend(tlist, makeTargetEntry(copyObject(item->filter), resno++,
+												   psprintf("__pgt_f%d", item->filterno), false));
+	}
+	child->targetList = tlist;
+	child->groupClause = NIL;
+	child->hasAggs = false;
+	child->sortClause = NIL;
+	child->distinctClause = NIL;
+	return child;
+}
+
+/*
+ * pgt_dvm_agg_child_names returns the quoted output names of the child
+ * query, comma-separated.
+ */
+char *
+pgt_dvm_agg_child_names(PgtAggLayout *layout)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, layout->items)
+	{
+		PgtAggItem *item = lfirst(lc);
+
+		if (item->kind == PGT_AGG_KEY)
+			appendStringInfo(&buf, "%s%s", buf.len ? ", " : "",
+							 quote_identifier(item->tle->resname));
+	}
+	foreach(lc, layout->items)
+	{
+		PgtAggItem *item = lfirst(lc);
+
+		if (item->argno > 0)
+			appendStringInfo(&buf, "%s__pgt_a%d", buf.len ? ", " : "", item->argno);
+		if (item->filterno > 0)
+			appendStringInfo(&buf, "%s__pgt_f%d", buf.len ? ", " : "", item->filterno);
+	}
+	return buf.data;
+}
+
+/*
+ * pgt_dvm_agg_full_sql returns the INSERT that fills storage (emptied by the
+ * caller) from child_sql, the deparsed child query.
+ */
+char *
+pgt_dvm_agg_full_sql(PgtAggLayout *layout, List *columns, const char *storage,
+					 const char *child_sql)
+{
+	StringInfoData cols;
+	StringInfoData sel;
+	StringInfoData grp;
+	ListCell   *lc;
+
+	initStringInfo(&cols);
+	initStringInfo(&sel);
+	initStringInfo(&grp);
+	foreach(lc, layout->items)
+	{
+		PgtAggItem *item = lfirst(lc);
+		const char *col = item_col(item, columns);
+		char	   *filt = item->filterno > 0 ?
+			psprintf(" FILTER (WHERE c.__pgt_f%d)", item->filterno) : "";
+
+		appendStringInfo(&cols, "%s%s", cols.len ? ", " : "", col);
+		if (sel.len)
+			appendStringInfoString(&sel, ", ");
+		switch (item->kind)
+		{
+			case PGT_AGG_KEY:
+				appendStringInfo(&sel, "c.%s", col);
+				appendStringInfo(&grp, "%sc.%s", grp.len ? ", " : "", col);
+				break;
+			case PGT_AGG_COUNT_STAR:
+				appendStringInfo(&sel, "pg_catalog.count(*)%s", filt);
+				break;
+			case PGT_AGG_COUNT:
+				appendStringInfo(&sel, "pg_catalog.count(c.__pgt_a%d)%s", item->argno, filt);
+				break;
+			case PGT_AGG_SUM:
+				appendStringInfo(&sel, "pg_catalog.sum(c.__pgt_a%d)%s", item->argno, filt);
+				break;
+			case PGT_AGG_AVG:
+				appendStringInfo(&sel, "pg_catalog.avg(c.__pgt_a%d)%s", item->argno, filt);
+				break;
+		}
+	}
+	appendStringInfoString(&cols, ", __pgt_count");
+	appendStringInfoString(&sel, ", pg_catalog.count(*)");
+	foreach(lc, layout->items)
+	{
+		PgtAggItem *item = lfirst(lc);
+		char	   *filt = item->filterno > 0 ?
+			psprintf(" FILTER (WHERE c.__pgt_f%d)", item->filterno) : "";
+
+		if (item->kind == PGT_AGG_SUM || item->kind == PGT_AGG_AVG)
+		{
+			appendStringInfo(&cols, ", __pgt_nn_%d", item->colno);
+			appendStringInfo(&sel, ", pg_catalog.count(c.__pgt_a%d)%s", item->argno, filt);
+		}
+		if (item->kind == PGT_AGG_AVG)
+		{
+			appendStringInfo(&cols, ", __pgt_sum_%d", item->colno);
+			appendStringInfo(&sel, ", pg_catalog.sum(c.__pgt_a%d)::pg_catalog.numeric%s",
+							 item->argno, filt);
+		}
+	}
+	return psprintf("INSERT INTO %s (%s, " PGT_ROW_ID_COLUMN ") SELECT %s, %s FROM (%s) AS c(%s)%s%s",
+					storage, cols.data, sel.data,
+					pgt_storage_row_id_expr(columns,
+											layout->grouped ? PGT_IDENTITY_GROUP_KEY :
+											PGT_IDENTITY_SINGLETON, "c"),
+					child_sql, pgt_dvm_agg_child_names(layout),
+					grp.len ? " GROUP BY " : "", grp.data);
+}
+
+/*
+ * pgt_dvm_agg_apply_sql returns the MERGE that adds delta_sql (the weighted
+ * delta of the child query) to the stored groups.
+ */
+char *
+pgt_dvm_agg_apply_sql(PgtAggLayout *layout, List *columns, const char *storage,
+					  const char *delta_sql)
+{
+	StringInfoData agg;
+	StringInfoData grp;
+	StringInfoData on;
+	StringInfoData set;
+	StringInfoData icols;
+	StringInfoData ivals;
+	ListCell   *lc;
+
+	initStringInfo(&agg);
+	initStringInfo(&grp);
+	initStringInfo(&on);
+	initStringInfo(&set);
+	initStringInfo(&icols);
+	initStringInfo(&ivals);
+
+	appendStringInfoString(&set, "__pgt_count = s.__pgt_count + u.__pgt_dc");
+	foreach(lc, layout->items)
+	{
+		PgtAggItem *item = lfirst(lc);
+		const char *col = item_col(item, columns);
+		char	   *f = item->filterno > 0 ? psprintf(" AND d.__pgt_f%d", item->filterno) : "";
+		char	   *nn;
+		char	   *sum;
+
+		appendStringInfo(&icols, "%s, ", col);
+		switch (item->kind)
+		{
+			case PGT_AGG_KEY:
+				appendStringInfo(&agg, "d.%s, ", col);
+				appendStringInfo(&grp, "%sd.%s", grp.len ? ", " : "", col);
+				appendStringInfo(&on, " AND s.%s IS NOT DISTINCT FROM u.%s", col, col);
+				appendStringInfo(&ivals, "u.%s, ", col);
+				break;
+			case PGT_AGG_COUNT_STAR:
+				appendStringInfo(&agg, "COALESCE(pg_catalog.sum(d.__pgt_w) FILTER (WHERE true%s), 0) AS __pgt_d%d, ",
+								 f, item->colno);
+				appendStringInfo(&set, ", %s = s.%s + u.__pgt_d%d", col, col, item->colno);
+				appendStringInfo(&ivals, "u.__pgt_d%d, ", item->colno);
+				break;
+			case PGT_AGG_COUNT:
+				appendStringInfo(&agg, "COALESCE(pg_catalog.sum(d.__pgt_w) FILTER (WHERE d.__pgt_a%d IS NOT NULL%s), 0) AS __pgt_d%d, ",
+								 item->argno, f, item->colno);
+				appendStringInfo(&set, ", %s = s.%s + u.__pgt_d%d", col, col, item->colno);
+				appendStringInfo(&ivals, "u.__pgt_d%d, ", item->colno);
+				break;
+			case PGT_AGG_SUM:
+			case PGT_AGG_AVG:
+				appendStringInfo(&agg,
+								 "COALESCE(pg_catalog.sum(d.__pgt_w) FILTER (WHERE d.__pgt_a%d IS NOT NULL%s), 0) AS __pgt_dn%d, "
+								 "COALESCE(pg_catalog.sum(d.__pgt_w::pg_catalog.numeric * d.__pgt_a%d) FILTER (WHERE true%s), 0) AS __pgt_ds%d, ",
+								 item->argno, f, item->colno, item->argno, f, item->colno);
+				nn = psprintf("(s.__pgt_nn_%d + u.__pgt_dn%d)", item->colno, item->colno);
+				if (item->kind == PGT_AGG_SUM)
+				{
+					sum = psprintf("(COALESCE(s.%s::pg_catalog.numeric, 0) + u.__pgt_ds%d)", col, item->colno);
+					appendStringInfo(&set, ", %s = CASE WHEN %s = 0 THEN NULL ELSE %s END",
+									 col, nn, sum);
+					appendStringInfo(&ivals, "CASE WHEN u.__pgt_dn%d = 0 THEN NULL ELSE u.__pgt_ds%d END, ",
+									 item->colno, item->colno);
+				}
+				else
+				{
+					sum = psprintf("(COALESCE(s.__pgt_sum_%d, 0) + u.__pgt_ds%d)", item->colno, item->colno);
+					appendStringInfo(&set, ", %s = CASE WHEN %s = 0 THEN NULL ELSE %s / %s::pg_catalog.numeric END"
+									 ", __pgt_sum_%d = CASE WHEN %s = 0 THEN NULL ELSE %s END",
+									 col, nn, sum, nn, item->colno, nn, sum);
+					appendStringInfo(&ivals, "CASE WHEN u.__pgt_dn%d = 0 THEN NULL ELSE u.__pgt_ds%d / u.__pgt_dn%d::pg_catalog.numeric END, ",
+									 item->colno, item->colno, item->colno);
+				}
+				appendStringInfo(&set, ", __pgt_nn_%d = %s", item->colno, nn);
+				break;
+		}
+	}
+	appendStringInfoString(&icols, "__pgt_count");
+	appendStringInfoString(&ivals, "u.__pgt_dc");
+	foreach(lc, layout->items)
+	{
+		PgtAggItem *item = lfirst(lc);
+
+		if (item->kind == PGT_AGG_SUM || item->kind == PGT_AGG_AVG)
+		{
+			appendStringInfo(&icols, ", __pgt_nn_%d", item->colno);
+			appendStringInfo(&ivals, ", u.__pgt_dn%d", item->colno);
+		}
+		if (item->kind == PGT_AGG_AVG)
+		{
+			appendStringInfo(&icols, ", __pgt_sum_%d", item->colno);
+			appendStringInfo(&ivals, ", CASE WHEN u.__pgt_dn%d = 0 THEN NULL ELSE u.__pgt_ds%d END",
+							 item->colno, item->colno);
+		}
+	}
+
+	return psprintf("WITH __pgt_d AS (SELECT * FROM (%s) AS __pgt_d0(%s, __pgt_w)), "
+					"__pgt_a AS (SELECT %sCOALESCE(pg_catalog.sum(d.__pgt_w), 0) AS __pgt_dc "
+					"FROM __pgt_d d%s%s) "
+					"MERGE INTO %s s USING (SELECT a.*, %s AS __pgt_rid FROM __pgt_a a) u "
+					"ON s." PGT_ROW_ID_COLUMN " = u.__pgt_rid%s "
+					"%s"
+					"WHEN MATCHED THEN UPDATE SET %s "
+					"WHEN NOT MATCHED%s THEN INSERT (%s, " PGT_ROW_ID_COLUMN ") VALUES (%s, u.__pgt_rid)",
+					delta_sql, pgt_dvm_agg_child_names(layout),
+					agg.data, grp.len ? " GROUP BY " : "", grp.data,
+					storage,
+					pgt_storage_row_id_expr(columns,
+											layout->grouped ? PGT_IDENTITY_GROUP_KEY :
+											PGT_IDENTITY_SINGLETON, "a"),
+					on.data,
+					layout->grouped ? "WHEN MATCHED AND s.__pgt_count + u.__pgt_dc = 0 THEN DELETE " : "",
+					set.data,
+					layout->grouped ? " AND u.__pgt_dc > 0" : "",
+					icols.data, ivals.data);
+}
+
+static bool
+numeric_like(Oid typid)
+{
+	return typid == INT2OID || typid == INT4OID || typid == INT8OID ||
+		typid == NUMERICOID;
+}
+
+static const char *
+item_col(PgtAggItem *item, List *columns)
+{
+	PgtColumn  *col = list_nth(columns, item->colno - 1);
+
+	return quote_identifier(col->name);
+}
