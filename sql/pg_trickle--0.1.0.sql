@@ -228,6 +228,13 @@ AS 'MODULE_PATHNAME', 'pgt_explain_refresh_mode';
 COMMENT ON FUNCTION pgtrickle.explain_refresh_mode(text)
     IS 'configured and effective refresh mode of a stream table, and why they differ';
 
+CREATE FUNCTION pgtrickle.explain_st(name text, with_analyze boolean DEFAULT false,
+    OUT property text, OUT value text)
+RETURNS SETOF record LANGUAGE C STABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'pgt_explain_st';
+COMMENT ON FUNCTION pgtrickle.explain_st(text, boolean)
+    IS 'how a stream table is maintained, including its delta SQL';
+
 CREATE FUNCTION pgtrickle._resolve(name text)
 RETURNS oid LANGUAGE C STABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'pgt_resolve';

@@ -53,6 +53,23 @@
 	pg_namespace_aclcheck((nspid), (roleid), (mode))
 #endif
 
+/* join alias flattening gained a PlannerInfo argument in 16 */
+#if PG_VERSION_NUM >= 160000
+#define pgt_compat_flatten_join_alias_vars(query, node) \
+	flatten_join_alias_vars(NULL, (query), (node))
+#else
+#define pgt_compat_flatten_join_alias_vars(query, node) \
+	flatten_join_alias_vars((query), (node))
+#endif
+
+/* materialized SRF setup: 15.0 named it SetSingleFuncCall */
+#include "funcapi.h"
+#if PG_VERSION_NUM >= 160000
+#define pgt_compat_init_materialized_srf(fcinfo) InitMaterializedSRF((fcinfo), 0)
+#else
+#define pgt_compat_init_materialized_srf(fcinfo) SetSingleFuncCall((fcinfo), 0)
+#endif
+
 /* column-level permission info moved out of RangeTblEntry in 16 */
 #if PG_VERSION_NUM >= 160000
 #include "parser/parse_relation.h"

@@ -14,14 +14,20 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 
+#include "miscadmin.h"
 #include "pg_trickle/catalog.h"
+#include "pg_trickle/compat.h"
+#include "pg_trickle/dvm.h"
+#include "pg_trickle/util.h"
 #include "pg_trickle/schedule.h"
 #include "pg_trickle/stream_table.h"
 
 PG_FUNCTION_INFO_V1(pgt_resolve);
 PG_FUNCTION_INFO_V1(pgt_parse_schedule);
 PG_FUNCTION_INFO_V1(pgt_explain_refresh_mode);
+PG_FUNCTION_INFO_V1(pgt_explain_st);
 
 static Datum make_text_record(FunctionCallInfo fcinfo, int n,
 							  const char **values);
@@ -117,4 +123,78 @@ make_text_record(FunctionCallInfo fcinfo, int n, const char **values)
 		d[i] = values[i] ? CStringGetTextDatum(values[i]) : (Datum) 0;
 	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, d, nulls)));
+}
+
+/*
+ * pgt_explain_st describes how a stream table is maintained, as (property,
+ * value) rows, including the SQL a differential refresh runs when every
+ * captured source has changes.
+ */
+Datum
+pgt_explain_st(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Oid			relid = pgt_st_resolve(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+									   AccessShareLock, false);
+	PgtStreamTable *st = pgt_catalog_get(relid, false);
+	PgtAnalysis *analysis;
+	List	   *captured = NIL;
+	const char *blocker;
+	PgtRoleSave save;
+	char	   *sql = NULL;
+	PgtDeltaStrategy strategy = PGT_DELTA_MULTISET;
+	const char *strategy_name;
+	List	   *props = NIL;
+	ListCell   *lc;
+	StringInfoData srcs;
+
+	pgt_compat_init_materialized_srf(fcinfo);
+
+	pgt_role_switch(GetUserId(), false, &save);
+	analysis = pgt_analyze_query(st->defining_query, st->name);
+	blocker = pgt_dvm_blocker(analysis->query, &captured);
+	initStringInfo(&srcs);
+	foreach(lc, captured)
+		appendStringInfo(&srcs, "%s%s", srcs.len ? ", " : "",
+						 get_rel_name(((PgtDeltaSource *) lfirst(lc))->relid));
+	if (blocker == NULL && strcmp(st->effective_refresh_mode, "FULL") != 0)
+	{
+		List	   *changed = NIL;
+
+		foreach(lc, captured)
+			changed = lappend_oid(changed, ((PgtDeltaSource *) lfirst(lc))->relid);
+		sql = pgt_dvm_apply_sql(analysis->query, analysis, pgt_qualified_name(relid),
+								st->frontier ? st->frontier : "1:1:", changed, &strategy);
+	}
+	pgt_role_restore(&save);
+
+	if (analysis->agg_layout != NULL)
+		strategy_name = "ALGEBRAIC_AGGREGATE";
+	else
+		strategy_name = strategy == PGT_DELTA_MULTISET ? "MULTISET" :
+			strategy == PGT_DELTA_KEYED ? "KEYED_RECOMPUTE" : "SINGLETON_RECOMPUTE";
+
+	props = lappend(props, list_make2("refresh_mode", st->settings.refresh_mode));
+	props = lappend(props, list_make2("effective_refresh_mode", st->effective_refresh_mode));
+	props = lappend(props, list_make2("refresh_mode_reason", (void *) st->refresh_mode_reason));
+	props = lappend(props, list_make2("differential_blocker", (void *) blocker));
+	props = lappend(props, list_make2("row_identity", (void *) pgt_identity_name(st->identity)));
+	props = lappend(props, list_make2("delta_strategy", (void *) (blocker ? NULL : strategy_name)));
+	props = lappend(props, list_make2("captured_sources", srcs.data));
+	props = lappend(props, list_make2("frontier", st->frontier));
+	props = lappend(props, list_make2("defining_query", st->defining_query));
+	props = lappend(props, list_make2("delta_sql", sql));
+
+	foreach(lc, props)
+	{
+		List	   *p = lfirst(lc);
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+
+		values[0] = CStringGetTextDatum(linitial(p));
+		nulls[1] = lsecond(p) == NULL;
+		values[1] = nulls[1] ? (Datum) 0 : CStringGetTextDatum(lsecond(p));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
 }

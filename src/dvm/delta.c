@@ -49,6 +49,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "catalog/pg_attribute.h"
@@ -85,7 +87,30 @@ typedef struct DvmContext
 {
 	const char *frontier;		/* quoted pg_snapshot literal */
 	List	   *changed;		/* relids with changes in the window */
+	List	   *derived;		/* DerivedLeaf *: anti-join legs of outer joins */
+	int			nderived;
 } DvmContext;
+
+/*
+ * A derived leaf stands in the place of the preserved side of an outer
+ * join in its NULL-padded term: the rows of that side without a match.
+ * Its state, delta and pre-state are generated SQL (see anti_join_sql).
+ */
+typedef struct DerivedLeaf
+{
+	char	   *name;			/* alias of the range table entry */
+	char	   *delta_sql;
+	char	   *old_sql;
+} DerivedLeaf;
+
+typedef struct RemapContext
+{
+	List	   *members;		/* rtindexes moved into the subquery */
+	List	   *varnos;			/* for each new column: source varno */
+	List	   *attnos;			/* ... and attno */
+	Index		new_rti;
+	int			sublevels_up;
+} RemapContext;
 
 typedef struct BlockerContext
 {
@@ -94,6 +119,24 @@ typedef struct BlockerContext
 } BlockerContext;
 
 static Query *prepare_query(Query *query);
+static void normalize_joins(Query *q);
+static void normalize_outer(Query *q, Node **nodeptr);
+static Node *wrap_jointree_node(Query *q, Node *node);
+static void collect_rtindexes(Node *node, List **list);
+static Node *remap_mutator(Node *node, RemapContext *ctx);
+static JoinExpr *find_outer_join(Node *node);
+static JoinExpr *find_join_by_rtindex(Node *node, int rtindex);
+static JoinExpr *find_unisolated_outer(Node *node);
+static char *outer_join_delta(Query *q, JoinExpr *j, DvmContext *ctx);
+static Query *anti_term(Query *q, JoinExpr *j, bool left_preserved,
+						DvmContext *ctx);
+static char *join_condition_sql(Query *q, Index a, Index b, Node *cond);
+static char *rte_from_item(Query *q, Index rti, int kind, DvmContext *ctx,
+						   const char *alias);
+static char *rte_columns(Query *q, Index rti, const char *alias);
+static List *rte_canonical_names(Query *q, Index rti);
+static char *null_row_sql(Query *q, Index rti);
+static DerivedLeaf *find_derived(DvmContext *ctx, RangeTblEntry *rte);
 static void inline_ctes(Query *query, List *outer_ctes);
 static const char *top_blocker(Query *q, PgtDeltaStrategy *strategy,
 							   List **sources);
@@ -167,6 +210,7 @@ pgt_dvm_apply_sql(Query *query, PgtAnalysis *analysis, const char *storage,
 				 errmsg("query cannot be maintained differentially"),
 				 errdetail_internal("%s", blocker)));
 
+	memset(&ctx, 0, sizeof(ctx));
 	ctx.frontier = quote_literal_cstr(frontier);
 	ctx.changed = changed;
 	if (!query_may_change(q, &ctx))
@@ -239,7 +283,270 @@ prepare_query(Query *query)
 		elog(ERROR, "unexpected rewrite result for a stream table query");
 	q = linitial_node(Query, rewritten);
 	inline_ctes(q, NIL);
+	normalize_joins(q);
 	return q;
+}
+
+/*
+ * normalize_joins replaces references to join output columns by the
+ * underlying columns and makes both sides of every outer join a single
+ * range table entry (wrapping a multi-relation side into a subquery), in
+ * q and its subqueries in FROM.
+ */
+static void
+normalize_joins(Query *q)
+{
+	ListCell   *lc;
+	bool		has_joins = false;
+
+	foreach(lc, q->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+
+		if (rte->rtekind == RTE_JOIN)
+			has_joins = true;
+		else if (rte->rtekind == RTE_SUBQUERY)
+			normalize_joins(rte->subquery);
+	}
+	if (!has_joins || q->setOperations != NULL)
+		return;
+	q->targetList = (List *) pgt_compat_flatten_join_alias_vars(q, (Node *) q->targetList);
+	q->jointree = (FromExpr *) pgt_compat_flatten_join_alias_vars(q, (Node *) q->jointree);
+	q->havingQual = pgt_compat_flatten_join_alias_vars(q, q->havingQual);
+	foreach(lc, q->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+
+		if (rte->rtekind == RTE_JOIN)
+			rte->joinaliasvars = (List *)
+				pgt_compat_flatten_join_alias_vars(q, (Node *) rte->joinaliasvars);
+	}
+	normalize_outer(q, (Node **) &q->jointree);
+}
+
+/* find_unisolated_outer returns an outer join with a side that is not one entry */
+static JoinExpr *
+find_unisolated_outer(Node *node)
+{
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, FromExpr))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((FromExpr *) node)->fromlist)
+		{
+			JoinExpr   *j = find_unisolated_outer(lfirst(lc));
+
+			if (j != NULL)
+				return j;
+		}
+	}
+	else if (IsA(node, JoinExpr))
+	{
+		JoinExpr   *j = (JoinExpr *) node;
+		JoinExpr   *inner;
+
+		if (j->jointype != JOIN_INNER &&
+			(!IsA(j->larg, RangeTblRef) || !IsA(j->rarg, RangeTblRef)))
+			return j;
+		if ((inner = find_unisolated_outer(j->larg)) != NULL)
+			return inner;
+		return find_unisolated_outer(j->rarg);
+	}
+	return NULL;
+}
+
+static void
+normalize_outer(Query *q, Node **nodeptr)
+{
+	JoinExpr   *j;
+
+	(void) nodeptr;
+	/* each wrap copies the join tree, so look the join up again each time */
+	while ((j = find_unisolated_outer((Node *) q->jointree)) != NULL)
+	{
+		int			rtindex = j->rtindex;
+		bool		left = !IsA(j->larg, RangeTblRef);
+		Node	   *rtr = wrap_jointree_node(q, left ? j->larg : j->rarg);
+
+		j = find_join_by_rtindex((Node *) q->jointree, rtindex);
+		if (left)
+			j->larg = rtr;
+		else
+			j->rarg = rtr;
+	}
+}
+
+/*
+ * wrap_jointree_node moves the join tree node of q into a new subquery in
+ * FROM that outputs every column of the relations under node, points all
+ * references to those columns at the subquery, and returns the reference
+ * to it that replaces node.
+ */
+static Node *
+wrap_jointree_node(Query *q, Node *node)
+{
+	Query	   *sub = makeNode(Query);
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+	RangeTblRef *rtr = makeNode(RangeTblRef);
+	RemapContext rc;
+	List	   *members = NIL;
+	List	   *names = NIL;
+	ListCell   *lc;
+	AttrNumber	resno = 1;
+	char	   *alias;
+
+	collect_rtindexes(node, &members);
+	sub->commandType = CMD_SELECT;
+	sub->querySource = QSRC_ORIGINAL;
+	sub->canSetTag = true;
+	sub->rtable = copyObject(q->rtable);
+	sub->jointree = makeFromExpr(list_make1(copyObject(node)), NULL);
+	/* entries outside node stay as placeholders so indexes need no change */
+	foreach(lc, sub->rtable)
+	{
+		if (!list_member_int(members, foreach_current_index(lc) + 1))
+		{
+			RangeTblEntry *ph = makeNode(RangeTblEntry);
+
+			ph->rtekind = RTE_RESULT;
+			ph->eref = makeAlias(psprintf("__pgt_unused%d", foreach_current_index(lc) + 1), NIL);
+			lfirst(lc) = ph;
+		}
+	}
+
+	memset(&rc, 0, sizeof(rc));
+	rc.members = members;
+	foreach(lc, members)
+	{
+		Index		rti = lfirst_int(lc);
+		RangeTblEntry *m = rt_fetch(rti, q->rtable);
+		List	   *colnames;
+		List	   *colvars;
+		ListCell   *lc2;
+
+		if (m->rtekind == RTE_JOIN)
+			continue;
+		expandRTE(m, rti, 0, -1, false, &colnames, &colvars);
+		foreach(lc2, colvars)
+		{
+			Var		   *v = lfirst(lc2);
+			char	   *name = psprintf("__pgt_j%u_%d", rti, v->varattno);
+
+			sub->targetList = lappend(sub->targetList,
+									  makeTargetEntry((Expr *) v, resno++, name, false));
+			names = lappend(names, makeString(name));
+			rc.varnos = lappend_int(rc.varnos, rti);
+			rc.attnos = lappend_int(rc.attnos, v->varattno);
+		}
+	}
+
+	/*
+	 * The subquery takes the range table slot of the lowest member: the
+	 * deparser expects the inputs of a join to have lower indexes than the
+	 * join itself, and the members are no longer referenced from q.
+	 */
+	rc.new_rti = INT_MAX;
+	foreach(lc, members)
+		rc.new_rti = Min(rc.new_rti, (Index) lfirst_int(lc));
+	alias = psprintf("__pgt_j%u", rc.new_rti);
+	normalize_joins(sub);
+	rte->rtekind = RTE_SUBQUERY;
+	rte->subquery = sub;
+	rte->alias = makeAlias(alias, NIL);
+	rte->eref = makeAlias(alias, names);
+	rte->inFromCl = true;
+	foreach(lc, members)
+	{
+		Index		m = lfirst_int(lc);
+		RangeTblEntry *ph = makeNode(RangeTblEntry);
+
+		/* moved away: leave placeholders the deparser can skip */
+		ph->rtekind = RTE_RESULT;
+		ph->eref = makeAlias(psprintf("__pgt_unused%u", m), NIL);
+		list_nth_cell(q->rtable, m - 1)->ptr_value = ph;
+	}
+	list_nth_cell(q->rtable, rc.new_rti - 1)->ptr_value = rte;
+	rtr->rtindex = rc.new_rti;
+
+	q->targetList = (List *) remap_mutator((Node *) q->targetList, &rc);
+	q->havingQual = remap_mutator(q->havingQual, &rc);
+	q->jointree = (FromExpr *) remap_mutator((Node *) q->jointree, &rc);
+	foreach(lc, q->rtable)
+	{
+		RangeTblEntry *other = lfirst(lc);
+
+		if (other->rtekind == RTE_JOIN && !list_member_int(members, foreach_current_index(lc) + 1))
+			other->joinaliasvars = (List *) remap_mutator((Node *) other->joinaliasvars, &rc);
+	}
+	return (Node *) rtr;
+}
+
+static void
+collect_rtindexes(Node *node, List **list)
+{
+	if (IsA(node, RangeTblRef))
+		*list = lappend_int(*list, ((RangeTblRef *) node)->rtindex);
+	else if (IsA(node, JoinExpr))
+	{
+		JoinExpr   *j = (JoinExpr *) node;
+
+		collect_rtindexes(j->larg, list);
+		collect_rtindexes(j->rarg, list);
+		if (j->rtindex != 0)
+			*list = lappend_int(*list, j->rtindex);
+	}
+	else if (IsA(node, FromExpr))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((FromExpr *) node)->fromlist)
+			collect_rtindexes(lfirst(lc), list);
+	}
+}
+
+static Node *
+remap_mutator(Node *node, RemapContext *ctx)
+{
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, Var))
+	{
+		Var		   *v = (Var *) node;
+
+		if (v->varlevelsup == ctx->sublevels_up &&
+			list_member_int(ctx->members, v->varno))
+		{
+			for (int i = 0; i < list_length(ctx->varnos); i++)
+			{
+				if (list_nth_int(ctx->varnos, i) == (int) v->varno &&
+					list_nth_int(ctx->attnos, i) == v->varattno)
+				{
+					Var		   *nv = copyObject(v);
+
+					nv->varno = ctx->new_rti;
+					nv->varattno = i + 1;
+					nv->varnosyn = 0;
+					nv->varattnosyn = 0;
+					return (Node *) nv;
+				}
+			}
+			elog(ERROR, "could not remap column %d of range table entry %d",
+				 v->varattno, v->varno);
+		}
+		return (Node *) copyObject(v);
+	}
+	if (IsA(node, Query))
+	{
+		Query	   *result;
+
+		ctx->sublevels_up++;
+		result = query_tree_mutator((Query *) node, remap_mutator, ctx, 0);
+		ctx->sublevels_up--;
+		return (Node *) result;
+	}
+	return expression_tree_mutator(node, remap_mutator, ctx);
 }
 
 /*
@@ -441,8 +748,6 @@ spj_blocker(Query *q, BlockerContext *ctx)
 				}
 				break;
 			case RTE_JOIN:
-				if (rte->jointype != JOIN_INNER)
-					return "Outer joins (LEFT, RIGHT, FULL) are not supported by the differential engine yet.";
 				break;
 			case RTE_FUNCTION:
 			case RTE_VALUES:
@@ -487,9 +792,10 @@ blocker_walker(Node *node, BlockerContext *ctx)
 	{
 		JoinExpr   *j = (JoinExpr *) node;
 
-		if (j->jointype != JOIN_INNER)
+		if (j->jointype != JOIN_INNER &&
+			(!IsA(j->larg, RangeTblRef) || !IsA(j->rarg, RangeTblRef)))
 		{
-			ctx->reason = "Outer joins (LEFT, RIGHT, FULL) are not supported by the differential engine yet.";
+			ctx->reason = "An outer join side could not be isolated for the differential engine.";
 			return true;
 		}
 		if (j->alias != NULL)
@@ -618,12 +924,20 @@ spj_delta(Query *q, DvmContext *ctx)
 	ListCell   *lc;
 	StringInfoData buf;
 	Index		rti = 0;
+	List	   *injoin = NIL;
+	JoinExpr   *outer = find_outer_join((Node *) q->jointree);
 
+	if (outer != NULL)
+		return outer_join_delta(q, outer, ctx);
+
+	collect_rtindexes((Node *) q->jointree, &injoin);
 	foreach(lc, q->rtable)
 	{
 		RangeTblEntry *rte = lfirst(lc);
 
 		rti++;
+		if (!list_member_int(injoin, (int) rti))
+			continue;
 		if ((rte->rtekind == RTE_RELATION &&
 			 list_member_oid(ctx->changed, rte->relid)) ||
 			(rte->rtekind == RTE_SUBQUERY && query_may_change(rte->subquery, ctx)))
@@ -664,7 +978,10 @@ leaf_delta_query(Query *q, Index rti, DvmContext *ctx)
 {
 	RangeTblEntry *rte = rt_fetch(rti, q->rtable);
 	List	   *colnames;
+	DerivedLeaf *dl = find_derived(ctx, rte);
 
+	if (dl != NULL)
+		return parse_sql(dl->delta_sql);
 	if (rte->rtekind == RTE_RELATION)
 		return parse_sql(base_delta_sql(rte->relid, ctx, false, &colnames));
 	return parse_sql(any_delta(rte->subquery, ctx));
@@ -675,7 +992,10 @@ static Query *
 leaf_old_query(Query *q, Index rti, DvmContext *ctx)
 {
 	RangeTblEntry *rte = rt_fetch(rti, q->rtable);
+	DerivedLeaf *dl = find_derived(ctx, rte);
 
+	if (dl != NULL)
+		return parse_sql(dl->old_sql);
 	if (rte->rtekind == RTE_RELATION)
 	{
 		List	   *colnames;
@@ -831,7 +1151,8 @@ replace_rte(Query *q, Index rti, Query *sub, List *colnames)
 	rte->inh = false;
 	rte->security_barrier = false;
 	pgt_compat_rte_clear_perms(rte);
-	rte->alias = makeAlias(aliasname, NIL);
+	/* explicit column aliases: the deparser prints them only if given */
+	rte->alias = makeAlias(aliasname, copyObject(names));
 	rte->eref = makeAlias(aliasname, names);
 }
 
@@ -903,7 +1224,10 @@ visible_names(Query *q)
 static char *
 deparse(Query *q)
 {
-	return pg_get_querydef(q, false);
+	char	   *result = NULL;
+
+	result = pg_get_querydef(q, false);
+	return result;
 }
 
 /*
@@ -1276,5 +1600,441 @@ recheck_sql(List *columns, const char *a, const char *b, bool keys_only)
 	}
 	if (buf.len == 0)
 		appendStringInfoString(&buf, "true");
+	return buf.data;
+}
+
+/* ---------------------------------------------------------------- outer joins */
+
+#define RTE_STATE_NEW	0
+#define RTE_STATE_DELTA	1
+#define RTE_STATE_OLD	2
+
+/* find_outer_join returns the first LEFT/RIGHT/FULL join of a join tree */
+static JoinExpr *
+find_outer_join(Node *node)
+{
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, FromExpr))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((FromExpr *) node)->fromlist)
+		{
+			JoinExpr   *j = find_outer_join(lfirst(lc));
+
+			if (j != NULL)
+				return j;
+		}
+	}
+	else if (IsA(node, JoinExpr))
+	{
+		JoinExpr   *j = (JoinExpr *) node;
+		JoinExpr   *inner;
+
+		if (j->jointype != JOIN_INNER)
+			return j;
+		if ((inner = find_outer_join(j->larg)) != NULL)
+			return inner;
+		return find_outer_join(j->rarg);
+	}
+	return NULL;
+}
+
+static JoinExpr *
+find_join_by_rtindex(Node *node, int rtindex)
+{
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, FromExpr))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((FromExpr *) node)->fromlist)
+		{
+			JoinExpr   *j = find_join_by_rtindex(lfirst(lc), rtindex);
+
+			if (j != NULL)
+				return j;
+		}
+	}
+	else if (IsA(node, JoinExpr))
+	{
+		JoinExpr   *j = (JoinExpr *) node;
+		JoinExpr   *found;
+
+		if (j->rtindex == rtindex)
+			return j;
+		if ((found = find_join_by_rtindex(j->larg, rtindex)) != NULL)
+			return found;
+		return find_join_by_rtindex(j->rarg, rtindex);
+	}
+	return NULL;
+}
+
+/*
+ * outer_join_delta differentiates q through its outer join j, using
+ *
+ *	  A LEFT JOIN B ON c  =  (A JOIN B ON c)  +  (A anti-join B on c) x NULL
+ *
+ * (RIGHT mirrored, FULL both ways): the delta of q is the delta of the
+ * inner-join form plus the delta of each NULL-padded form, in which the
+ * preserved side is replaced by a derived leaf holding its unmatched rows.
+ */
+static char *
+outer_join_delta(Query *q, JoinExpr *j, DvmContext *ctx)
+{
+	Query	   *inner = copyObject(q);
+	JoinExpr   *ij = find_join_by_rtindex((Node *) inner->jointree, j->rtindex);
+	List	   *parts = NIL;
+	char	   *d;
+	StringInfoData buf;
+	ListCell   *lc;
+
+	ij->jointype = JOIN_INNER;
+	rt_fetch(j->rtindex, inner->rtable)->jointype = JOIN_INNER;
+	if ((d = spj_delta(inner, ctx)) != NULL)
+		parts = lappend(parts, d);
+	if (j->jointype == JOIN_LEFT || j->jointype == JOIN_FULL)
+	{
+		if ((d = spj_delta(anti_term(q, j, true, ctx), ctx)) != NULL)
+			parts = lappend(parts, d);
+	}
+	if (j->jointype == JOIN_RIGHT || j->jointype == JOIN_FULL)
+	{
+		if ((d = spj_delta(anti_term(q, j, false, ctx), ctx)) != NULL)
+			parts = lappend(parts, d);
+	}
+	if (parts == NIL)
+		return NULL;
+	initStringInfo(&buf);
+	foreach(lc, parts)
+	{
+		if (buf.len > 0)
+			appendStringInfoString(&buf, " UNION ALL ");
+		appendStringInfo(&buf, "SELECT * FROM (%s) AS __pgt_o%d", (char *) lfirst(lc),
+						 foreach_current_index(lc));
+	}
+	return buf.data;
+}
+
+/*
+ * anti_term returns q with outer join j replaced by its NULL-padded leg:
+ * the nullable side becomes one all-NULL row, the preserved side a derived
+ * leaf of its rows without a match, registered in ctx with its delta and
+ * pre-state:
+ *
+ *	 X   = A  anti-join B
+ *	 dX  = (dA anti-join B)
+ *	     + { a in A' matching some row of dB : w(a) * ([no match in B] - [no match in B']) }
+ *	 X'  = A' anti-join B'
+ *
+ * where A' = A - dA and B' = B - dB are the pre-window states (a match in
+ * B' is counted as matches in B minus the net weight of matching dB rows).
+ */
+static Query *
+anti_term(Query *q, JoinExpr *j, bool left_preserved, DvmContext *ctx)
+{
+	Query	   *t = copyObject(q);
+	JoinExpr   *tj = find_join_by_rtindex((Node *) t->jointree, j->rtindex);
+	Index		a = ((RangeTblRef *) (left_preserved ? j->larg : j->rarg))->rtindex;
+	Index		b = ((RangeTblRef *) (left_preserved ? j->rarg : j->larg))->rtindex;
+	RangeTblEntry *arte = rt_fetch(a, q->rtable);
+	RangeTblEntry *brte = rt_fetch(b, q->rtable);
+	char	   *cond = join_condition_sql(q, a, b, j->quals);
+	bool		a_changes = (arte->rtekind == RTE_RELATION) ?
+		list_member_oid(ctx->changed, arte->relid) :
+		(arte->rtekind == RTE_SUBQUERY && query_may_change(arte->subquery, ctx));
+	bool		b_changes = (brte->rtekind == RTE_RELATION) ?
+		list_member_oid(ctx->changed, brte->relid) :
+		(brte->rtekind == RTE_SUBQUERY && query_may_change(brte->subquery, ctx));
+	char	   *acols_new = rte_columns(q, a, "__pgt_oa");
+	char	   *b_new = rte_from_item(q, b, RTE_STATE_NEW, ctx, "__pgt_ob");
+	char	   *no_match_new;
+	char	   *no_match_old;
+	char	   *x_new;
+	StringInfoData dx;
+	DerivedLeaf *dl = palloc0(sizeof(DerivedLeaf));
+	char	   *a_old;
+
+	no_match_new = psprintf("NOT EXISTS (SELECT 1 FROM %s WHERE %s)", b_new, cond);
+	if (b_changes)
+		no_match_old = psprintf("((SELECT pg_catalog.count(*) FROM %s WHERE %s) - "
+								"(SELECT COALESCE(pg_catalog.sum(__pgt_ob.__pgt_w), 0) FROM %s WHERE %s) <= 0)",
+								b_new, cond,
+								rte_from_item(q, b, RTE_STATE_DELTA, ctx, "__pgt_ob"), cond);
+	else
+		no_match_old = no_match_new;
+
+	x_new = psprintf("SELECT %s FROM %s WHERE %s", acols_new,
+					 rte_from_item(q, a, RTE_STATE_NEW, ctx, "__pgt_oa"), no_match_new);
+
+	a_old = a_changes ? rte_from_item(q, a, RTE_STATE_OLD, ctx, "__pgt_oa") : NULL;
+	initStringInfo(&dx);
+	if (a_changes)
+		appendStringInfo(&dx, "SELECT %s, __pgt_oa.__pgt_w FROM %s WHERE %s",
+						 acols_new, rte_from_item(q, a, RTE_STATE_DELTA, ctx, "__pgt_oa"),
+						 no_match_new);
+	if (b_changes)
+	{
+		if (dx.len > 0)
+			appendStringInfoString(&dx, " UNION ALL ");
+		appendStringInfo(&dx,
+						 "SELECT * FROM (SELECT %s, %s * ((CASE WHEN %s THEN 1 ELSE 0 END) - "
+						 "(CASE WHEN %s THEN 1 ELSE 0 END))::pg_catalog.int8 AS __pgt_w "
+						 "FROM %s WHERE EXISTS (SELECT 1 FROM %s WHERE %s)) AS __pgt_x "
+						 "WHERE __pgt_x.__pgt_w <> 0",
+						 acols_new,
+						 a_changes ? "__pgt_oa.__pgt_w" : "1::pg_catalog.int8",
+						 no_match_new, no_match_old,
+						 a_changes ? a_old : rte_from_item(q, a, RTE_STATE_NEW, ctx, "__pgt_oa"),
+						 rte_from_item(q, b, RTE_STATE_DELTA, ctx, "__pgt_ob"), cond);
+	}
+
+	dl->name = psprintf("__pgt_x%d", ++ctx->nderived);
+	dl->delta_sql = dx.len > 0 ? dx.data : NULL;
+	dl->old_sql = psprintf("SELECT %s, %s FROM %s WHERE %s", acols_new,
+						   a_changes ? "__pgt_oa.__pgt_w" : "1::pg_catalog.int8",
+						   a_changes ? a_old : rte_from_item(q, a, RTE_STATE_NEW, ctx, "__pgt_oa"),
+						   no_match_old);
+	ctx->derived = lappend(ctx->derived, dl);
+
+	/* the leg: preserved side := X, nullable side := one NULL row, no condition */
+	tj->jointype = JOIN_INNER;
+	tj->quals = (Node *) makeBoolConst(true, false);
+	tj->usingClause = NIL;
+	tj->join_using_alias = NULL;
+	rt_fetch(j->rtindex, t->rtable)->jointype = JOIN_INNER;
+	{
+		RangeTblEntry *xr = rt_fetch(a, t->rtable);
+		RangeTblEntry *nr = rt_fetch(b, t->rtable);
+		Query	   *xq = parse_sql(x_new);
+		Query	   *nq = parse_sql(null_row_sql(q, b));
+		List	   *xnames = NIL;
+		List	   *nnames = NIL;
+		ListCell   *lc;
+
+		foreach(lc, rte_canonical_names(q, a))
+			xnames = lappend(xnames, makeString(lfirst(lc)));
+		foreach(lc, rte_canonical_names(q, b))
+			nnames = lappend(nnames, makeString(lfirst(lc)));
+		xr->rtekind = RTE_SUBQUERY;
+		xr->subquery = xq;
+		xr->relid = InvalidOid;
+		xr->relkind = 0;
+		xr->inh = false;
+		pgt_compat_rte_clear_perms(xr);
+		xr->alias = makeAlias(dl->name, copyObject(xnames));
+		xr->eref = makeAlias(dl->name, xnames);
+		nr->rtekind = RTE_SUBQUERY;
+		nr->subquery = nq;
+		nr->relid = InvalidOid;
+		nr->relkind = 0;
+		nr->inh = false;
+		pgt_compat_rte_clear_perms(nr);
+		nr->alias = makeAlias(psprintf("__pgt_n%d", ctx->nderived), copyObject(nnames));
+		nr->eref = makeAlias(nr->alias->aliasname, nnames);
+	}
+	return t;
+}
+
+static DerivedLeaf *
+find_derived(DvmContext *ctx, RangeTblEntry *rte)
+{
+	ListCell   *lc;
+
+	if (rte->rtekind != RTE_SUBQUERY || rte->alias == NULL)
+		return NULL;
+	foreach(lc, ctx->derived)
+	{
+		DerivedLeaf *dl = lfirst(lc);
+
+		if (strcmp(dl->name, rte->alias->aliasname) == 0)
+			return dl;
+	}
+	return NULL;
+}
+
+/*
+ * join_condition_sql deparses cond, which references range table entries
+ * a and b of q only, with a called __pgt_oa and b __pgt_ob and their
+ * columns called by their canonical names.
+ */
+static char *
+join_condition_sql(Query *q, Index a, Index b, Node *cond)
+{
+	Query	   *cq = makeNode(Query);
+	RangeTblEntry *ra = copyObject(rt_fetch(a, q->rtable));
+	RangeTblEntry *rb = copyObject(rt_fetch(b, q->rtable));
+	Node	   *c;
+	RangeTblRef *r1 = makeNode(RangeTblRef);
+	RangeTblRef *r2 = makeNode(RangeTblRef);
+	char	   *text;
+	char	   *where;
+	List	   *names;
+	ListCell   *lc;
+
+	if (cond == NULL)
+		return pstrdup("true");
+
+	cq->commandType = CMD_SELECT;
+	cq->querySource = QSRC_ORIGINAL;
+	cq->canSetTag = true;
+	names = NIL;
+	foreach(lc, rte_canonical_names(q, a))
+		names = lappend(names, makeString(lfirst(lc)));
+	ra->alias = makeAlias("__pgt_oa", ra->rtekind == RTE_RELATION ? NIL : names);
+	ra->eref = makeAlias("__pgt_oa", names);
+	names = NIL;
+	foreach(lc, rte_canonical_names(q, b))
+		names = lappend(names, makeString(lfirst(lc)));
+	rb->alias = makeAlias("__pgt_ob", rb->rtekind == RTE_RELATION ? NIL : names);
+	rb->eref = makeAlias("__pgt_ob", names);
+	cq->rtable = list_make2(ra, rb);
+	r1->rtindex = 1;
+	r2->rtindex = 2;
+
+	/* renumber: a -> 1, b -> 2 (through a free index to avoid collisions) */
+	c = copyObject(cond);
+	ChangeVarNodes(c, a, 100000, 0);
+	ChangeVarNodes(c, b, 100001, 0);
+	ChangeVarNodes(c, 100000, 1, 0);
+	ChangeVarNodes(c, 100001, 2, 0);
+	cq->jointree = makeFromExpr(list_make2(r1, r2), c);
+	cq->targetList = list_make1(makeTargetEntry((Expr *) makeConst(INT4OID, -1, InvalidOid, 4,
+																   Int32GetDatum(1), false, true),
+												1, pstrdup("x"), false));
+	text = deparse(cq);
+	where = strstr(text, "\n  WHERE ");
+	if (where == NULL)
+		elog(ERROR, "could not deparse a join condition");
+	return psprintf("(%s)", where + strlen("\n  WHERE "));
+}
+
+/*
+ * rte_canonical_names returns one unique column name per column position
+ * of range table entry rti of q: the attribute names of a table (dropped
+ * columns as placeholders), else the entry's column names made unique.
+ */
+static List *
+rte_canonical_names(Query *q, Index rti)
+{
+	RangeTblEntry *rte = rt_fetch(rti, q->rtable);
+	List	   *result = NIL;
+	ListCell   *lc;
+	int			k = 0;
+
+	if (rte->rtekind == RTE_RELATION)
+	{
+		List	   *colnames;
+
+		(void) base_columns_sql(rte->relid, "x", &colnames);
+		return colnames;
+	}
+	foreach(lc, rte->eref->colnames)
+	{
+		char	   *name = strVal(lfirst(lc));
+		ListCell   *lc2;
+		bool		dup = false;
+
+		k++;
+		foreach(lc2, result)
+		{
+			if (strcmp(lfirst(lc2), name) == 0)
+				dup = true;
+		}
+		result = lappend(result, (name[0] == '\0' || dup) ?
+						 psprintf("__pgt_c%d", k) : pstrdup(name));
+	}
+	return result;
+}
+
+/* rte_columns lists the columns of entry rti qualified by alias, in order */
+static char *
+rte_columns(Query *q, Index rti, const char *alias)
+{
+	RangeTblEntry *rte = rt_fetch(rti, q->rtable);
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, rte_canonical_names(q, rti))
+	{
+		char	   *name = lfirst(lc);
+
+		if (buf.len > 0)
+			appendStringInfoString(&buf, ", ");
+		if (rte->rtekind == RTE_RELATION && strncmp(name, "__pgt_dropped_", 14) == 0)
+			appendStringInfo(&buf, "NULL::pg_catalog.int4 AS %s", name);
+		else
+			appendStringInfo(&buf, "%s.%s", alias, quote_identifier(name));
+	}
+	return buf.data;
+}
+
+/*
+ * rte_from_item returns a FROM item for entry rti of q in the given state
+ * (current, delta or pre-window), aliased alias, its columns named by
+ * their canonical names (and __pgt_w for delta and pre-window).
+ */
+static char *
+rte_from_item(Query *q, Index rti, int kind, DvmContext *ctx, const char *alias)
+{
+	RangeTblEntry *rte = rt_fetch(rti, q->rtable);
+	StringInfoData names;
+	ListCell   *lc;
+
+	initStringInfo(&names);
+	foreach(lc, rte_canonical_names(q, rti))
+		appendStringInfo(&names, "%s%s", names.len ? ", " : "",
+						 quote_identifier(lfirst(lc)));
+
+	if (kind == RTE_STATE_NEW)
+	{
+		if (rte->rtekind == RTE_RELATION)
+			return psprintf("%s%s AS %s", rte->inh ? "" : "ONLY ",
+							pgt_qualified_name(rte->relid), alias);
+		if (rte->rtekind != RTE_SUBQUERY)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("this side of an outer join is not supported by the differential engine")));
+		return psprintf("(%s) AS %s(%s)", deparse(rte->subquery), alias, names.data);
+	}
+	return psprintf("(%s) AS %s(%s, __pgt_w)",
+					deparse(kind == RTE_STATE_DELTA ? leaf_delta_query(q, rti, ctx) :
+							leaf_old_query(q, rti, ctx)),
+					alias, names.data);
+}
+
+/* null_row_sql: one row of NULLs shaped like entry rti of q */
+static char *
+null_row_sql(Query *q, Index rti)
+{
+	RangeTblEntry *rte = rt_fetch(rti, q->rtable);
+	StringInfoData buf;
+	List	   *colnames;
+	List	   *colvars;
+	List	   *names = rte_canonical_names(q, rti);
+	int			k = 0;
+	ListCell   *lc;
+
+	expandRTE(rte, rti, 0, -1, true, &colnames, &colvars);
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "SELECT ");
+	foreach(lc, colvars)
+	{
+		Node	   *v = lfirst(lc);
+		Oid			typ = exprType(v);
+
+		if (k > 0)
+			appendStringInfoString(&buf, ", ");
+		appendStringInfo(&buf, "NULL::%s AS %s",
+						 OidIsValid(typ) ? format_type_extended(typ, exprTypmod(v),
+																FORMAT_TYPE_TYPEMOD_GIVEN |
+																FORMAT_TYPE_FORCE_QUALIFY) :
+						 "pg_catalog.int4",
+						 quote_identifier(list_nth(names, k)));
+		k++;
+	}
 	return buf.data;
 }

@@ -222,6 +222,7 @@ pending_changes(PgtStreamTable *st, List *captured, Snapshot snap,
 {
 	ListCell   *lc;
 	const char *reason = NULL;
+	MemoryContext cxt = CurrentMemoryContext;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -246,22 +247,26 @@ pending_changes(PgtStreamTable *st, List *captured, Snapshot snap,
 		n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		truncated = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 		if (truncated && reason == NULL)
-			reason = psprintf("Source \"%s\" was truncated.", get_rel_name(src->relid));
+			reason = MemoryContextStrdup(cxt, psprintf("Source \"%s\" was truncated.",
+													   get_rel_name(src->relid)));
 		if (n > 0 || truncated)
 		{
 			float4		reltuples = DatumGetFloat4(SPI_getbinval(SPI_tuptable->vals[0],
 																 SPI_tuptable->tupdesc, 3, &isnull));
+			MemoryContext old = MemoryContextSwitchTo(cxt);
 
+			/* results outlive SPI_finish */
 			*changed = lappend_oid(*changed, src->relid);
+			MemoryContextSwitchTo(old);
 			*pending += n;
 			if (strcmp(st->settings.refresh_mode, "AUTO") == 0 && reason == NULL &&
 				reltuples >= 1000 &&
 				(double) n / reltuples > pgt_differential_max_change_ratio)
 			{
 				*auto_full = true;
-				reason = psprintf("%lld pending changes of \"%s\" exceed pg_trickle.differential_max_change_ratio (%g) of its %.0f rows.",
+				reason = MemoryContextStrdup(cxt, psprintf("%lld pending changes of \"%s\" exceed pg_trickle.differential_max_change_ratio (%g) of its %.0f rows.",
 								  (long long) n, get_rel_name(src->relid),
-								  pgt_differential_max_change_ratio, reltuples);
+								  pgt_differential_max_change_ratio, reltuples));
 			}
 		}
 	}
@@ -286,6 +291,7 @@ refresh_differential(PgtStreamTable *st, PgtAnalysis *analysis, Snapshot snap,
 							st->frontier, changed, &strategy);
 	if (sql == NULL)
 		return true;
+	elog(DEBUG1, "pg_trickle delta SQL for \"%s\": %s", st->name, sql);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
