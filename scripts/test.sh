@@ -31,7 +31,7 @@ if [ "$(id -u)" -eq 0 ]; then
     # refuse it for root ("dubious ownership"): test a postgres-owned copy.
     WORK="$(mktemp -d /tmp/pg_trickle-test.XXXXXX)"
     trap '[ -n "${KEEP_TEST_DIR:-}" ] || rm -rf "$WORK"' EXIT
-    tar -C "$ROOT" --exclude=./.git --exclude=./.cluster --exclude=./test-results \
+    tar -C "$ROOT" --exclude=./.git --exclude=./.cluster --exclude=./bench/.cluster --exclude=./bench/results --exclude=./test-results \
         --exclude='./tmp_check*' --exclude=./output_iso --exclude=./test/results \
         -cf - . | tar -C "$WORK" -xf -
     chown -R postgres:postgres "$WORK"

@@ -14,6 +14,8 @@
  * the calls on the target (see docs/SQL_REFERENCE.md).
  */
 
+GRANT USAGE ON SCHEMA pgtrickle TO PUBLIC;
+
 CREATE SCHEMA pgtrickle_changes;
 REVOKE ALL ON SCHEMA pgtrickle_changes FROM PUBLIC;
 COMMENT ON SCHEMA pgtrickle_changes IS 'pg_trickle change buffers (internal)';

@@ -35,6 +35,8 @@
 #include "utils/builtins.h"
 #include "utils/float.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
+#include "access/htup_details.h"
 
 #include "pg_trickle/analyze.h"
 #include "pg_trickle/catalog.h"
@@ -64,6 +66,7 @@ static void replace_query(PgtStreamTable *st, PgtAnalysis *analysis,
 static bool settings_equal(const PgtSettings *a, const PgtSettings *b);
 static bool str_equal(const char *a, const char *b);
 static void drop_recursive(Oid relid, bool cascade);
+static void check_can_read(PgtAnalysis *analysis);
 
 /*
  * pgt_st_create creates stream table name defined by query.
@@ -135,7 +138,11 @@ pgt_st_create(const char *name, const char *query, PgtSettingsArgs *args,
 			}
 			cur->settings = new_settings;
 			if (strcmp(analysis->defining_query, cur->defining_query) != 0)
+			{
+				check_no_cycle(existing, analysis, rv->relname);
+				check_can_read(analysis);
 				replace_query(cur, analysis, query, rv->relname);
+			}
 			else
 			{
 				bool		was_full = strcmp(cur->effective_refresh_mode, "FULL") == 0;
@@ -153,6 +160,7 @@ pgt_st_create(const char *name, const char *query, PgtSettingsArgs *args,
 	}
 
 	analysis = pgt_analyze_query(query, rv->relname);
+	check_can_read(analysis);
 
 	st = palloc0(sizeof(PgtStreamTable));
 	apply_settings(&st->settings, args, rv->relname, true);
@@ -214,6 +222,7 @@ pgt_st_alter(const char *name, const char *query, PgtSettingsArgs *args,
 		PgtAnalysis *analysis = pgt_analyze_query(query, stname);
 
 		check_no_cycle(relid, analysis, stname);
+		check_can_read(analysis);
 		replace_query(st, analysis, query, stname);
 	}
 	else
@@ -327,7 +336,8 @@ pgt_st_export_definition(const char *name)
 					 "    query => %s,\n"
 					 "    schedule => %s,\n"
 					 "    refresh_mode => %s",
-					 quote_literal_cstr(quote_qualified_identifier(st->schema, st->name)),
+					 quote_literal_cstr(quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+																   get_rel_name(relid))),
 					 quote_literal_cstr(st->defining_query),
 					 s->schedule ? quote_literal_cstr(s->schedule) :
 					 (strcmp(s->refresh_mode, "IMMEDIATE") == 0 ? "NULL" : "'calculated'"),
@@ -654,6 +664,27 @@ replace_query(PgtStreamTable *st, PgtAnalysis *analysis, const char *query,
 		 * event trigger leaves the catalog alone) and take over the name.
 		 */
 		st->relid = pgt_storage_create(nspid, tmpname, analysis);
+		{
+			HeapTuple	ctup = SearchSysCache1(RELOID, ObjectIdGetDatum(old_relid));
+			Oid			owner;
+			char	   *own;
+
+			if (!HeapTupleIsValid(ctup))
+				elog(ERROR, "cache lookup failed for relation %u", old_relid);
+			owner = ((Form_pg_class) GETSTRUCT(ctup))->relowner;
+			ReleaseSysCache(ctup);
+			own = psprintf("ALTER TABLE %s OWNER TO %s",
+									   quote_qualified_identifier(get_namespace_name(nspid), tmpname),
+									   quote_identifier(GetUserNameFromId(owner, false)));
+
+			if (owner != GetUserId())
+			{
+				if (SPI_connect() != SPI_OK_CONNECT)
+					elog(ERROR, "SPI_connect failed");
+				pgt_spi_exec(own, SPI_OK_UTILITY);
+				SPI_finish();
+			}
+		}
 		pgt_catalog_update_definition(st);
 		pgt_storage_drop(old_relid, false);
 		sql = psprintf("ALTER TABLE %s RENAME TO %s",
@@ -761,4 +792,20 @@ str_equal(const char *a, const char *b)
 	if (a == NULL || b == NULL)
 		return a == b;
 	return strcmp(a, b) == 0;
+}
+
+/*
+ * check_can_read errors unless the current user may run the query: it is
+ * planned and started (with no rows fetched) so that the executor's own
+ * privilege checks apply, views and column privileges included.  Capture
+ * of a source must never expose rows its reader could not select.
+ */
+static void
+check_can_read(PgtAnalysis *analysis)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	pgt_spi_exec(psprintf("SELECT 1 FROM (%s) AS q LIMIT 0", analysis->defining_query),
+				 SPI_OK_SELECT);
+	SPI_finish();
 }

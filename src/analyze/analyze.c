@@ -57,6 +57,7 @@
 typedef struct AnalyzeWalkContext
 {
 	const char *stname;
+	List	   *expanding;		/* views whose bodies are being walked */
 	List	   *sources;		/* PgtSource * */
 	Oid			volatile_func;	/* first volatile function seen */
 } AnalyzeWalkContext;
@@ -301,6 +302,10 @@ check_relation(RangeTblEntry *rte, AnalyzeWalkContext *ctx)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("%s is not supported in a stream table query", "TABLESAMPLE")));
 
+	/* a view body's OLD/NEW entries point back at the view itself */
+	if (list_member_oid(ctx->expanding, rte->relid))
+		return;
+
 	rel = relation_open(rte->relid, AccessShareLock);
 	relname = pgt_relation_display_name(rte->relid);
 
@@ -326,7 +331,9 @@ check_relation(RangeTblEntry *rte, AnalyzeWalkContext *ctx)
 				add_source(ctx, rte->relid, PGT_SOURCE_VIEW);
 				/* the view body is analyzed already; take its locks */
 				AcquireRewriteLocks(viewquery, false, false);
+				ctx->expanding = lappend_oid(ctx->expanding, rte->relid);
 				(void) analyze_walker((Node *) viewquery, ctx);
+				ctx->expanding = list_delete_last(ctx->expanding);
 			}
 			break;
 		case RELKIND_MATVIEW:

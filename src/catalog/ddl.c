@@ -29,6 +29,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
+#include "pg_trickle/cdc.h"
 #include "pg_trickle/pg_trickle.h"
 #include "pg_trickle/util.h"
 
@@ -95,5 +96,6 @@ pgt_on_sql_drop(PG_FUNCTION_ARGS)
 				 SPI_OK_DELETE);
 	pgt_role_restore(&save);
 	SPI_finish();
+	pgt_cdc_release_unused();
 	PG_RETURN_VOID();
 }

@@ -40,7 +40,11 @@
 #include "access/relation.h"
 #include "access/transam.h"
 #include "access/xact.h"
+#include "catalog/dependency.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_trigger.h"
+#include "commands/extension.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -82,12 +86,16 @@ typedef struct CapturePlan
 } CapturePlan;
 
 static HTAB *capture_plans = NULL;
-static List *consumed_in_xact = NIL;	/* sources consumed by own-xid refresh */
+/* sources consumed by an own-xid refresh, with the nesting level it ran at */
+static List *consumed_in_xact = NIL;
+static List *consumed_levels = NIL;
 static bool callbacks_registered = false;
 
 static void register_callbacks(void);
 static void capture_plan_inval(Datum arg, Oid relid);
 static void capture_xact_callback(XactEvent event, void *arg);
+static void capture_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+									 SubTransactionId parentSubid, void *arg);
 static SPIPlanPtr get_capture_plan(Oid source, CaptureKind kind, Oid buffer);
 static char *captured_column_list(Oid buffer, bool quoted);
 
@@ -253,6 +261,29 @@ pgt_cdc_ensure_capture(Oid relid, Bitmapset *attnums, Oid reader)
 
 	pgt_role_restore(&save);
 	SPI_finish();
+
+	/* DROP EXTENSION takes the buffer and the triggers with it */
+	CommandCounterIncrement();
+	{
+		ObjectAddress ext;
+		ObjectAddress obj;
+		static const char *const trigs[] = {
+			"__pgt_cdc_ins", "__pgt_cdc_upd", "__pgt_cdc_del", "__pgt_cdc_trunc"
+		};
+
+		ObjectAddressSet(ext, ExtensionRelationId, get_extension_oid("pg_trickle", false));
+		if (!OidIsValid(buffer))
+		{
+			ObjectAddressSet(obj, RelationRelationId, pgt_cdc_buffer_relid(relid));
+			recordDependencyOn(&obj, &ext, DEPENDENCY_AUTO);
+			for (int i = 0; i < 4; i++)
+			{
+				ObjectAddressSet(obj, TriggerRelationId,
+								 get_trigger_oid(relid, trigs[i], false));
+				recordDependencyOn(&obj, &ext, DEPENDENCY_AUTO);
+			}
+		}
+	}
 	relation_close(rel, NoLock);
 }
 
@@ -278,7 +309,7 @@ pgt_cdc_release_unused(void)
 						  " JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) "
 						  " WHERE d.source_relid = t.tgrelid AND d.cdc_mode = 'TRIGGER' "
 						  " AND s.effective_refresh_mode <> 'FULL')",
-						  0, NULL, NULL, NULL, true, SPI_OK_SELECT);
+						  0, NULL, NULL, NULL, false, SPI_OK_SELECT);
 	for (uint64 i = 0; i < n; i++)
 	{
 		bool		isnull;
@@ -305,6 +336,26 @@ pgt_cdc_release_unused(void)
 					 SPI_OK_UTILITY);
 	}
 
+	/* buffers whose source table is gone (dropped with CASCADE) */
+	n = pgt_spi_exec_args("SELECT c.relname FROM pg_catalog.pg_class c "
+						  "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+						  "WHERE n.nspname = '" PGT_CHANGES_SCHEMA "' AND c.relkind = 'r' "
+						  "AND c.relname ~ '^changes_[0-9]+$' AND NOT EXISTS ("
+						  " SELECT 1 FROM pg_catalog.pg_class s "
+						  " WHERE s.oid = substr(c.relname, 9)::pg_catalog.oid)",
+						  0, NULL, NULL, NULL, false, SPI_OK_SELECT);
+	{
+		List	   *orphans = NIL;
+
+		for (uint64 i = 0; i < n; i++)
+			orphans = lappend(orphans, SPI_getvalue(SPI_tuptable->vals[i],
+													SPI_tuptable->tupdesc, 1));
+		foreach(lc, orphans)
+			pgt_spi_exec(psprintf("DROP TABLE IF EXISTS %s",
+								  quote_qualified_identifier(PGT_CHANGES_SCHEMA, lfirst(lc))),
+						 SPI_OK_UTILITY);
+	}
+
 	pgt_role_restore(&save);
 	SPI_finish();
 }
@@ -323,6 +374,7 @@ pgt_cdc_note_consumed(Oid relid)
 		return;
 	old = MemoryContextSwitchTo(TopTransactionContext);
 	consumed_in_xact = lappend_oid(consumed_in_xact, relid);
+	consumed_levels = lappend_int(consumed_levels, GetCurrentTransactionNestLevel());
 	MemoryContextSwitchTo(old);
 }
 
@@ -490,6 +542,7 @@ register_callbacks(void)
 								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	CacheRegisterRelcacheCallback(capture_plan_inval, (Datum) 0);
 	RegisterXactCallback(capture_xact_callback, NULL);
+	RegisterSubXactCallback(capture_subxact_callback, NULL);
 	callbacks_registered = true;
 }
 
@@ -517,5 +570,44 @@ capture_xact_callback(XactEvent event, void *arg)
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
 		event == XACT_EVENT_PREPARE)
+	{
 		consumed_in_xact = NIL;
+		consumed_levels = NIL;
+	}
+}
+
+/*
+ * capture_subxact_callback forgets consumptions by refreshes that a
+ * rolled-back subtransaction undid, and hands those of a committed one to
+ * its parent.
+ */
+static void
+capture_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	List	   *keep_rel = NIL;
+	List	   *keep_lvl = NIL;
+	MemoryContext old;
+
+	if (consumed_in_xact == NIL ||
+		(event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB))
+		return;
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	for (int i = 0; i < list_length(consumed_in_xact); i++)
+	{
+		int			l = list_nth_int(consumed_levels, i);
+
+		if (l >= level)
+		{
+			if (event == SUBXACT_EVENT_ABORT_SUB)
+				continue;
+			l = level - 1;
+		}
+		keep_rel = lappend_oid(keep_rel, list_nth_oid(consumed_in_xact, i));
+		keep_lvl = lappend_int(keep_lvl, l);
+	}
+	consumed_in_xact = keep_rel;
+	consumed_levels = keep_lvl;
+	MemoryContextSwitchTo(old);
 }

@@ -188,6 +188,10 @@ pgt_dvm_agg_child(Query *query, PgtAggLayout *layout)
 			tlist = lappend(tlist, makeTargetEntry(copyObject(item->filter), resno++,
 												   psprintf("__pgt_f%d", item->filterno), false));
 	}
+	/* a constant column keeps the child valid when nothing else is needed */
+	tlist = lappend(tlist, makeTargetEntry((Expr *) makeConst(INT4OID, -1, InvalidOid, 4,
+															  Int32GetDatum(1), false, true),
+										   resno++, pstrdup("__pgt_one"), false));
 	child->targetList = tlist;
 	child->groupClause = NIL;
 	child->hasAggs = false;
@@ -224,6 +228,7 @@ pgt_dvm_agg_child_names(PgtAggLayout *layout)
 		if (item->filterno > 0)
 			appendStringInfo(&buf, "%s__pgt_f%d", buf.len ? ", " : "", item->filterno);
 	}
+	appendStringInfo(&buf, "%s__pgt_one", buf.len ? ", " : "");
 	return buf.data;
 }
 

@@ -70,6 +70,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
 #include "utils/ruleutils.h"
 #include "utils/syscache.h"
 #include "utils/typcache.h"
@@ -180,8 +181,25 @@ const char *
 pgt_dvm_blocker(Query *query, List **sources)
 {
 	PgtDeltaStrategy strategy;
+	const char *reason = top_blocker(prepare_query(query), &strategy, sources);
+	ListCell   *lc;
 
-	return top_blocker(prepare_query(query), &strategy, sources);
+	if (reason != NULL)
+		return reason;
+
+	/*
+	 * Change buffers carry every changed row, so reading them would bypass
+	 * row-level security that applies to the current user on a source.
+	 */
+	foreach(lc, *sources)
+	{
+		Oid			relid = ((PgtDeltaSource *) lfirst(lc))->relid;
+
+		if (check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
+			return psprintf("Row-level security on \"%s\" applies to the stream table's owner, and change capture cannot honour it.",
+							get_rel_name(relid));
+	}
+	return NULL;
 }
 
 /*
