@@ -327,13 +327,16 @@ pgt_cdc_release_unused(void)
 			"__pgt_cdc_ins", "__pgt_cdc_upd", "__pgt_cdc_del", "__pgt_cdc_trunc"
 		};
 
+		/* a nested sql_drop firing may have removed some already */
 		for (int i = 0; i < 4; i++)
-			pgt_spi_exec(psprintf("DROP TRIGGER IF EXISTS %s ON %s", trigs[i], qsrc),
+			if (OidIsValid(get_trigger_oid(src, trigs[i], true)))
+				pgt_spi_exec(psprintf("DROP TRIGGER %s ON %s", trigs[i], qsrc),
+							 SPI_OK_UTILITY);
+		if (OidIsValid(pgt_cdc_buffer_relid(src)))
+			pgt_spi_exec(psprintf("DROP TABLE %s",
+								  quote_qualified_identifier(PGT_CHANGES_SCHEMA,
+															 pgt_cdc_buffer_name(src))),
 						 SPI_OK_UTILITY);
-		pgt_spi_exec(psprintf("DROP TABLE IF EXISTS %s",
-							  quote_qualified_identifier(PGT_CHANGES_SCHEMA,
-														 pgt_cdc_buffer_name(src))),
-					 SPI_OK_UTILITY);
 	}
 
 	/* buffers whose source table is gone (dropped with CASCADE) */
@@ -351,9 +354,13 @@ pgt_cdc_release_unused(void)
 			orphans = lappend(orphans, SPI_getvalue(SPI_tuptable->vals[i],
 													SPI_tuptable->tupdesc, 1));
 		foreach(lc, orphans)
-			pgt_spi_exec(psprintf("DROP TABLE IF EXISTS %s",
-								  quote_qualified_identifier(PGT_CHANGES_SCHEMA, lfirst(lc))),
-						 SPI_OK_UTILITY);
+		{
+			if (OidIsValid(get_relname_relid(lfirst(lc),
+											 get_namespace_oid(PGT_CHANGES_SCHEMA, false))))
+				pgt_spi_exec(psprintf("DROP TABLE %s",
+									  quote_qualified_identifier(PGT_CHANGES_SCHEMA, lfirst(lc))),
+							 SPI_OK_UTILITY);
+		}
 	}
 
 	pgt_role_restore(&save);
