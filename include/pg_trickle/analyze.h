@@ -65,6 +65,8 @@ typedef struct PgtAnalysis
 
 extern PgtAnalysis *pgt_analyze_query(const char *query_text,
 									  const char *stname);
+extern PgtAnalysis *pgt_analyze_query_ext(const char *query_text,
+										  const char *stname, bool deparse);
 extern const char *pgt_source_type_name(PgtSourceType type);
 extern const char *pgt_identity_name(PgtRowIdentity identity);
 extern char *pgt_deparse_query(Query *query);

@@ -67,6 +67,7 @@ extern void pgt_catalog_set_needs_reinit(int64 pgt_id);
 extern void pgt_catalog_set_sources(int64 pgt_id, List *sources,
 									 List *captured);
 extern List *pgt_catalog_readers_of(Oid relid);
+extern List *pgt_catalog_captured_sources(int64 pgt_id);
 extern List *pgt_catalog_stream_sources(Oid relid);
 extern void pgt_catalog_trim_buffers(List *sources);
 extern void pgt_catalog_record_refresh(PgtStreamTable *st,

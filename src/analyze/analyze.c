@@ -83,6 +83,16 @@ static bool is_limit_present(Query *query);
 PgtAnalysis *
 pgt_analyze_query(const char *query_text, const char *stname)
 {
+	return pgt_analyze_query_ext(query_text, stname, true);
+}
+
+/*
+ * pgt_analyze_query_ext is pgt_analyze_query; without deparse the
+ * defining_query field is left NULL (a refresh already has the stored one).
+ */
+PgtAnalysis *
+pgt_analyze_query_ext(const char *query_text, const char *stname, bool deparse)
+{
 	PgtAnalysis *analysis = palloc0(sizeof(PgtAnalysis));
 	AnalyzeWalkContext ctx;
 	RawStmt    *raw;
@@ -115,7 +125,8 @@ pgt_analyze_query(const char *query_text, const char *stname)
 	choose_identity(analysis);
 	if (analysis->identity != PGT_IDENTITY_ALL_COLUMNS)
 		analysis->agg_layout = pgt_dvm_agg_layout(query);
-	analysis->defining_query = pgt_deparse_query(query);
+	if (deparse)
+		analysis->defining_query = pgt_deparse_query(query);
 
 	return analysis;
 }

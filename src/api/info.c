@@ -14,9 +14,15 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "catalog/pg_type.h"
 #include "utils/lsyscache.h"
 
 #include "miscadmin.h"
+#include "access/xact.h"
+#include "executor/spi.h"
+#include "utils/resowner.h"
+#include "pg_trickle/pg_trickle.h"
 #include "pg_trickle/catalog.h"
 #include "pg_trickle/compat.h"
 #include "pg_trickle/dvm.h"
@@ -184,6 +190,54 @@ pgt_explain_st(PG_FUNCTION_ARGS)
 	props = lappend(props, list_make2("frontier", st->frontier));
 	props = lappend(props, list_make2("defining_query", st->defining_query));
 	props = lappend(props, list_make2("delta_sql", sql));
+
+	/* EXPLAIN ANALYZE of the delta, run in a subtransaction rolled back after */
+	if (PG_GETARG_BOOL(1) && sql != NULL)
+	{
+		MemoryContext cxt = CurrentMemoryContext;
+		ResourceOwner owner = CurrentResourceOwner;
+		StringInfoData plan;
+
+		initStringInfo(&plan);
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(cxt);
+		pgt_internal_write_depth++;
+		PG_TRY();
+		{
+			pgt_role_switch(GetUserId(), false, &save);
+			if (SPI_connect() != SPI_OK_CONNECT)
+				elog(ERROR, "SPI_connect failed");
+			{
+				Oid			ptypes[1] = {PG_SNAPSHOTOID};
+				Datum		pvals[1];
+
+				pvals[0] = DirectFunctionCall1(pg_snapshot_in,
+											   CStringGetDatum(st->frontier ? st->frontier : "1:1:"));
+				if (SPI_execute_with_args(psprintf("EXPLAIN (ANALYZE, BUFFERS) %s", sql),
+										  1, ptypes, pvals, NULL, false, 0) != SPI_OK_UTILITY)
+					elog(ERROR, "EXPLAIN failed");
+			}
+			for (uint64 i = 0; i < SPI_processed; i++)
+				appendStringInfo(&plan, "%s\n",
+								 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+			{
+				MemoryContext old = MemoryContextSwitchTo(cxt);
+
+				props = lappend(props, list_make2("delta_plan", pstrdup(plan.data)));
+				MemoryContextSwitchTo(old);
+			}
+			SPI_finish();
+			pgt_role_restore(&save);
+		}
+		PG_FINALLY();
+		{
+			pgt_internal_write_depth--;
+		}
+		PG_END_TRY();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
 
 	foreach(lc, props)
 	{

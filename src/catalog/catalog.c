@@ -451,6 +451,40 @@ pgt_catalog_readers_of(Oid relid)
 }
 
 /*
+ * pgt_catalog_captured_sources returns the relids whose change buffers
+ * stream table pgt_id reads, in a stable order.
+ */
+List *
+pgt_catalog_captured_sources(int64 pgt_id)
+{
+	PgtRoleSave save;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	List	   *result = NIL;
+	MemoryContext cxt = CurrentMemoryContext;
+	uint64		n;
+
+	values[0] = Int64GetDatum(pgt_id);
+	catalog_begin(&save);
+	n = pgt_spi_exec_args("SELECT source_relid FROM pgtrickle.pgt_dependencies "
+						  "WHERE pgt_id = $1 AND cdc_mode = 'TRIGGER' ORDER BY source_relid",
+						  1, argtypes, values, NULL, true, SPI_OK_SELECT);
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+		Oid			r = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+													   SPI_tuptable->tupdesc,
+													   1, &isnull));
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		result = lappend_oid(result, r);
+		MemoryContextSwitchTo(old);
+	}
+	catalog_end(&save);
+	return result;
+}
+
+/*
  * pgt_catalog_stream_sources returns the relids of the stream tables that
  * stream table relid reads directly.
  */

@@ -86,7 +86,7 @@
 
 typedef struct DvmContext
 {
-	const char *frontier;		/* quoted pg_snapshot literal */
+	const char *frontier;		/* SQL for the frontier: always "$1" */
 	List	   *changed;		/* relids with changes in the window */
 	List	   *derived;		/* DerivedLeaf *: anti-join legs of outer joins */
 	int			nderived;
@@ -204,8 +204,9 @@ pgt_dvm_blocker(Query *query, List **sources)
 
 /*
  * pgt_dvm_apply_sql returns one SQL statement that applies to storage (a
- * quoted, qualified table name) the delta of query between frontier (a
- * pg_snapshot in text form) and the snapshot the statement runs with.
+ * quoted, qualified table name) the delta of query between the frontier,
+ * passed as parameter $1 of type pg_snapshot, and the snapshot the
+ * statement runs with.  (frontier is unused and kept for callers.)
  * changed lists the base relids with changes in that window; if none of
  * query's inputs changed, returns NULL.
  *
@@ -229,7 +230,8 @@ pgt_dvm_apply_sql(Query *query, PgtAnalysis *analysis, const char *storage,
 				 errdetail_internal("%s", blocker)));
 
 	memset(&ctx, 0, sizeof(ctx));
-	ctx.frontier = quote_literal_cstr(frontier);
+	ctx.frontier = "$1";
+	(void) frontier;
 	ctx.changed = changed;
 	if (!query_may_change(q, &ctx))
 		return NULL;
@@ -1219,8 +1221,11 @@ static Query *
 parse_sql(const char *sql)
 {
 	List	   *raw = raw_parser(sql, RAW_PARSE_DEFAULT);
+	Oid			ptypes[1] = {PG_SNAPSHOTOID};
 
-	return pgt_compat_parse_analyze(linitial_node(RawStmt, raw), sql);
+	/* $1 is the frontier wherever a change buffer is read */
+	return parse_analyze_fixedparams(linitial_node(RawStmt, raw), sql,
+									 ptypes, 1, NULL);
 }
 
 static List *

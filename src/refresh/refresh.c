@@ -31,6 +31,10 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "catalog/pg_type.h"
 #include "utils/numeric.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -57,9 +61,9 @@ typedef struct RefreshCounts
 
 static void refresh_full(PgtStreamTable *st, PgtAnalysis *analysis,
 						 Snapshot snap, RefreshCounts *counts);
-static bool refresh_differential(PgtStreamTable *st, PgtAnalysis *analysis,
-								 Snapshot snap, List *changed,
-								 RefreshCounts *counts);
+static bool refresh_differential(PgtStreamTable *st, Snapshot snap,
+								 List *changed, RefreshCounts *counts,
+								 const char **reason);
 static const char *pending_changes(PgtStreamTable *st, List *captured,
 								   Snapshot snap, List **changed,
 								   int64 *pending, bool *auto_full);
@@ -93,12 +97,10 @@ pgt_refresh_run(Oid relid, PgtInitiator initiator, bool force_full)
 	Relation	rel;
 	Oid			owner;
 	PgtRoleSave save;
-	PgtAnalysis *analysis;
 	const char *action;
 	const char *full_reason = NULL;
 	List	   *captured = NIL;
 	List	   *changed = NIL;
-	List	   *trim = NIL;
 	ListCell   *lc;
 
 	st = pgt_catalog_get(relid, true);
@@ -126,20 +128,14 @@ pgt_refresh_run(Oid relid, PgtInitiator initiator, bool force_full)
 	owner = rel->rd_rel->relowner;
 	relation_close(rel, NoLock);
 
+	if (strcmp(st->effective_refresh_mode, "FULL") != 0)
+		captured = pgt_catalog_captured_sources(st->pgt_id);
+
 	/* taken after the row lock: see the file header */
 	snap = RegisterSnapshot(GetLatestSnapshot());
 	PGT_WAITPOINT("refresh-after-snapshot", 1);
 
 	pgt_role_switch(owner, true, &save);
-	analysis = pgt_analyze_query(st->defining_query, st->name);
-
-	if (strcmp(st->effective_refresh_mode, "FULL") != 0)
-	{
-		const char *blocker = pgt_dvm_blocker(analysis->query, &captured);
-
-		if (blocker != NULL)
-			full_reason = blocker;
-	}
 
 	if (force_full)
 		action = "FULL";
@@ -151,8 +147,6 @@ pgt_refresh_run(Oid relid, PgtInitiator initiator, bool force_full)
 		full_reason = st->needs_reinit ? "The stream table needed reinitializing." :
 			"The stream table was not populated yet.";
 	}
-	else if (full_reason != NULL)
-		action = "FULL";
 	else
 	{
 		int64		pending = 0;
@@ -170,16 +164,20 @@ pgt_refresh_run(Oid relid, PgtInitiator initiator, bool force_full)
 	}
 
 	if (strcmp(action, "DIFFERENTIAL") == 0 &&
-		!refresh_differential(st, analysis, snap, changed, &counts))
+		!refresh_differential(st, snap, changed, &counts, &full_reason))
 	{
 		action = "FULL";
-		full_reason = "The delta did not match the stored rows; the stream table was recomputed.";
-		ereport(WARNING,
-				(errmsg("stream table \"%s\" was inconsistent with its change history and was fully refreshed",
-						stname)));
+		if (full_reason == NULL)
+		{
+			full_reason = "The delta did not match the stored rows; the stream table was recomputed.";
+			ereport(WARNING,
+					(errmsg("stream table \"%s\" was inconsistent with its change history and was fully refreshed",
+							stname)));
+		}
 	}
 	if (strcmp(action, "FULL") == 0)
-		refresh_full(st, analysis, snap, &counts);
+		refresh_full(st, pgt_analyze_query_ext(st->defining_query, st->name, false),
+					 snap, &counts);
 
 	pgt_role_restore(&save);
 
@@ -187,13 +185,10 @@ pgt_refresh_run(Oid relid, PgtInitiator initiator, bool force_full)
 	UnregisterSnapshot(snap);
 
 	/* this transaction's own earlier changes count as consumed now */
-	foreach(lc, captured)
+	if (FullTransactionIdIsValid(GetTopFullTransactionIdIfAny()))
 	{
-		PgtDeltaSource *src = lfirst(lc);
-
-		trim = lappend_oid(trim, src->relid);
-		if (FullTransactionIdIsValid(GetTopFullTransactionIdIfAny()))
-			pgt_cdc_note_consumed(src->relid);
+		foreach(lc, captured)
+			pgt_cdc_note_consumed(lfirst_oid(lc));
 	}
 
 	error_context_stack = errcallback.previous;
@@ -203,10 +198,10 @@ pgt_refresh_run(Oid relid, PgtInitiator initiator, bool force_full)
 							   counts.inserted, counts.deleted, counts.delta_rows,
 							   strcmp(action, "FULL") == 0 ? full_reason : NULL,
 							   frontier);
-	if (trim != NIL && strcmp(action, "NO_DATA") != 0)
+	if (captured != NIL && strcmp(action, "NO_DATA") != 0)
 	{
 		CommandCounterIncrement();
-		pgt_catalog_trim_buffers(trim);
+		pgt_catalog_trim_buffers(captured);
 	}
 }
 
@@ -228,12 +223,15 @@ pending_changes(PgtStreamTable *st, List *captured, Snapshot snap,
 		elog(ERROR, "SPI_connect failed");
 	foreach(lc, captured)
 	{
-		PgtDeltaSource *src = lfirst(lc);
+		PgtDeltaSource srcbuf;
+		PgtDeltaSource *src = &srcbuf;
 		char	   *sql;
 		bool		isnull;
 		int64		n;
 		bool		truncated;
 		char	   *lit = quote_literal_cstr(st->frontier);
+
+		srcbuf.relid = lfirst_oid(lc);
 
 		sql = psprintf("SELECT pg_catalog.count(*) FILTER (WHERE " PGT_BUFFER_W_COLUMN " <> 0), "
 					   "COALESCE(pg_catalog.bool_or(" PGT_BUFFER_W_COLUMN " = 0), false), "
@@ -275,32 +273,118 @@ pending_changes(PgtStreamTable *st, List *captured, Snapshot snap,
 }
 
 /*
- * refresh_differential applies the delta of the window to st.  Returns
- * false if the stored rows turned out not to match the delta (the caller
- * then refreshes FULL in the same transaction).
+ * Backend-local cache of prepared delta statements, one per stream table
+ * and set of changed sources; an entry is rebuilt when the definition
+ * changed or a referenced relation was altered (SPI_plan_is_valid).
  */
-static bool
-refresh_differential(PgtStreamTable *st, PgtAnalysis *analysis, Snapshot snap,
-					 List *changed, RefreshCounts *counts)
+typedef struct DeltaPlanEntry
 {
+	char		key[128];		/* "<relid>:<changed relids>" */
+	char	   *defining_query;
+	SPIPlanPtr	plan;
 	PgtDeltaStrategy strategy;
 	char	   *sql;
-	bool		ok = true;
+} DeltaPlanEntry;
 
-	sql = pgt_dvm_apply_sql(analysis->query, analysis, pgt_qualified_name(st->relid),
-							st->frontier, changed, &strategy);
-	if (sql == NULL)
-		return true;
-	elog(DEBUG1, "pg_trickle delta SQL for \"%s\": %s", st->name, sql);
+static HTAB *delta_plans = NULL;
+
+/*
+ * refresh_differential applies the delta of the window to st.  Returns
+ * false if the refresh must be FULL instead: *reason set when the query
+ * can no longer be maintained differentially, NULL when the stored rows
+ * turned out not to match the delta (the caller then refreshes FULL in the
+ * same transaction).
+ */
+static bool
+refresh_differential(PgtStreamTable *st, Snapshot snap, List *changed,
+					 RefreshCounts *counts, const char **reason)
+{
+	DeltaPlanEntry *entry;
+	StringInfoData key;
+	ListCell   *lc;
+	bool		found;
+	bool		ok = true;
+	Datum		param[1];
+	int			rc;
+
+	initStringInfo(&key);
+	appendStringInfo(&key, "%u:", st->relid);
+	foreach(lc, changed)
+		appendStringInfo(&key, "%u,", lfirst_oid(lc));
+	if (key.len >= 128)
+		key.data[127] = '\0';
+
+	if (delta_plans == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = 128;
+		ctl.entrysize = sizeof(DeltaPlanEntry);
+		ctl.hcxt = TopMemoryContext;
+		delta_plans = hash_create("pg_trickle delta plans", 64, &ctl,
+								  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+	entry = hash_search(delta_plans, key.data, HASH_ENTER, &found);
+	if (!found)
+	{
+		entry->plan = NULL;
+		entry->defining_query = NULL;
+		entry->sql = NULL;
+	}
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+
+	if (entry->plan == NULL || entry->defining_query == NULL ||
+		strcmp(entry->defining_query, st->defining_query) != 0 ||
+		!SPI_plan_is_valid(entry->plan))
+	{
+		PgtAnalysis *analysis = pgt_analyze_query_ext(st->defining_query, st->name, false);
+		List	   *captured = NIL;
+		const char *blocker = pgt_dvm_blocker(analysis->query, &captured);
+		char	   *sql;
+		Oid			ptypes[1] = {PG_SNAPSHOTOID};
+		SPIPlanPtr	plan;
+
+		if (entry->plan != NULL)
+			SPI_freeplan(entry->plan);
+		entry->plan = NULL;
+		if (blocker != NULL)
+		{
+			SPI_finish();
+			*reason = blocker;
+			return false;
+		}
+		sql = pgt_dvm_apply_sql(analysis->query, analysis, pgt_qualified_name(st->relid),
+								st->frontier, changed, &entry->strategy);
+		if (sql == NULL)
+		{
+			SPI_finish();
+			return true;
+		}
+		plan = SPI_prepare(sql, 1, ptypes);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s: %s",
+				 SPI_result_code_string(SPI_result), sql);
+		SPI_keepplan(plan);
+		entry->plan = plan;
+		entry->defining_query = MemoryContextStrdup(TopMemoryContext, st->defining_query);
+		entry->sql = MemoryContextStrdup(TopMemoryContext, sql);
+	}
+	elog(DEBUG1, "pg_trickle delta SQL for \"%s\": %s", st->name, entry->sql);
+
+	param[0] = DirectFunctionCall1(pg_snapshot_in, CStringGetDatum(st->frontier));
 	pgt_internal_write_depth++;
 	PG_TRY();
 	{
-		if (strategy == PGT_DELTA_KEYED)
+		rc = SPI_execute_snapshot(entry->plan, param, NULL, snap, InvalidSnapshot,
+								  false, true, 0);
+		if (entry->strategy == PGT_DELTA_KEYED)
 		{
-			counts->inserted = exec_with_snapshot(sql, snap, false, SPI_OK_MERGE);
+			if (rc != SPI_OK_MERGE)
+				elog(ERROR, "SPI_execute_snapshot failed: %s", SPI_result_code_string(rc));
+			counts->inserted = SPI_processed;
 		}
 		else
 		{
@@ -308,12 +392,13 @@ refresh_differential(PgtStreamTable *st, PgtAnalysis *analysis, Snapshot snap,
 			HeapTuple	tup;
 			TupleDesc	desc;
 
-			exec_with_snapshot(sql, snap, false, SPI_OK_SELECT);
+			if (rc != SPI_OK_SELECT)
+				elog(ERROR, "SPI_execute_snapshot failed: %s", SPI_result_code_string(rc));
 			tup = SPI_tuptable->vals[0];
 			desc = SPI_tuptable->tupdesc;
 			counts->deleted = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 			counts->inserted = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
-			if (strategy == PGT_DELTA_MULTISET)
+			if (entry->strategy == PGT_DELTA_MULTISET)
 			{
 				int64		expected = DatumGetInt64(DirectFunctionCall1(numeric_int8,
 																		 SPI_getbinval(tup, desc, 4, &isnull)));
