@@ -43,6 +43,7 @@
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_extension.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_trigger.h"
 #include "commands/extension.h"
 #include "catalog/pg_type.h"
@@ -86,6 +87,10 @@ typedef struct CapturePlan
 } CapturePlan;
 
 static HTAB *capture_plans = NULL;
+
+static const char *const capture_triggers[4] = {
+	"__pgt_cdc_ins", "__pgt_cdc_upd", "__pgt_cdc_del", "__pgt_cdc_trunc"
+};
 /* sources consumed by an own-xid refresh, with the nesting level it ran at */
 static List *consumed_in_xact = NIL;
 static List *consumed_levels = NIL;
@@ -172,12 +177,14 @@ pgt_cdc_ensure_capture(Oid relid, Bitmapset *attnums, Oid reader)
 	Oid			buffer = pgt_cdc_buffer_relid(relid);
 	Bitmapset  *have = pgt_cdc_captured_attnums(relid);
 	Bitmapset  *pk;
-	char	   *qsrc = pgt_qualified_name(relid);
 	char	   *qbuf = quote_qualified_identifier(PGT_CHANGES_SCHEMA,
 												  pgt_cdc_buffer_name(relid));
 	StringInfoData sql;
 	PgtRoleSave save;
 	int			attno;
+	List	   *targets;
+	List	   *new_targets = NIL;
+	ListCell   *lc;
 
 	/* stop concurrent writers while triggers change; they would be missed */
 	rel = relation_open(relid, ShareRowExclusiveLock);
@@ -239,8 +246,18 @@ pgt_cdc_ensure_capture(Oid relid, Bitmapset *attnums, Oid reader)
 					 quote_identifier(GetUserNameFromId(reader, false)));
 	pgt_spi_exec(sql.data, SPI_OK_UTILITY);
 
-	if (!OidIsValid(get_trigger_oid(relid, "__pgt_cdc_ins", true)))
+	/*
+	 * Triggers on the source and, for a partitioned source, on every
+	 * partition: a statement aimed at one partition fires only that
+	 * partition's triggers.  The argument names the source whose buffer
+	 * receives the rows.  XXX partitions attached later are not captured.
+	 */
+	targets = list_make1_oid(relid);
+	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+		targets = find_all_inheritors(relid, ShareRowExclusiveLock, NULL);
+	foreach(lc, targets)
 	{
+		Oid			target = lfirst_oid(lc);
 		const char *defs[4][2] = {
 			{"__pgt_cdc_ins", "AFTER INSERT ON %s REFERENCING NEW TABLE AS __pgt_new"},
 			{"__pgt_cdc_upd", "AFTER UPDATE ON %s REFERENCING OLD TABLE AS __pgt_old NEW TABLE AS __pgt_new"},
@@ -248,15 +265,19 @@ pgt_cdc_ensure_capture(Oid relid, Bitmapset *attnums, Oid reader)
 			{"__pgt_cdc_trunc", "AFTER TRUNCATE ON %s"}
 		};
 
+		if (OidIsValid(get_trigger_oid(target, "__pgt_cdc_ins", true)))
+			continue;
 		for (int i = 0; i < 4; i++)
 		{
 			resetStringInfo(&sql);
 			appendStringInfo(&sql, "CREATE TRIGGER %s ", defs[i][0]);
-			appendStringInfo(&sql, defs[i][1], qsrc);
-			appendStringInfoString(&sql,
-								   " FOR EACH STATEMENT EXECUTE FUNCTION pgtrickle._cdc_capture()");
+			appendStringInfo(&sql, defs[i][1], pgt_qualified_name(target));
+			appendStringInfo(&sql,
+							 " FOR EACH STATEMENT EXECUTE FUNCTION pgtrickle._cdc_capture('%u')",
+							 relid);
 			pgt_spi_exec(sql.data, SPI_OK_UTILITY);
 		}
+		new_targets = lappend_oid(new_targets, target);
 	}
 
 	pgt_role_restore(&save);
@@ -267,19 +288,19 @@ pgt_cdc_ensure_capture(Oid relid, Bitmapset *attnums, Oid reader)
 	{
 		ObjectAddress ext;
 		ObjectAddress obj;
-		static const char *const trigs[] = {
-			"__pgt_cdc_ins", "__pgt_cdc_upd", "__pgt_cdc_del", "__pgt_cdc_trunc"
-		};
 
 		ObjectAddressSet(ext, ExtensionRelationId, get_extension_oid("pg_trickle", false));
 		if (!OidIsValid(buffer))
 		{
 			ObjectAddressSet(obj, RelationRelationId, pgt_cdc_buffer_relid(relid));
 			recordDependencyOn(&obj, &ext, DEPENDENCY_AUTO);
+		}
+		foreach(lc, new_targets)
+		{
 			for (int i = 0; i < 4; i++)
 			{
 				ObjectAddressSet(obj, TriggerRelationId,
-								 get_trigger_oid(relid, trigs[i], false));
+								 get_trigger_oid(lfirst_oid(lc), capture_triggers[i], false));
 				recordDependencyOn(&obj, &ext, DEPENDENCY_AUTO);
 			}
 		}
@@ -297,41 +318,51 @@ pgt_cdc_release_unused(void)
 	PgtRoleSave save;
 	uint64		n;
 	List	   *sources = NIL;
+	List	   *targets = NIL;
 	ListCell   *lc;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	pgt_role_switch(pgt_extension_owner(), false, &save);
 
-	n = pgt_spi_exec_args("SELECT t.tgrelid FROM pg_catalog.pg_trigger t "
+	/* (table carrying the triggers, source whose buffer they feed) */
+	n = pgt_spi_exec_args("SELECT t.tgrelid, x.src FROM pg_catalog.pg_trigger t, "
+						  "LATERAL (SELECT pg_catalog.split_part(pg_catalog.encode(t.tgargs, 'escape'), "
+						  "'\\000', 1)::pg_catalog.oid AS src) x "
 						  "WHERE t.tgname = '__pgt_cdc_ins' AND NOT EXISTS ("
 						  " SELECT 1 FROM pgtrickle.pgt_dependencies d "
 						  " JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) "
-						  " WHERE d.source_relid = t.tgrelid AND d.cdc_mode = 'TRIGGER' "
+						  " WHERE d.source_relid = x.src AND d.cdc_mode = 'TRIGGER' "
 						  " AND s.effective_refresh_mode <> 'FULL')",
 						  0, NULL, NULL, NULL, false, SPI_OK_SELECT);
 	for (uint64 i = 0; i < n; i++)
 	{
 		bool		isnull;
 
-		sources = lappend_oid(sources,
+		targets = lappend_oid(targets,
 							  DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
 															 SPI_tuptable->tupdesc,
 															 1, &isnull)));
+		sources = lappend_oid(sources,
+							  DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+															 SPI_tuptable->tupdesc,
+															 2, &isnull)));
+	}
+	foreach(lc, targets)
+	{
+		Oid			target = lfirst_oid(lc);
+		char	   *qtarget = pgt_qualified_name(target);
+
+		/* a nested sql_drop firing may have removed some already */
+		for (int i = 0; i < 4; i++)
+			if (OidIsValid(get_trigger_oid(target, capture_triggers[i], true)))
+				pgt_spi_exec(psprintf("DROP TRIGGER %s ON %s", capture_triggers[i], qtarget),
+							 SPI_OK_UTILITY);
 	}
 	foreach(lc, sources)
 	{
 		Oid			src = lfirst_oid(lc);
-		char	   *qsrc = pgt_qualified_name(src);
-		static const char *const trigs[] = {
-			"__pgt_cdc_ins", "__pgt_cdc_upd", "__pgt_cdc_del", "__pgt_cdc_trunc"
-		};
 
-		/* a nested sql_drop firing may have removed some already */
-		for (int i = 0; i < 4; i++)
-			if (OidIsValid(get_trigger_oid(src, trigs[i], true)))
-				pgt_spi_exec(psprintf("DROP TRIGGER %s ON %s", trigs[i], qsrc),
-							 SPI_OK_UTILITY);
 		if (OidIsValid(pgt_cdc_buffer_relid(src)))
 			pgt_spi_exec(psprintf("DROP TABLE %s",
 								  quote_qualified_identifier(PGT_CHANGES_SCHEMA,
@@ -407,7 +438,9 @@ pgt_cdc_capture(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event))
 		elog(ERROR, "pgt_cdc_capture: must be a statement trigger");
 
-	source = RelationGetRelid(td->tg_relation);
+	/* the argument names the source (a partition feeds its root's buffer) */
+	source = td->tg_trigger->tgnargs > 0 ? atooid(td->tg_trigger->tgargs[0]) :
+		RelationGetRelid(td->tg_relation);
 	buffer = pgt_cdc_buffer_relid(source);
 	if (!OidIsValid(buffer))
 		return PointerGetDatum(NULL);	/* capture being removed */
@@ -432,7 +465,8 @@ pgt_cdc_capture(PG_FUNCTION_ARGS)
 
 	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
 	{
-		if (SPI_execute_plan(get_capture_plan(source, CAPTURE_TRUNCATE, buffer),
+		if (SPI_execute_plan(get_capture_plan(RelationGetRelid(td->tg_relation),
+											  CAPTURE_TRUNCATE, buffer),
 							 &xid, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not record TRUNCATE of \"%s\"",
 				 RelationGetRelationName(td->tg_relation));
@@ -440,12 +474,14 @@ pgt_cdc_capture(PG_FUNCTION_ARGS)
 	else
 	{
 		if (td->tg_oldtable != NULL &&
-			SPI_execute_plan(get_capture_plan(source, CAPTURE_OLD, buffer),
+			SPI_execute_plan(get_capture_plan(RelationGetRelid(td->tg_relation),
+											  CAPTURE_OLD, buffer),
 							 &xid, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not capture changes of \"%s\"",
 				 RelationGetRelationName(td->tg_relation));
 		if (td->tg_newtable != NULL &&
-			SPI_execute_plan(get_capture_plan(source, CAPTURE_NEW, buffer),
+			SPI_execute_plan(get_capture_plan(RelationGetRelid(td->tg_relation),
+											  CAPTURE_NEW, buffer),
 							 &xid, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not capture changes of \"%s\"",
 				 RelationGetRelationName(td->tg_relation));
@@ -456,8 +492,10 @@ pgt_cdc_capture(PG_FUNCTION_ARGS)
 }
 
 /*
- * get_capture_plan returns the kept plan that appends kind rows of source
- * to buffer, preparing it on first use.  Caller is connected to SPI.
+ * get_capture_plan returns the kept plan that appends kind rows of the
+ * transition tables of table (the source or one of its partitions: their
+ * column orders may differ) to buffer, preparing it on first use.  Caller
+ * is connected to SPI.
  */
 static SPIPlanPtr
 get_capture_plan(Oid source, CaptureKind kind, Oid buffer)
