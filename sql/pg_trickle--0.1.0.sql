@@ -279,3 +279,13 @@ COMMENT ON FUNCTION pgtrickle._on_sql_drop() IS 'internal: forgets stream tables
 
 CREATE EVENT TRIGGER pgtrickle_sql_drop ON sql_drop
     EXECUTE FUNCTION pgtrickle._on_sql_drop();
+
+CREATE FUNCTION pgtrickle._on_ddl_start()
+RETURNS event_trigger LANGUAGE C
+AS 'MODULE_PATHNAME', 'pgt_on_ddl_start';
+COMMENT ON FUNCTION pgtrickle._on_ddl_start()
+    IS 'internal: refuses ALTER TABLE that would break stream tables';
+
+CREATE EVENT TRIGGER pgtrickle_ddl_start ON ddl_command_start
+    WHEN TAG IN ('ALTER TABLE')
+    EXECUTE FUNCTION pgtrickle._on_ddl_start();

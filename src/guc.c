@@ -23,6 +23,7 @@
 
 #include "pg_trickle/pg_trickle.h"
 
+bool		pgt_block_source_ddl = true;
 bool		pgt_enabled = true;
 int			pgt_scheduler_interval_ms = 1000;
 int			pgt_min_schedule_seconds = 1;
@@ -49,6 +50,15 @@ static bool check_cdc_mode(char **newval, void **extra, GucSource source);
 void
 pgt_guc_init(void)
 {
+	DefineCustomBoolVariable("pg_trickle.block_source_ddl",
+							 gettext_noop("Refuses DDL that would break stream tables reading a table."),
+							 gettext_noop("Dropping, retyping or renaming columns of a source, and renaming a source."),
+							 &pgt_block_source_ddl,
+							 true,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
 	DefineCustomStringVariable("pg_trickle.cdc_mode",
 							   gettext_noop("Default change-capture mechanism for new stream tables."),
 							   gettext_noop("One of auto, trigger or wal.  Only trigger-based capture is implemented; auto uses triggers."),

@@ -564,6 +564,12 @@ resolve_refresh_mode(PgtStreamTable *st, PgtAnalysis *analysis,
 	}
 	else if (strcmp(mode, "DIFFERENTIAL") == 0 || strcmp(mode, "IMMEDIATE") == 0)
 	{
+		if (blocker == NULL && analysis->has_volatile &&
+			pgt_volatile_function_policy == PGT_VOLATILE_WARN && !quiet)
+			ereport(WARNING,
+					(errmsg("stream table \"%s\" calls volatile function %s()",
+							stname, analysis->volatile_name),
+					 errdetail("Rows are maintained from the values the function returned when each change was applied, so they can differ from a fresh run of the query.")));
 		if (blocker != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),

@@ -29,12 +29,19 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
+#include "catalog/namespace.h"
+#include "nodes/parsenodes.h"
+#include "pg_trickle/catalog.h"
 #include "pg_trickle/cdc.h"
 #include "pg_trickle/pg_trickle.h"
 #include "pg_trickle/util.h"
 
 PG_FUNCTION_INFO_V1(pgt_st_guard);
 PG_FUNCTION_INFO_V1(pgt_on_sql_drop);
+PG_FUNCTION_INFO_V1(pgt_on_ddl_start);
+
+static bool column_changing_alter(AlterTableStmt *stmt, bool include_add);
+static bool relation_is_source(Oid relid);
 
 /*
  * pgt_st_guard is the statement-level BEFORE trigger on every storage
@@ -98,4 +105,95 @@ pgt_on_sql_drop(PG_FUNCTION_ARGS)
 	SPI_finish();
 	pgt_cdc_release_unused();
 	PG_RETURN_VOID();
+}
+
+/*
+ * pgt_on_ddl_start refuses, before they run, ALTER TABLE commands that
+ * would silently break stream tables: changing the columns of a stream
+ * table's storage, and (with pg_trickle.block_source_ddl) dropping,
+ * retyping or renaming columns of a source, or renaming a source.
+ */
+Datum
+pgt_on_ddl_start(PG_FUNCTION_ARGS)
+{
+	EventTriggerData *trigdata = (EventTriggerData *) fcinfo->context;
+	Node	   *parsetree;
+	RangeVar   *rv = NULL;
+	bool		changes_columns = false;
+	bool		adds_columns = false;
+	bool		renames = false;
+	Oid			relid;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		elog(ERROR, "pgt_on_ddl_start: not fired by event trigger manager");
+	parsetree = trigdata->parsetree;
+
+	if (IsA(parsetree, AlterTableStmt))
+	{
+		AlterTableStmt *stmt = (AlterTableStmt *) parsetree;
+
+		rv = stmt->relation;
+		changes_columns = column_changing_alter(stmt, false);
+		adds_columns = column_changing_alter(stmt, true);
+	}
+	else if (IsA(parsetree, RenameStmt))
+	{
+		RenameStmt *stmt = (RenameStmt *) parsetree;
+
+		if (stmt->renameType == OBJECT_COLUMN || stmt->renameType == OBJECT_TABLE)
+		{
+			rv = stmt->relation;
+			renames = true;
+			changes_columns = stmt->renameType == OBJECT_COLUMN;
+		}
+	}
+	if (rv == NULL || (!changes_columns && !adds_columns && !renames))
+		PG_RETURN_VOID();
+
+	relid = RangeVarGetRelid(rv, NoLock, true);
+	if (!OidIsValid(relid) || !OidIsValid(get_extension_oid("pg_trickle", true)))
+		PG_RETURN_VOID();
+
+	if ((changes_columns || adds_columns) && pgt_internal_write_depth == 0 &&
+		pgt_catalog_is_stream_table(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("cannot change the columns of stream table \"%s\"",
+						get_rel_name(relid)),
+				 errdetail("The columns of a stream table follow its query."),
+				 errhint("Change the query with pgtrickle.alter_stream_table().")));
+
+	/* new columns of a source break nothing: queries name their columns */
+	if (pgt_block_source_ddl && (changes_columns || renames) &&
+		relation_is_source(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("cannot %s \"%s\" because stream tables read it",
+						changes_columns ? "change the columns of" : "rename",
+						get_rel_name(relid)),
+				 errdetail("Stream table queries refer to it by name and column."),
+				 errhint("Drop or alter those stream tables first, or SET pg_trickle.block_source_ddl = off and repair them afterwards.")));
+	PG_RETURN_VOID();
+}
+
+static bool
+column_changing_alter(AlterTableStmt *stmt, bool include_add)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = lfirst(lc);
+
+		if (cmd->subtype == AT_DropColumn || cmd->subtype == AT_AlterColumnType ||
+			(include_add && cmd->subtype == AT_AddColumn))
+			return true;
+	}
+	return false;
+}
+
+static bool
+relation_is_source(Oid relid)
+{
+	return pgt_catalog_readers_of(relid) != NIL;
 }
