@@ -26,7 +26,11 @@
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
+#include "common/hashfn.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/formatting.h"
@@ -35,6 +39,8 @@
 
 #include "pg_trickle/compat.h"
 #include "pg_trickle/util.h"
+
+static SPIPlanPtr cached_plan(const char *sql, int nargs, Oid *argtypes);
 
 /*
  * pgt_parse_name turns a user-supplied name ('st', 'schema.st',
@@ -113,13 +119,61 @@ uint64
 pgt_spi_exec_args(const char *sql, int nargs, Oid *argtypes, Datum *values,
 				  const char *nulls, bool read_only, int expected_rc)
 {
-	int			rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls,
-										   read_only, 0);
+	SPIPlanPtr	plan = cached_plan(sql, nargs, argtypes);
+	int			rc = SPI_execute_plan(plan, values, nulls, read_only, 0);
 
 	if (rc != expected_rc)
-		elog(ERROR, "SPI_execute_with_args failed: %s: %s",
+		elog(ERROR, "SPI_execute_plan failed: %s: %s",
 			 SPI_result_code_string(rc), sql);
 	return SPI_processed;
+}
+
+/*
+ * cached_plan returns a kept plan for sql, prepared on first use in this
+ * backend.  pg_trickle's own statements are fully qualified, so a plan
+ * does not depend on the search_path; the plan cache revalidates it after
+ * DDL.  The cache is small: statement texts are fixed or vary only by
+ * buffer name.
+ */
+static SPIPlanPtr
+cached_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	typedef struct PlanEntry
+	{
+		uint32		hash;
+		char	   *sql;
+		SPIPlanPtr	plan;
+	} PlanEntry;
+	static HTAB *plans = NULL;
+	uint32		h = hash_bytes((const unsigned char *) sql, strlen(sql));
+	PlanEntry  *entry;
+	bool		found;
+
+	if (plans == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(uint32);
+		ctl.entrysize = sizeof(PlanEntry);
+		ctl.hcxt = TopMemoryContext;
+		plans = hash_create("pg_trickle statement plans", 64, &ctl,
+							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	entry = hash_search(plans, &h, HASH_ENTER, &found);
+	if (found && strcmp(entry->sql, sql) == 0 && entry->plan != NULL)
+		return entry->plan;
+	if (found && entry->plan != NULL)
+		SPI_freeplan(entry->plan);	/* hash collision: replace */
+	entry->plan = NULL;
+	entry->sql = MemoryContextStrdup(TopMemoryContext, sql);
+	entry->plan = SPI_prepare(sql, nargs, argtypes);
+	if (entry->plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s: %s",
+			 SPI_result_code_string(SPI_result), sql);
+	if (SPI_keepplan(entry->plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	return entry->plan;
 }
 
 /*
@@ -129,13 +183,19 @@ pgt_spi_exec_args(const char *sql, int nargs, Oid *argtypes, Datum *values,
 Oid
 pgt_extension_owner(void)
 {
-	Oid			extoid = get_extension_oid("pg_trickle", false);
+	static LocalTransactionId cached_lxid = InvalidLocalTransactionId;
+	static Oid	cached_owner = InvalidOid;
+	Oid			extoid;
 	Relation	rel;
 	ScanKeyData key;
 	SysScanDesc scan;
 	HeapTuple	tup;
 	Oid			owner;
 
+	/* looked up once per transaction: it cannot change within one */
+	if (cached_lxid == MyProc->lxid && OidIsValid(cached_owner))
+		return cached_owner;
+	extoid = get_extension_oid("pg_trickle", false);
 	rel = table_open(ExtensionRelationId, AccessShareLock);
 	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
 				ObjectIdGetDatum(extoid));
@@ -146,6 +206,8 @@ pgt_extension_owner(void)
 	owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
+	cached_lxid = MyProc->lxid;
+	cached_owner = owner;
 	return owner;
 }
 

@@ -465,6 +465,8 @@ refresh_full(PgtStreamTable *st, PgtAnalysis *analysis, Snapshot snap,
 											 snap, false, SPI_OK_DELETE);
 		counts->inserted = exec_with_snapshot(agg_sql ? agg_sql : sql.data, snap,
 											  false, SPI_OK_INSERT);
+		/* fresh statistics let delta plans use the row identity index */
+		pgt_spi_exec(psprintf("ANALYZE %s", qualified), SPI_OK_UTILITY);
 	}
 	PG_FINALLY();
 	{
