@@ -137,7 +137,13 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 CREATE TEMP TABLE cap AS
-SELECT (SELECT ms FROM med WHERE section = 'pgbench' AND qname = 'orders_plain') AS tps_without,
+SELECT -- do the min-max ranges of the two sides overlap?
+       (SELECT max(value) FILTER (WHERE qname = 'orders_cap') >= min(value) FILTER (WHERE qname = 'orders_plain')
+           AND max(value) FILTER (WHERE qname = 'orders_plain') >= min(value) FILTER (WHERE qname = 'orders_cap')
+          FROM bench_results WHERE section = 'pgbench') AS tps_overlap,
+       (SELECT max(ms) FILTER (WHERE qname = 'orders_cap') >= min(ms) FILTER (WHERE qname = 'orders_plain')
+           AND max(ms) FILTER (WHERE qname = 'orders_plain') >= min(ms) FILTER (WHERE qname = 'orders_cap')
+          FROM bench_results WHERE section = 'bulk_update') AS upd_overlap, (SELECT ms FROM med WHERE section = 'pgbench' AND qname = 'orders_plain') AS tps_without,
        (SELECT ms FROM med WHERE section = 'pgbench' AND qname = 'orders_cap') AS tps_with,
        (SELECT ms FROM med WHERE section = 'bulk_update' AND qname = 'orders_plain') AS upd_without,
        (SELECT ms FROM med WHERE section = 'bulk_update' AND qname = 'orders_cap') AS upd_with,
@@ -183,14 +189,14 @@ SELECT format('| single-row UPDATE TPS (pgbench, 1 client, %s s; median (range) 
               bench_fmt(tps_without) || tps_without_r, bench_fmt(tps_with) || tps_with_r,
               CASE WHEN tps_with IS NULL OR tps_without IS NULL THEN 'n/a'
                    ELSE to_char(tps_with / tps_without, 'FM990.00') END,
-              capv.tps)
+              capv.tps || CASE WHEN tps_overlap THEN ' (ranges overlap)' ELSE '' END)
   FROM cap, capv;
 SELECT format('| %s-row UPDATE, ms incl. commit (median (range) of %s) | %s | %s | %s | ≤ 1.6 | %s |',
               bench_param('bulk_rows'), bench_param('capture_runs'),
               bench_fmt(upd_without) || upd_without_r, bench_fmt(upd_with) || upd_with_r,
               CASE WHEN upd_with IS NULL OR upd_without IS NULL THEN 'n/a'
                    ELSE to_char(upd_with / upd_without, 'FM990.00') END,
-              capv.upd)
+              capv.upd || CASE WHEN upd_overlap THEN ' (ranges overlap)' ELSE '' END)
   FROM cap, capv;
 SELECT '';
 SELECT 'Stream table on orders_cap: ' || st_errors FROM cap WHERE st_errors IS NOT NULL;

@@ -374,6 +374,7 @@ $$;
 CREATE FUNCTION bench_ratio(x float8) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE WHEN x IS NULL THEN 'n/a'
+                WHEN x < 0.1 THEN to_char(x, 'FM0.000') || '×'
                 WHEN x < 10 THEN to_char(x, 'FM99990.00') || '×'
                 ELSE to_char(x, 'FM9999999990.0') || '×' END
 $$;

@@ -20,6 +20,7 @@
 #define PGT_ROW_ID_COLUMN		"__pgt_row_id"
 
 /* GUC variables (src/guc.c) */
+extern bool pgt_block_source_ddl;
 extern bool pgt_enabled;
 extern int	pgt_scheduler_interval_ms;
 extern int	pgt_min_schedule_seconds;
