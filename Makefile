@@ -21,6 +21,9 @@ OBJS = \
 	src/dvm/delta.o \
 	src/refresh/refresh.o \
 	src/schedule/schedule.o \
+	src/scheduler/launcher.o \
+	src/scheduler/scheduler.o \
+	src/scheduler/shmem.o \
 	src/storage/storage.o \
 	src/stream_table.o \
 	src/util.o

@@ -289,3 +289,123 @@ COMMENT ON FUNCTION pgtrickle._on_ddl_start()
 CREATE EVENT TRIGGER pgtrickle_ddl_start ON ddl_command_start
     WHEN TAG IN ('ALTER TABLE')
     EXECUTE FUNCTION pgtrickle._on_ddl_start();
+
+/* ---------------------------------------------------------------- scheduler */
+
+CREATE FUNCTION pgtrickle._scheduler_running()
+RETURNS boolean LANGUAGE C VOLATILE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'pgt_scheduler_is_running';
+COMMENT ON FUNCTION pgtrickle._scheduler_running()
+    IS 'internal: does this database have a running pg_trickle scheduler';
+
+CREATE FUNCTION pgtrickle._wake_launcher()
+RETURNS void LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'pgt_wake_launcher';
+COMMENT ON FUNCTION pgtrickle._wake_launcher()
+    IS 'internal: start schedulers when the current transaction commits';
+
+/* ---------------------------------------------------------------- monitoring */
+
+CREATE VIEW pgtrickle.stream_tables_info AS
+SELECT st.*,
+       pg_catalog.now() - st.last_refresh_at AS staleness,
+       CASE WHEN st.schedule IS NULL OR st.last_refresh_at IS NULL THEN NULL
+            WHEN (pgtrickle.parse_schedule(st.schedule)).kind <> 'interval' THEN NULL
+            ELSE pg_catalog.now() - st.last_refresh_at >
+                 pg_catalog.make_interval(secs => 2 * (pgtrickle.parse_schedule(st.schedule)).interval_seconds)
+       END AS stale
+  FROM pgtrickle.pgt_stream_tables st;
+COMMENT ON VIEW pgtrickle.stream_tables_info
+    IS 'catalog rows of the stream tables with their staleness';
+
+CREATE VIEW pgtrickle.pg_stat_stream_tables AS
+SELECT i.pgt_id, i.pgt_schema, i.pgt_name, i.status, i.refresh_mode,
+       i.effective_refresh_mode, i.is_populated, i.data_timestamp, i.schedule,
+       i.staleness, i.stale, i.consecutive_errors, i.last_error_message,
+       h.total_refreshes, h.successful_refreshes, h.failed_refreshes,
+       h.total_rows_inserted, h.total_rows_deleted, h.avg_duration_ms,
+       l.action AS last_action, l.status AS last_status,
+       (SELECT pg_catalog.array_agg(DISTINCT d.cdc_mode)
+          FROM pgtrickle.pgt_dependencies d WHERE d.pgt_id = i.pgt_id) AS cdc_modes
+  FROM pgtrickle.stream_tables_info i
+  LEFT JOIN LATERAL (
+        SELECT pg_catalog.count(*) AS total_refreshes,
+               pg_catalog.count(*) FILTER (WHERE r.status = 'COMPLETED') AS successful_refreshes,
+               pg_catalog.count(*) FILTER (WHERE r.status = 'FAILED') AS failed_refreshes,
+               COALESCE(pg_catalog.sum(r.rows_inserted), 0) AS total_rows_inserted,
+               COALESCE(pg_catalog.sum(r.rows_deleted), 0) AS total_rows_deleted,
+               pg_catalog.avg(pg_catalog.date_part('epoch', r.end_time - r.start_time) * 1000)
+                   FILTER (WHERE r.status = 'COMPLETED') AS avg_duration_ms
+          FROM pgtrickle.pgt_refresh_history r WHERE r.pgt_id = i.pgt_id) h ON true
+  LEFT JOIN LATERAL (
+        SELECT r.action, r.status FROM pgtrickle.pgt_refresh_history r
+         WHERE r.pgt_id = i.pgt_id ORDER BY r.refresh_id DESC LIMIT 1) l ON true;
+COMMENT ON VIEW pgtrickle.pg_stat_stream_tables
+    IS 'one row per stream table: state, staleness and refresh totals';
+
+CREATE VIEW pgtrickle.quick_health AS
+SELECT pg_catalog.count(*) AS total_stream_tables,
+       pg_catalog.count(*) FILTER (WHERE i.status = 'ERROR') AS error_tables,
+       pg_catalog.count(*) FILTER (WHERE i.stale) AS stale_tables,
+       pgtrickle._scheduler_running() AS scheduler_running,
+       CASE WHEN pg_catalog.count(*) = 0 THEN 'EMPTY'
+            WHEN pg_catalog.count(*) FILTER (WHERE i.status = 'ERROR') > 0 THEN 'CRITICAL'
+            WHEN pg_catalog.count(*) FILTER (WHERE i.stale) > 0
+                 OR NOT pgtrickle._scheduler_running() THEN 'WARNING'
+            ELSE 'OK' END AS status
+  FROM pgtrickle.stream_tables_info i;
+COMMENT ON VIEW pgtrickle.quick_health IS 'one-row summary of the health of all stream tables';
+
+CREATE FUNCTION pgtrickle.get_staleness(name text)
+RETURNS float8 LANGUAGE sql STABLE STRICT
+AS $$
+    SELECT pg_catalog.date_part('epoch', pg_catalog.now() - st.last_refresh_at)
+      FROM pgtrickle.pgt_stream_tables st
+     WHERE st.pgt_relid = pgtrickle._resolve(name)
+$$;
+COMMENT ON FUNCTION pgtrickle.get_staleness(text)
+    IS 'seconds since the stream table was last refreshed (NULL if never)';
+
+CREATE FUNCTION pgtrickle.pgt_status()
+RETURNS TABLE (name text, status text, refresh_mode text, is_populated boolean,
+               consecutive_errors integer, schedule text, data_timestamp timestamptz,
+               staleness interval)
+LANGUAGE sql STABLE
+AS $$
+    SELECT pg_catalog.quote_ident(i.pgt_schema) || '.' || pg_catalog.quote_ident(i.pgt_name),
+           i.status, i.effective_refresh_mode, i.is_populated, i.consecutive_errors,
+           COALESCE(i.schedule, 'calculated'), i.data_timestamp, i.staleness
+      FROM pgtrickle.stream_tables_info i ORDER BY i.pgt_id
+$$;
+COMMENT ON FUNCTION pgtrickle.pgt_status() IS 'state of every stream table';
+
+CREATE FUNCTION pgtrickle.change_buffer_sizes()
+RETURNS TABLE (source_table regclass, pending_rows bigint, buffer_bytes bigint)
+LANGUAGE sql STABLE
+AS $$
+    SELECT substr(c.relname, 9)::oid::regclass, c.reltuples::bigint,
+           pg_catalog.pg_total_relation_size(c.oid)
+      FROM pg_catalog.pg_class c
+      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = 'pgtrickle_changes' AND c.relkind = 'r'
+     ORDER BY 1
+$$;
+COMMENT ON FUNCTION pgtrickle.change_buffer_sizes()
+    IS 'change buffers: source, estimated rows (pg_class.reltuples) and size';
+
+CREATE FUNCTION pgtrickle.dependency_tree()
+RETURNS TABLE (stream_table regclass, source regclass, source_type text, depth integer)
+LANGUAGE sql STABLE
+AS $$
+    WITH RECURSIVE t AS (
+        SELECT s.pgt_relid, d.source_relid, d.source_type, 1 AS depth
+          FROM pgtrickle.pgt_stream_tables s
+          JOIN pgtrickle.pgt_dependencies d USING (pgt_id)
+    )
+    SELECT t.pgt_relid::regclass, t.source_relid::regclass, t.source_type, t.depth
+      FROM t ORDER BY 1, 2
+$$;
+COMMENT ON FUNCTION pgtrickle.dependency_tree()
+    IS 'the sources of every stream table';
+
+SELECT pgtrickle._wake_launcher();

@@ -22,7 +22,7 @@ typedef enum PgtInitiator
 	PGT_INITIATED_INITIAL
 } PgtInitiator;
 
-extern void pgt_refresh_run(Oid relid, PgtInitiator initiator,
+extern bool pgt_refresh_run(Oid relid, PgtInitiator initiator,
 							bool force_full);
 
 #endif							/* PG_TRICKLE_REFRESH_H */

@@ -599,6 +599,38 @@ pgt_catalog_trim_buffers(List *sources)
 	catalog_end(&save);
 }
 
+/*
+ * pgt_catalog_record_failure records a failed refresh of pgt_id: a FAILED
+ * history row, one more consecutive error, and status ERROR once
+ * max_errors is reached.
+ */
+void
+pgt_catalog_record_failure(int64 pgt_id, const char *initiated_by,
+						   const char *message, int max_errors)
+{
+	PgtRoleSave save;
+	Oid			argtypes[4] = {INT8OID, TEXTOID, TEXTOID, INT4OID};
+	Datum		values[4];
+
+	values[0] = Int64GetDatum(pgt_id);
+	values[1] = CStringGetTextDatum(initiated_by);
+	values[2] = CStringGetTextDatum(message ? message : "unknown error");
+	values[3] = Int32GetDatum(max_errors);
+	catalog_begin(&save);
+	pgt_spi_exec_args("INSERT INTO pgtrickle.pgt_refresh_history "
+					  "(pgt_id, start_time, end_time, action, error_message, status, initiated_by) "
+					  "SELECT $1, pg_catalog.now(), pg_catalog.clock_timestamp(), "
+					  "CASE WHEN s.effective_refresh_mode = 'FULL' THEN 'FULL' ELSE 'DIFFERENTIAL' END, "
+					  "$3, 'FAILED', $2 FROM pgtrickle.pgt_stream_tables s WHERE s.pgt_id = $1",
+					  4, argtypes, values, NULL, false, SPI_OK_INSERT);
+	pgt_spi_exec_args("UPDATE pgtrickle.pgt_stream_tables SET "
+					  "consecutive_errors = consecutive_errors + 1, last_error_message = $3, "
+					  "status = CASE WHEN consecutive_errors + 1 >= $4 THEN 'ERROR' ELSE status END, "
+					  "updated_at = pg_catalog.now() WHERE pgt_id = $1",
+					  4, argtypes, values, NULL, false, SPI_OK_UPDATE);
+	catalog_end(&save);
+}
+
 static void
 catalog_begin(PgtRoleSave *save)
 {

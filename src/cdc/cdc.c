@@ -62,6 +62,7 @@
 
 #include "pg_trickle/cdc.h"
 #include "pg_trickle/pg_trickle.h"
+#include "pg_trickle/scheduler.h"
 #include "pg_trickle/util.h"
 
 PG_FUNCTION_INFO_V1(pgt_cdc_capture);
@@ -488,6 +489,7 @@ pgt_cdc_capture(PG_FUNCTION_ARGS)
 	}
 
 	SPI_finish();
+	pgt_scheduler_wake_at_commit();
 	return PointerGetDatum(NULL);
 }
 

@@ -82,9 +82,9 @@ static const char *initiator_name(PgtInitiator initiator);
  *
  * Must run inside a transaction; errors propagate (the caller's transaction
  * aborts and the stream table is unchanged).  A manual refresh of a
- * SUSPENDED stream table is refused.
+ * SUSPENDED stream table is refused.  Returns true if rows changed.
  */
-void
+bool
 pgt_refresh_run(Oid relid, PgtInitiator initiator, bool force_full)
 {
 	PgtStreamTable *st;
@@ -203,6 +203,7 @@ pgt_refresh_run(Oid relid, PgtInitiator initiator, bool force_full)
 		CommandCounterIncrement();
 		pgt_catalog_trim_buffers(captured);
 	}
+	return counts.inserted + counts.deleted > 0;
 }
 
 /*

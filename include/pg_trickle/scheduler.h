@@ -1,0 +1,57 @@
+/*-------------------------------------------------------------------------
+ *
+ * scheduler.h
+ *	  Background workers that refresh stream tables on their schedules.
+ *
+ * IDENTIFICATION
+ *	  include/pg_trickle/scheduler.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PG_TRICKLE_SCHEDULER_H
+#define PG_TRICKLE_SCHEDULER_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "port/atomics.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+
+#define PGT_MAX_DATABASES	64
+
+/* one database's scheduler, in shared memory */
+typedef struct PgtDbSlot
+{
+	Oid			dboid;			/* InvalidOid = free slot */
+	int			pid;			/* scheduler pid, 0 if none */
+	Latch	   *latch;			/* the scheduler's latch, NULL if none */
+	TimestampTz last_tick;		/* end of the scheduler's last pass */
+	int64		refreshes;		/* refreshes run since start */
+	int64		failures;		/* failed refreshes since start */
+	pg_atomic_uint64 change_seq;	/* bumped by each commit that wrote a buffer */
+} PgtDbSlot;
+
+typedef struct PgtShared
+{
+	LWLock	   *lock;			/* protects everything below */
+	Latch	   *launcher_latch;
+	int			launcher_pid;
+	bool		rescan_requested;	/* start schedulers now, no backoff */
+	PgtDbSlot	slots[PGT_MAX_DATABASES];
+} PgtShared;
+
+extern PgtShared *pgt_shared;
+
+extern void pgt_shmem_request(void);
+extern void pgt_shmem_startup(void);
+extern void pgt_scheduler_register_launcher(void);
+extern void pgt_scheduler_wake_database(Oid dboid);
+extern void pgt_scheduler_wake_at_commit(void);
+extern void pgt_scheduler_wake_launcher(void);
+extern bool pgt_scheduler_running(Oid dboid);
+
+extern PGDLLEXPORT void pgt_launcher_main(Datum arg);
+extern PGDLLEXPORT void pgt_scheduler_main(Datum arg);
+
+#endif							/* PG_TRICKLE_SCHEDULER_H */

@@ -1,0 +1,170 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.c
+ *	  Shared state between the launcher, the per-database schedulers and
+ *	  the backends that write to sources.
+ *
+ *	  One PgtShared struct: the launcher's latch, and one slot per database
+ *	  that has a scheduler, holding that scheduler's pid and latch.
+ *
+ *	  Locking: pgt_shared->lock (one LWLock of the "pg_trickle" tranche)
+ *	  protects every field.  Workers take it exclusively to claim or free a
+ *	  slot; writers take it shared to find a latch to set.  SetLatch is
+ *	  safe on a latch whose owner has exited (the slot is cleared before
+ *	  the owner exits, under the lock).
+ *
+ *	  Wake-up at commit: the capture trigger calls
+ *	  pgt_scheduler_wake_at_commit(), which registers (once per backend) a
+ *	  transaction callback that, when a transaction that wrote a change
+ *	  buffer commits, sets the latch of this database's scheduler.  A
+ *	  background worker cannot LISTEN; a latch reaches it immediately.
+ *
+ * IDENTIFICATION
+ *	  src/scheduler/shmem.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+
+#include "pg_trickle/scheduler.h"
+
+PgtShared  *pgt_shared = NULL;
+
+static bool wake_pending = false;
+static bool wake_callback_registered = false;
+
+static void wake_xact_callback(XactEvent event, void *arg);
+
+/*
+ * pgt_shmem_request asks for pg_trickle's shared memory and lock
+ * (shmem_request_hook, postmaster only).
+ */
+void
+pgt_shmem_request(void)
+{
+	RequestAddinShmemSpace(MAXALIGN(sizeof(PgtShared)));
+	RequestNamedLWLockTranche("pg_trickle", 1);
+}
+
+/*
+ * pgt_shmem_startup creates or attaches to the shared state
+ * (shmem_startup_hook).
+ */
+void
+pgt_shmem_startup(void)
+{
+	bool		found;
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	pgt_shared = ShmemInitStruct("pg_trickle", sizeof(PgtShared), &found);
+	if (!found)
+	{
+		memset(pgt_shared, 0, sizeof(PgtShared));
+		pgt_shared->lock = &(GetNamedLWLockTranche("pg_trickle"))->lock;
+		for (int i = 0; i < PGT_MAX_DATABASES; i++)
+			pg_atomic_init_u64(&pgt_shared->slots[i].change_seq, 0);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * pgt_scheduler_wake_database sets the latch of dboid's scheduler, if any.
+ */
+void
+pgt_scheduler_wake_database(Oid dboid)
+{
+	if (pgt_shared == NULL)
+		return;
+	LWLockAcquire(pgt_shared->lock, LW_SHARED);
+	for (int i = 0; i < PGT_MAX_DATABASES; i++)
+	{
+		if (pgt_shared->slots[i].dboid == dboid)
+		{
+			pg_atomic_fetch_add_u64(&pgt_shared->slots[i].change_seq, 1);
+			if (pgt_shared->slots[i].latch != NULL)
+				SetLatch(pgt_shared->slots[i].latch);
+			break;
+		}
+	}
+	LWLockRelease(pgt_shared->lock);
+}
+
+/*
+ * pgt_scheduler_wake_launcher sets the launcher's latch (a database may
+ * need a scheduler now).
+ */
+void
+pgt_scheduler_wake_launcher(void)
+{
+	if (pgt_shared == NULL)
+		return;
+	LWLockAcquire(pgt_shared->lock, LW_EXCLUSIVE);
+	pgt_shared->rescan_requested = true;
+	if (pgt_shared->launcher_latch != NULL)
+		SetLatch(pgt_shared->launcher_latch);
+	LWLockRelease(pgt_shared->lock);
+}
+
+/*
+ * pgt_scheduler_running is true if dboid has a live scheduler.
+ */
+bool
+pgt_scheduler_running(Oid dboid)
+{
+	bool		running = false;
+
+	if (pgt_shared == NULL)
+		return false;
+	LWLockAcquire(pgt_shared->lock, LW_SHARED);
+	for (int i = 0; i < PGT_MAX_DATABASES; i++)
+	{
+		if (pgt_shared->slots[i].dboid == dboid && pgt_shared->slots[i].pid != 0)
+			running = true;
+	}
+	LWLockRelease(pgt_shared->lock);
+	return running;
+}
+
+/*
+ * pgt_scheduler_wake_at_commit arranges for this database's scheduler to
+ * be woken when the current transaction commits.  Cheap enough for the
+ * capture trigger: a flag and, once per backend, a callback registration.
+ */
+void
+pgt_scheduler_wake_at_commit(void)
+{
+	if (pgt_shared == NULL)
+		return;
+	if (!wake_callback_registered)
+	{
+		RegisterXactCallback(wake_xact_callback, NULL);
+		wake_callback_registered = true;
+	}
+	wake_pending = true;
+}
+
+static void
+wake_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			if (wake_pending)
+				pgt_scheduler_wake_database(MyDatabaseId);
+			wake_pending = false;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			wake_pending = false;
+			break;
+		default:
+			break;
+	}
+}
