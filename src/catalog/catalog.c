@@ -521,7 +521,8 @@ pgt_catalog_stream_sources(Oid relid)
 }
 
 /*
- * pgt_catalog_record_refresh writes a COMPLETED history row for a refresh
+ * pgt_catalog_record_refresh writes a COMPLETED history row (except for a
+ * NO_DATA refresh by the scheduler) for a refresh
  * of st that started at start_time, and marks st populated, ACTIVE (unless
  * SUSPENDED) and error-free.  frontier (pg_snapshot text, NULL = unchanged)
  * is the snapshot whose committed changes the stream table now reflects.
@@ -550,7 +551,9 @@ pgt_catalog_record_refresh(PgtStreamTable *st, const char *action,
 	values[8] = cstring_or_null(frontier, &nulls[8]);
 
 	catalog_begin(&save);
-	pgt_spi_exec_args("INSERT INTO pgtrickle.pgt_refresh_history "
+	/* the scheduler's empty refreshes would only bloat the history */
+	if (strcmp(action, "NO_DATA") != 0 || strcmp(initiated_by, "SCHEDULER") != 0)
+		pgt_spi_exec_args("INSERT INTO pgtrickle.pgt_refresh_history "
 					  "(pgt_id, data_timestamp, start_time, end_time, action, rows_inserted, "
 					  " rows_deleted, delta_row_count, was_full_fallback, fallback_reason, "
 					  " status, initiated_by) "

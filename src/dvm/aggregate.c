@@ -233,8 +233,9 @@ pgt_dvm_agg_child_names(PgtAggLayout *layout)
 }
 
 /*
- * pgt_dvm_agg_full_sql returns the INSERT that fills storage (emptied by the
- * caller) from child_sql, the deparsed child query.
+ * pgt_dvm_agg_full_sql returns the SELECT that computes every storage
+ * column (visible, hidden, row identity, in storage order) of an algebraic
+ * aggregate from child_sql, the deparsed child query.
  */
 char *
 pgt_dvm_agg_full_sql(PgtAggLayout *layout, List *columns, const char *storage,
@@ -298,8 +299,9 @@ pgt_dvm_agg_full_sql(PgtAggLayout *layout, List *columns, const char *storage,
 							 item->argno, filt);
 		}
 	}
-	return psprintf("INSERT INTO %s (%s, " PGT_ROW_ID_COLUMN ") SELECT %s, %s FROM (%s) AS c(%s)%s%s",
-					storage, cols.data, sel.data,
+	(void) storage;
+	return psprintf("SELECT %s, %s FROM (%s) AS c(%s)%s%s",
+					sel.data,
 					pgt_storage_row_id_expr(columns,
 											layout->grouped ? PGT_IDENTITY_GROUP_KEY :
 											PGT_IDENTITY_SINGLETON, "c"),

@@ -272,8 +272,8 @@ pgt_dvm_prepare(Query *query)
 }
 
 /*
- * pgt_dvm_full_sql returns the INSERT that fills the (emptied) storage of
- * an algebraic aggregate, hidden columns included, or NULL when the plain
+ * pgt_dvm_full_sql returns the SELECT computing every storage column of an
+ * algebraic aggregate, hidden columns included, or NULL when the plain
  * query result is all storage needs.
  */
 char *

@@ -31,6 +31,8 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/typcache.h"
+#include "commands/trigger.h"
 #include "utils/fmgrprotos.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -67,6 +69,7 @@ static bool refresh_differential(PgtStreamTable *st, Snapshot snap,
 static const char *pending_changes(PgtStreamTable *st, List *captured,
 								   Snapshot snap, List **changed,
 								   int64 *pending, bool *auto_full);
+static char *col_names(List *columns);
 static uint64 exec_with_snapshot(const char *sql, Snapshot snap,
 								 bool read_only, int expected_rc);
 static char *frontier_text(Snapshot snap);
@@ -420,41 +423,76 @@ refresh_differential(PgtStreamTable *st, Snapshot snap, List *changed,
 
 /*
  * refresh_full replaces the rows of st with a fresh run of its query.
+ *
+ * When other stream tables read st (it carries capture triggers), the new
+ * rows are diffed against the stored ones and only the difference is
+ * written, so readers receive a delta the size of the real change instead
+ * of every row deleted and inserted again.
  */
 static void
 refresh_full(PgtStreamTable *st, PgtAnalysis *analysis, Snapshot snap,
 			 RefreshCounts *counts)
 {
-	StringInfoData sql;
 	char	   *qualified = pgt_qualified_name(st->relid);
-	List	   *colnames;
-	ListCell   *lc;
-	bool		first = true;
-	char	   *agg_sql = pgt_dvm_full_sql(analysis->query, analysis, qualified);
+	char	   *select_sql = pgt_dvm_full_sql(analysis->query, analysis, qualified);
+	StringInfoData cols;
+	StringInfoData ccols;
+	StringInfoData grp;
+	StringInfoData sel;
+	StringInfoData recheck;
+	Relation	rel;
+	TupleDesc	desc;
+	bool		diff = OidIsValid(get_trigger_oid(st->relid, "__pgt_cdc_ins", true));
 
-	colnames = pgt_storage_column_names(analysis->columns);
+	initStringInfo(&cols);
+	initStringInfo(&ccols);
+	initStringInfo(&grp);
+	initStringInfo(&sel);
+	initStringInfo(&recheck);
+	rel = relation_open(st->relid, AccessShareLock);
+	desc = RelationGetDescr(rel);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		const char *qn;
+		TypeCacheEntry *tc;
 
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "INSERT INTO %s (", qualified);
-	foreach(lc, colnames)
-	{
-		if (!first)
-			appendStringInfoString(&sql, ", ");
-		first = false;
-		appendStringInfoString(&sql, (char *) lfirst(lc));
+		if (att->attisdropped)
+			continue;
+		qn = quote_identifier(NameStr(att->attname));
+		appendStringInfo(&cols, "%s%s", cols.len ? ", " : "", qn);
+		appendStringInfo(&ccols, "%sc.%s", ccols.len ? ", " : "", qn);
+		tc = lookup_type_cache(att->atttypid, TYPECACHE_EQ_OPR);
+		if (grp.len)
+		{
+			appendStringInfoString(&grp, ", ");
+			appendStringInfoString(&sel, ", ");
+			appendStringInfoString(&recheck, " AND ");
+		}
+		if (OidIsValid(tc->eq_opr))
+		{
+			appendStringInfo(&grp, "d.%s", qn);
+			appendStringInfo(&sel, "d.%s", qn);
+			appendStringInfo(&recheck, "t.%s IS NOT DISTINCT FROM c.%s", qn, qn);
+		}
+		else
+		{
+			appendStringInfo(&grp, "d.%s::pg_catalog.text", qn);
+			appendStringInfo(&sel, "(pg_catalog.min(d.%s::pg_catalog.text))::%s AS %s", qn,
+							 format_type_extended(att->atttypid, att->atttypmod,
+												  FORMAT_TYPE_TYPEMOD_GIVEN |
+												  FORMAT_TYPE_FORCE_QUALIFY), qn);
+			appendStringInfo(&recheck, "t.%s::pg_catalog.text IS NOT DISTINCT FROM c.%s::pg_catalog.text",
+							 qn, qn);
+		}
 	}
-	appendStringInfo(&sql, ", %s) SELECT q.*, %s FROM (%s) AS q (", PGT_ROW_ID_COLUMN,
-					 pgt_storage_row_id_expr(analysis->columns, st->identity, "q"),
-					 st->defining_query);
-	first = true;
-	foreach(lc, colnames)
-	{
-		if (!first)
-			appendStringInfoString(&sql, ", ");
-		first = false;
-		appendStringInfoString(&sql, (char *) lfirst(lc));
-	}
-	appendStringInfoChar(&sql, ')');
+	relation_close(rel, AccessShareLock);
+
+	if (select_sql == NULL)
+		select_sql = psprintf("SELECT q.*, %s FROM (%s) AS q (%s)",
+							  pgt_storage_row_id_expr(analysis->columns, st->identity, "q"),
+							  st->defining_query,
+							  col_names(analysis->columns));
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -462,10 +500,43 @@ refresh_full(PgtStreamTable *st, PgtAnalysis *analysis, Snapshot snap,
 	pgt_internal_write_depth++;
 	PG_TRY();
 	{
-		counts->deleted = exec_with_snapshot(psprintf("DELETE FROM %s", qualified),
-											 snap, false, SPI_OK_DELETE);
-		counts->inserted = exec_with_snapshot(agg_sql ? agg_sql : sql.data, snap,
-											  false, SPI_OK_INSERT);
+		if (diff)
+		{
+			bool		isnull;
+
+			exec_with_snapshot(psprintf("WITH __pgt_n(%s) AS (%s), "
+										"__pgt_d AS (SELECT n.*, 1::pg_catalog.int8 AS __pgt_w FROM __pgt_n n "
+										"UNION ALL SELECT %s, -1::pg_catalog.int8 FROM %s), "
+										"__pgt_c AS (SELECT %s, pg_catalog.sum(d.__pgt_w)::pg_catalog.int8 AS __pgt_w, "
+										"pg_catalog.row_number() OVER () AS __pgt_cid FROM __pgt_d d "
+										"GROUP BY %s HAVING pg_catalog.sum(d.__pgt_w) <> 0), "
+										"__pgt_del AS (DELETE FROM %s WHERE ctid = ANY (ARRAY("
+										"SELECT x.ctid FROM (SELECT t.ctid, -c.__pgt_w AS n, "
+										"pg_catalog.row_number() OVER (PARTITION BY c.__pgt_cid ORDER BY t.ctid) AS rn "
+										"FROM __pgt_c c JOIN %s t ON t." PGT_ROW_ID_COLUMN " = c." PGT_ROW_ID_COLUMN
+										" AND %s WHERE c.__pgt_w < 0) x WHERE x.rn <= x.n)) RETURNING 1), "
+										"__pgt_ins AS (INSERT INTO %s (%s) SELECT %s FROM __pgt_c c "
+										"CROSS JOIN LATERAL pg_catalog.generate_series(1::pg_catalog.int8, c.__pgt_w) "
+										"WHERE c.__pgt_w > 0 RETURNING 1) "
+										"SELECT (SELECT pg_catalog.count(*) FROM __pgt_del), "
+										"(SELECT pg_catalog.count(*) FROM __pgt_ins)",
+										cols.data, select_sql, cols.data, qualified, sel.data, grp.data,
+										qualified, qualified, recheck.data,
+										qualified, cols.data, ccols.data),
+							   snap, false, SPI_OK_SELECT);
+			counts->deleted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+														  SPI_tuptable->tupdesc, 1, &isnull));
+			counts->inserted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+														   SPI_tuptable->tupdesc, 2, &isnull));
+		}
+		else
+		{
+			counts->deleted = exec_with_snapshot(psprintf("DELETE FROM %s", qualified),
+												 snap, false, SPI_OK_DELETE);
+			counts->inserted = exec_with_snapshot(psprintf("INSERT INTO %s (%s) %s",
+														   qualified, cols.data, select_sql),
+												  snap, false, SPI_OK_INSERT);
+		}
 		/* fresh statistics let delta plans use the row identity index */
 		pgt_spi_exec(psprintf("ANALYZE %s", qualified), SPI_OK_UTILITY);
 	}
@@ -477,6 +548,20 @@ refresh_full(PgtStreamTable *st, PgtAnalysis *analysis, Snapshot snap,
 
 	SPI_finish();
 }
+
+/* col_names: quoted visible column names, comma-separated */
+static char *
+col_names(List *columns)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, pgt_storage_column_names(columns))
+		appendStringInfo(&buf, "%s%s", buf.len ? ", " : "", (char *) lfirst(lc));
+	return buf.data;
+}
+
 
 /*
  * exec_with_snapshot plans and runs sql so that it sees the data of snap
