@@ -22,6 +22,12 @@ typedef enum PgtInitiator
 	PGT_INITIATED_INITIAL
 } PgtInitiator;
 
+/*
+ * History row (status RUNNING) that the next refresh completes instead of
+ * inserting its own; set by the scheduler, 0 otherwise.
+ */
+extern int64 pgt_running_history_id;
+
 extern bool pgt_refresh_run(Oid relid, PgtInitiator initiator,
 							bool force_full);
 

@@ -33,6 +33,7 @@
 #include "pg_trickle/catalog.h"
 #include "pg_trickle/dvm.h"
 #include "pg_trickle/pg_trickle.h"
+#include "pg_trickle/refresh.h"
 #include "pg_trickle/util.h"
 
 static void catalog_begin(PgtRoleSave *save);
@@ -551,6 +552,16 @@ pgt_catalog_record_refresh(PgtStreamTable *st, const char *action,
 	values[8] = cstring_or_null(frontier, &nulls[8]);
 
 	catalog_begin(&save);
+	if (pgt_running_history_id != 0)
+	{
+		Oid			rtypes[1] = {INT8OID};
+		Datum		rvals[1];
+
+		/* the scheduler committed a RUNNING row for this refresh */
+		rvals[0] = Int64GetDatum(pgt_running_history_id);
+		pgt_spi_exec_args("DELETE FROM pgtrickle.pgt_refresh_history WHERE refresh_id = $1",
+						  1, rtypes, rvals, NULL, false, SPI_OK_DELETE);
+	}
 	/* the scheduler's empty refreshes would only bloat the history */
 	if (strcmp(action, "NO_DATA") != 0 || strcmp(initiated_by, "SCHEDULER") != 0)
 		pgt_spi_exec_args("INSERT INTO pgtrickle.pgt_refresh_history "
@@ -603,6 +614,53 @@ pgt_catalog_trim_buffers(List *sources)
 }
 
 /*
+ * pgt_catalog_history_start commits nothing itself: it inserts a RUNNING
+ * history row for a refresh of pgt_id by the scheduler (which commits it
+ * before refreshing, so a crash leaves evidence) and returns its id.
+ */
+int64
+pgt_catalog_history_start(int64 pgt_id)
+{
+	PgtRoleSave save;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	int64		id;
+	bool		isnull;
+
+	values[0] = Int64GetDatum(pgt_id);
+	catalog_begin(&save);
+	pgt_spi_exec_args("INSERT INTO pgtrickle.pgt_refresh_history "
+					  "(pgt_id, start_time, action, status, initiated_by) "
+					  "SELECT $1, pg_catalog.now(), "
+					  "CASE WHEN s.effective_refresh_mode = 'FULL' THEN 'FULL' ELSE 'DIFFERENTIAL' END, "
+					  "'RUNNING', 'SCHEDULER' FROM pgtrickle.pgt_stream_tables s WHERE s.pgt_id = $1 "
+					  "RETURNING refresh_id",
+					  1, argtypes, values, NULL, false, SPI_OK_INSERT_RETURNING);
+	id = SPI_processed > 0 ?
+		DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) : 0;
+	catalog_end(&save);
+	return id;
+}
+
+/*
+ * pgt_catalog_fail_interrupted marks RUNNING history rows left by a
+ * scheduler that stopped mid-refresh as FAILED.
+ */
+void
+pgt_catalog_fail_interrupted(void)
+{
+	PgtRoleSave save;
+
+	catalog_begin(&save);
+	pgt_spi_exec_args("UPDATE pgtrickle.pgt_refresh_history SET status = 'FAILED', "
+					  "end_time = pg_catalog.now(), "
+					  "error_message = 'interrupted: the worker running this refresh stopped' "
+					  "WHERE status = 'RUNNING'",
+					  0, NULL, NULL, NULL, false, SPI_OK_UPDATE);
+	catalog_end(&save);
+}
+
+/*
  * pgt_catalog_record_failure records a failed refresh of pgt_id: a FAILED
  * history row, one more consecutive error, and status ERROR once
  * max_errors is reached.
@@ -620,6 +678,15 @@ pgt_catalog_record_failure(int64 pgt_id, const char *initiated_by,
 	values[2] = CStringGetTextDatum(message ? message : "unknown error");
 	values[3] = Int32GetDatum(max_errors);
 	catalog_begin(&save);
+	if (pgt_running_history_id != 0)
+	{
+		Oid			rtypes[1] = {INT8OID};
+		Datum		rvals[1];
+
+		rvals[0] = Int64GetDatum(pgt_running_history_id);
+		pgt_spi_exec_args("DELETE FROM pgtrickle.pgt_refresh_history WHERE refresh_id = $1",
+						  1, rtypes, rvals, NULL, false, SPI_OK_DELETE);
+	}
 	pgt_spi_exec_args("INSERT INTO pgtrickle.pgt_refresh_history "
 					  "(pgt_id, start_time, end_time, action, error_message, status, initiated_by) "
 					  "SELECT $1, pg_catalog.now(), pg_catalog.clock_timestamp(), "

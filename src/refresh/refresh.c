@@ -292,6 +292,8 @@ typedef struct DeltaPlanEntry
 
 static HTAB *delta_plans = NULL;
 
+int64		pgt_running_history_id = 0;
+
 /*
  * refresh_differential applies the delta of the window to st.  Returns
  * false if the refresh must be FULL instead: *reason set when the query

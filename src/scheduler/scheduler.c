@@ -126,6 +126,15 @@ pgt_scheduler_main(Datum arg)
 
 	loopcxt = AllocSetContextCreate(TopMemoryContext, "pg_trickle scheduler loop",
 									ALLOCSET_DEFAULT_SIZES);
+	if (extension_present())
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgt_catalog_fail_interrupted();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
 	for (;;)
 	{
 		long		wait_ms = pgt_scheduler_interval_ms;
@@ -383,6 +392,15 @@ refresh_one(SchedSt *st, MemoryContext loopcxt)
 	volatile bool failed = false;
 	ErrorData  *edata = NULL;
 
+	/* a committed RUNNING row shows a refresh that a crash interrupted */
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgt_running_history_id = pgt_catalog_history_start(st->pgt_id);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(loopcxt);
+
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -396,6 +414,7 @@ refresh_one(SchedSt *st, MemoryContext loopcxt)
 	{
 		MemoryContextSwitchTo(loopcxt);
 		edata = CopyErrorData();
+		/* the RUNNING row committed; the failure row replaces it */
 		FlushErrorState();
 		AbortCurrentTransaction();
 		failed = true;
@@ -413,6 +432,7 @@ refresh_one(SchedSt *st, MemoryContext loopcxt)
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgt_catalog_record_failure(st->pgt_id, "SCHEDULER", edata->message,
 								   pgt_max_consecutive_errors);
+		pgt_running_history_id = 0;
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		MemoryContextSwitchTo(loopcxt);
@@ -421,6 +441,7 @@ refresh_one(SchedSt *st, MemoryContext loopcxt)
 		LWLockRelease(pgt_shared->lock);
 		return false;
 	}
+	pgt_running_history_id = 0;
 	LWLockAcquire(pgt_shared->lock, LW_EXCLUSIVE);
 	pgt_shared->slots[my_slot].refreshes++;
 	LWLockRelease(pgt_shared->lock);
