@@ -26,9 +26,10 @@
  *	  first frontier).
  *
  *	  The trigger function is SECURITY DEFINER (the extension owner), so
- *	  writers need no privilege on the buffer.  Its INSERT ... SELECT from
- *	  the transition table is prepared once per backend and source, and
- *	  forgotten on any relcache invalidation of the source or the buffer.
+ *	  writers need no privilege on the buffer.  It copies the transition
+ *	  table's rows straight into the buffer's heap and index (no SPI), using
+ *	  a column map built once per backend and firing table and forgotten on
+ *	  any relcache invalidation of the table or the buffer.
  *
  * IDENTIFICATION
  *	  src/cdc/cdc.c
@@ -37,7 +38,14 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/heapam.h"
 #include "access/relation.h"
+#include "access/table.h"
+#include "catalog/index.h"
+#include "executor/executor.h"
+#include "executor/tuptable.h"
+#include "utils/tuplestore.h"
 #include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
@@ -67,27 +75,16 @@
 
 PG_FUNCTION_INFO_V1(pgt_cdc_capture);
 
-typedef enum CaptureKind
+/* how one firing table's rows map onto its buffer's columns */
+typedef struct CaptureMap
 {
-	CAPTURE_NEW,				/* rows of the NEW transition table, +1 */
-	CAPTURE_OLD,				/* rows of the OLD transition table, -1 */
-	CAPTURE_TRUNCATE			/* one marker row, 0 */
-} CaptureKind;
-
-typedef struct CapturePlanKey
-{
-	Oid			source;
-	int			kind;
-} CapturePlanKey;
-
-typedef struct CapturePlan
-{
-	CapturePlanKey key;
+	Oid			table;			/* hash key: source or partition */
 	Oid			buffer;
-	SPIPlanPtr	plan;
-} CapturePlan;
+	Oid			index;			/* the buffer's index on __pgt_xid */
+	AttrNumber *map;			/* per buffer column: table attnum, 0 = NULL */
+} CaptureMap;
 
-static HTAB *capture_plans = NULL;
+static HTAB *capture_maps = NULL;
 
 static const char *const capture_triggers[4] = {
 	"__pgt_cdc_ins", "__pgt_cdc_upd", "__pgt_cdc_del", "__pgt_cdc_trunc"
@@ -102,8 +99,9 @@ static void capture_plan_inval(Datum arg, Oid relid);
 static void capture_xact_callback(XactEvent event, void *arg);
 static void capture_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 									 SubTransactionId parentSubid, void *arg);
-static SPIPlanPtr get_capture_plan(Oid source, CaptureKind kind, Oid buffer);
-static char *captured_column_list(Oid buffer, bool quoted);
+static void append_rows(TriggerData *td, Oid buffer, Tuplestorestate *ts,
+						int w, Datum xid);
+static CaptureMap *get_capture_map(Oid table, Oid buffer);
 
 /*
  * pgt_cdc_buffer_name returns the unqualified name of relid's change buffer.
@@ -434,7 +432,6 @@ pgt_cdc_capture(PG_FUNCTION_ARGS)
 	Oid			source;
 	Oid			buffer;
 	Datum		xid;
-	Oid			argtypes[1] = {XID8OID};
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event))
 		elog(ERROR, "pgt_cdc_capture: must be a statement trigger");
@@ -457,121 +454,155 @@ pgt_cdc_capture(PG_FUNCTION_ARGS)
 
 	register_callbacks();
 	xid = FullTransactionIdGetDatum(GetTopFullTransactionId());
-	(void) argtypes;
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
-		elog(ERROR, "SPI_register_trigger_data failed");
 
 	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
-	{
-		if (SPI_execute_plan(get_capture_plan(RelationGetRelid(td->tg_relation),
-											  CAPTURE_TRUNCATE, buffer),
-							 &xid, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not record TRUNCATE of \"%s\"",
-				 RelationGetRelationName(td->tg_relation));
-	}
+		append_rows(td, buffer, NULL, 0, xid);
 	else
 	{
-		if (td->tg_oldtable != NULL &&
-			SPI_execute_plan(get_capture_plan(RelationGetRelid(td->tg_relation),
-											  CAPTURE_OLD, buffer),
-							 &xid, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not capture changes of \"%s\"",
-				 RelationGetRelationName(td->tg_relation));
-		if (td->tg_newtable != NULL &&
-			SPI_execute_plan(get_capture_plan(RelationGetRelid(td->tg_relation),
-											  CAPTURE_NEW, buffer),
-							 &xid, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not capture changes of \"%s\"",
-				 RelationGetRelationName(td->tg_relation));
+		if (td->tg_oldtable != NULL)
+			append_rows(td, buffer, td->tg_oldtable, -1, xid);
+		if (td->tg_newtable != NULL)
+			append_rows(td, buffer, td->tg_newtable, 1, xid);
 	}
 
-	SPI_finish();
 	pgt_scheduler_wake_at_commit();
 	return PointerGetDatum(NULL);
 }
 
 /*
- * get_capture_plan returns the kept plan that appends kind rows of the
- * transition tables of table (the source or one of its partitions: their
- * column orders may differ) to buffer, preparing it on first use.  Caller
- * is connected to SPI.
+ * append_rows writes the rows of transition table ts (or, with ts NULL,
+ * one TRUNCATE marker) to buffer with weight w, straight into the heap and
+ * its one index: no SPI, no planner, no executor, which keeps capture
+ * cheap on the writer's hot path.  Buffers have no triggers or
+ * constraints beyond the NOT NULL columns filled here.
  */
-static SPIPlanPtr
-get_capture_plan(Oid source, CaptureKind kind, Oid buffer)
+static void
+append_rows(TriggerData *td, Oid buffer, Tuplestorestate *ts, int w, Datum xid)
 {
-	CapturePlanKey key;
-	CapturePlan *entry;
-	bool		found;
-	char	   *sql;
-	char	   *cols;
-	char	   *qbuf;
-	Oid			argtypes[1] = {XID8OID};
-	SPIPlanPtr	plan;
+	Oid			table = RelationGetRelid(td->tg_relation);
+	CaptureMap *map = get_capture_map(table, buffer);
+	Relation	brel = table_open(buffer, RowExclusiveLock);
+	TupleDesc	bdesc = RelationGetDescr(brel);
+	Relation	irel = index_open(map->index, RowExclusiveLock);
+	IndexInfo  *ii = BuildIndexInfo(irel);
+	Datum	   *values = palloc(sizeof(Datum) * bdesc->natts);
+	bool	   *nulls = palloc(sizeof(bool) * bdesc->natts);
+	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext,
+												 "pg_trickle capture row",
+												 ALLOCSET_SMALL_SIZES);
+	MemoryContext old;
 
-	memset(&key, 0, sizeof(key));
-	key.source = source;
-	key.kind = (int) kind;
-	entry = hash_search(capture_plans, &key, HASH_ENTER, &found);
-	if (!found)
-		entry->plan = NULL;
-	if (found && entry->plan != NULL && entry->buffer == buffer &&
-		SPI_plan_is_valid(entry->plan))
-		return entry->plan;
-	if (found && entry->plan != NULL)
-		SPI_freeplan(entry->plan);
-	entry->plan = NULL;
-	entry->buffer = buffer;
+	if (ts == NULL)
+	{
+		HeapTuple	tup;
+		Datum		ival[1];
+		bool		inull[1] = {false};
 
-	qbuf = quote_qualified_identifier(PGT_CHANGES_SCHEMA, get_rel_name(buffer));
-	cols = captured_column_list(buffer, true);
-	if (kind == CAPTURE_TRUNCATE)
-		sql = psprintf("INSERT INTO %s (" PGT_BUFFER_XID_COLUMN ", " PGT_BUFFER_W_COLUMN
-					   ") VALUES ($1, 0)", qbuf);
+		for (int i = 0; i < bdesc->natts; i++)
+			nulls[i] = true;
+		values[0] = xid;
+		nulls[0] = false;
+		values[1] = Int32GetDatum(0);
+		nulls[1] = false;
+		tup = heap_form_tuple(bdesc, values, nulls);
+		simple_heap_insert(brel, tup);
+		ival[0] = xid;
+		index_insert(irel, ival, inull, &tup->t_self, brel, UNIQUE_CHECK_NO, false, ii);
+	}
 	else
-		sql = psprintf("INSERT INTO %s (" PGT_BUFFER_XID_COLUMN ", " PGT_BUFFER_W_COLUMN
-					   "%s%s) SELECT $1, %d%s%s FROM %s",
-					   qbuf, cols[0] ? ", " : "", cols,
-					   kind == CAPTURE_NEW ? 1 : -1,
-					   cols[0] ? ", " : "", cols,
-					   kind == CAPTURE_NEW ? "__pgt_new" : "__pgt_old");
+	{
+		TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(td->tg_relation),
+														&TTSOpsMinimalTuple);
+		int			ptr = tuplestore_alloc_read_pointer(ts, EXEC_FLAG_REWIND);
 
-	plan = SPI_prepare(sql, 1, argtypes);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s: %s",
-			 SPI_result_code_string(SPI_result), sql);
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "SPI_keepplan failed");
-	entry->plan = plan;
-	return plan;
+		tuplestore_select_read_pointer(ts, ptr);
+		tuplestore_rescan(ts);
+		while (tuplestore_gettupleslot(ts, true, false, slot))
+		{
+			HeapTuple	tup;
+			Datum		ival[1];
+			bool		inull[1] = {false};
+
+			old = MemoryContextSwitchTo(rowcxt);
+			slot_getallattrs(slot);
+			values[0] = xid;
+			nulls[0] = false;
+			values[1] = Int32GetDatum(w);
+			nulls[1] = false;
+			for (int i = 2; i < bdesc->natts; i++)
+			{
+				AttrNumber	src = map->map[i];
+
+				if (src <= 0)
+				{
+					values[i] = (Datum) 0;
+					nulls[i] = true;
+				}
+				else
+				{
+					values[i] = slot->tts_values[src - 1];
+					nulls[i] = slot->tts_isnull[src - 1];
+				}
+			}
+			tup = heap_form_tuple(bdesc, values, nulls);
+			simple_heap_insert(brel, tup);
+			ival[0] = xid;
+			index_insert(irel, ival, inull, &tup->t_self, brel, UNIQUE_CHECK_NO, false, ii);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(rowcxt);
+		}
+		ExecDropSingleTupleTableSlot(slot);
+	}
+
+	MemoryContextDelete(rowcxt);
+	index_close(irel, NoLock);
+	table_close(brel, NoLock);
 }
 
-/* comma-separated user columns of buffer (quoted) */
-static char *
-captured_column_list(Oid buffer, bool quoted)
+/*
+ * get_capture_map returns how the columns of buffer are filled from rows
+ * of table (the source or one of its partitions: their column orders may
+ * differ), building it on first use; forgotten on relcache invalidation.
+ */
+static CaptureMap *
+get_capture_map(Oid table, Oid buffer)
 {
-	Relation	brel = relation_open(buffer, AccessShareLock);
-	TupleDesc	bdesc = RelationGetDescr(brel);
-	StringInfoData buf;
+	CaptureMap *entry;
+	bool		found;
+	Relation	brel;
+	TupleDesc	bdesc;
+	List	   *indexes;
 
-	initStringInfo(&buf);
-	for (int i = 0; i < bdesc->natts; i++)
+	entry = hash_search(capture_maps, &table, HASH_ENTER, &found);
+	if (found && entry->buffer == buffer && entry->map != NULL)
+		return entry;
+	if (found && entry->map != NULL)
+		pfree(entry->map);
+	entry->map = NULL;
+
+	brel = table_open(buffer, AccessShareLock);
+	bdesc = RelationGetDescr(brel);
+	if (bdesc->natts < 2 ||
+		strcmp(NameStr(TupleDescAttr(bdesc, 0)->attname), PGT_BUFFER_XID_COLUMN) != 0 ||
+		strcmp(NameStr(TupleDescAttr(bdesc, 1)->attname), PGT_BUFFER_W_COLUMN) != 0)
+		elog(ERROR, "change buffer \"%s\" has an unexpected layout",
+			 RelationGetRelationName(brel));
+	indexes = RelationGetIndexList(brel);
+	if (list_length(indexes) != 1)
+		elog(ERROR, "change buffer \"%s\" must have exactly one index",
+			 RelationGetRelationName(brel));
+	entry->index = linitial_oid(indexes);
+	entry->map = MemoryContextAllocZero(TopMemoryContext, sizeof(AttrNumber) * bdesc->natts);
+	for (int i = 2; i < bdesc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(bdesc, i);
 
-		if (att->attisdropped ||
-			strncmp(NameStr(att->attname), PGT_HIDDEN_PREFIX,
-					strlen(PGT_HIDDEN_PREFIX)) == 0)
-			continue;
-		if (buf.len > 0)
-			appendStringInfoString(&buf, ", ");
-		appendStringInfoString(&buf, quoted ? quote_identifier(NameStr(att->attname)) :
-							   NameStr(att->attname));
+		if (!att->attisdropped)
+			entry->map[i] = get_attnum(table, NameStr(att->attname));
 	}
-	relation_close(brel, AccessShareLock);
-	return buf.data;
+	entry->buffer = buffer;
+	table_close(brel, AccessShareLock);
+	return entry;
 }
 
 static void
@@ -582,11 +613,11 @@ register_callbacks(void)
 	if (callbacks_registered)
 		return;
 	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(CapturePlanKey);
-	ctl.entrysize = sizeof(CapturePlan);
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(CaptureMap);
 	ctl.hcxt = TopMemoryContext;
-	capture_plans = hash_create("pg_trickle capture plans", 64, &ctl,
-								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	capture_maps = hash_create("pg_trickle capture maps", 64, &ctl,
+							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	CacheRegisterRelcacheCallback(capture_plan_inval, (Datum) 0);
 	RegisterXactCallback(capture_xact_callback, NULL);
 	RegisterSubXactCallback(capture_subxact_callback, NULL);
@@ -598,16 +629,15 @@ static void
 capture_plan_inval(Datum arg, Oid relid)
 {
 	HASH_SEQ_STATUS status;
-	CapturePlan *entry;
+	CaptureMap *entry;
 
-	if (capture_plans == NULL)
+	if (capture_maps == NULL)
 		return;
-	hash_seq_init(&status, capture_plans);
+	hash_seq_init(&status, capture_maps);
 	while ((entry = hash_seq_search(&status)) != NULL)
 	{
-		if (!OidIsValid(relid) || entry->key.source == relid ||
-			entry->buffer == relid)
-			entry->buffer = InvalidOid; /* re-prepared on next use */
+		if (!OidIsValid(relid) || entry->table == relid || entry->buffer == relid)
+			entry->buffer = InvalidOid; /* rebuilt on next use */
 	}
 }
 
