@@ -409,3 +409,80 @@ COMMENT ON FUNCTION pgtrickle.dependency_tree()
     IS 'the sources of every stream table';
 
 SELECT pgtrickle._wake_launcher();
+
+/* ---------------------------------------------------------------- diagnostics */
+
+CREATE FUNCTION pgtrickle.validate_query(query text,
+    OUT valid boolean, OUT differential boolean, OUT reason text)
+RETURNS record LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'pgt_validate_query';
+COMMENT ON FUNCTION pgtrickle.validate_query(text)
+    IS 'could query define a stream table, could it be maintained differentially, and why not';
+
+CREATE FUNCTION pgtrickle.list_auxiliary_columns(name text)
+RETURNS TABLE (column_name name, data_type text, purpose text)
+LANGUAGE sql STABLE STRICT
+AS $$
+    SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod),
+           CASE WHEN a.attname = '__pgt_row_id' THEN 'row identity hash (indexed)'
+                WHEN a.attname = '__pgt_count' THEN 'rows in the group'
+                WHEN a.attname LIKE '\_\_pgt\_nn\_%' THEN 'non-null inputs of the sum/avg in column ' || substr(a.attname, 10)
+                WHEN a.attname LIKE '\_\_pgt\_sum\_%' THEN 'exact sum behind the avg in column ' || substr(a.attname, 11)
+                ELSE 'internal' END
+      FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = pgtrickle._resolve(name) AND a.attnum > 0 AND NOT a.attisdropped
+       AND a.attname LIKE '\_\_pgt\_%'
+     ORDER BY a.attnum
+$$;
+COMMENT ON FUNCTION pgtrickle.list_auxiliary_columns(text)
+    IS 'the hidden __pgt_* columns of a stream table and what they hold';
+
+CREATE FUNCTION pgtrickle.st_refresh_stats()
+RETURNS TABLE (pgt_name name, pgt_schema name, status text, refresh_mode text,
+               is_populated boolean, total_refreshes bigint, successful_refreshes bigint,
+               failed_refreshes bigint, total_rows_inserted numeric, total_rows_deleted numeric,
+               avg_duration_ms float8, last_refresh_action text, last_refresh_status text,
+               last_refresh_at timestamptz, staleness_secs float8, stale boolean,
+               consecutive_errors integer, schedule text, last_error_message text)
+LANGUAGE sql STABLE
+AS $$
+    SELECT s.pgt_name, s.pgt_schema, s.status, s.effective_refresh_mode, s.is_populated,
+           s.total_refreshes, s.successful_refreshes, s.failed_refreshes,
+           s.total_rows_inserted, s.total_rows_deleted, s.avg_duration_ms,
+           s.last_action, s.last_status, i.last_refresh_at,
+           pg_catalog.date_part('epoch', s.staleness), s.stale, s.consecutive_errors,
+           COALESCE(s.schedule, 'calculated'), s.last_error_message
+      FROM pgtrickle.pg_stat_stream_tables s
+      JOIN pgtrickle.pgt_stream_tables i USING (pgt_id)
+     ORDER BY s.pgt_id
+$$;
+COMMENT ON FUNCTION pgtrickle.st_refresh_stats() IS 'refresh statistics per stream table';
+
+CREATE FUNCTION pgtrickle.health_check()
+RETURNS TABLE (check_name text, severity text, detail text)
+LANGUAGE sql STABLE
+AS $$
+    SELECT 'scheduler',
+           CASE WHEN pgtrickle._scheduler_running() THEN 'OK' ELSE 'WARN' END,
+           CASE WHEN pgtrickle._scheduler_running() THEN 'a scheduler is running in this database'
+                ELSE 'no scheduler: add pg_trickle to shared_preload_libraries, or refresh manually' END
+    UNION ALL
+    SELECT 'error_tables',
+           CASE WHEN pg_catalog.count(*) = 0 THEN 'OK' ELSE 'ERROR' END,
+           COALESCE(pg_catalog.string_agg(pgt_schema || '.' || pgt_name, ', '), 'none')
+      FROM pgtrickle.pgt_stream_tables WHERE status = 'ERROR'
+    UNION ALL
+    SELECT 'stale_tables',
+           CASE WHEN pg_catalog.count(*) = 0 THEN 'OK' ELSE 'WARN' END,
+           COALESCE(pg_catalog.string_agg(pgt_schema || '.' || pgt_name, ', '), 'none')
+      FROM pgtrickle.stream_tables_info WHERE stale
+    UNION ALL
+    SELECT 'capture_triggers',
+           CASE WHEN pg_catalog.count(*) = 0 THEN 'OK' ELSE 'ERROR' END,
+           COALESCE('missing on: ' || pg_catalog.string_agg(DISTINCT d.source_relid::regclass::text, ', '), 'all present')
+      FROM pgtrickle.pgt_dependencies d
+     WHERE d.cdc_mode = 'TRIGGER' AND NOT EXISTS (
+           SELECT 1 FROM pg_catalog.pg_trigger t
+            WHERE t.tgrelid = d.source_relid AND t.tgname = '__pgt_cdc_ins')
+$$;
+COMMENT ON FUNCTION pgtrickle.health_check() IS 'health checks with severity OK, WARN or ERROR';

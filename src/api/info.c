@@ -34,6 +34,7 @@ PG_FUNCTION_INFO_V1(pgt_resolve);
 PG_FUNCTION_INFO_V1(pgt_parse_schedule);
 PG_FUNCTION_INFO_V1(pgt_explain_refresh_mode);
 PG_FUNCTION_INFO_V1(pgt_explain_st);
+PG_FUNCTION_INFO_V1(pgt_validate_query);
 
 static Datum make_text_record(FunctionCallInfo fcinfo, int n,
 							  const char **values);
@@ -251,4 +252,66 @@ pgt_explain_st(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
+}
+
+/*
+ * pgt_validate_query reports whether query could be a stream table and
+ * how it would be maintained: (valid, differential, reason).  Errors in
+ * the query itself are reported as valid = false with the error message.
+ */
+Datum
+pgt_validate_query(PG_FUNCTION_ARGS)
+{
+	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	const char *values[3] = {"true", "true", NULL};
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	TupleDesc	tupdesc;
+	Datum		d[3];
+	bool		nulls[3] = {false, false, false};
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		PgtAnalysis *analysis;
+		List	   *captured = NIL;
+		const char *blocker;
+
+		/* names resolve on the caller's search_path, as at creation */
+		analysis = pgt_analyze_query(query, "validate_query");
+		blocker = pgt_dvm_blocker(analysis->query, &captured);
+		if (blocker == NULL && analysis->has_volatile &&
+			pgt_volatile_function_policy == PGT_VOLATILE_REJECT)
+			blocker = psprintf("The query calls volatile function %s().", analysis->volatile_name);
+		if (blocker != NULL)
+		{
+			values[1] = "false";
+			values[2] = MemoryContextStrdup(cxt, blocker);
+		}
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		values[0] = "false";
+		values[1] = "false";
+		values[2] = edata->message;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	d[0] = BoolGetDatum(strcmp(values[0], "true") == 0);
+	d[1] = BoolGetDatum(strcmp(values[1], "true") == 0);
+	nulls[2] = values[2] == NULL;
+	d[2] = values[2] ? CStringGetTextDatum(values[2]) : (Datum) 0;
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, d, nulls)));
 }
