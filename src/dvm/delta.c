@@ -150,6 +150,7 @@ static bool may_change_walker(Node *node, DvmContext *ctx);
 static char *spj_delta(Query *q, DvmContext *ctx);
 static char *setop_delta(Query *q, DvmContext *ctx);
 static char *any_delta(Query *q, DvmContext *ctx);
+static char *agg_subquery_delta(Query *q, DvmContext *ctx);
 static Query *leaf_delta_query(Query *q, Index rti, DvmContext *ctx);
 static Query *leaf_old_query(Query *q, Index rti, DvmContext *ctx);
 static char *base_columns_sql(Oid relid, const char *alias, List **colnames);
@@ -422,7 +423,9 @@ wrap_jointree_node(Query *q, Node *node)
 	sub->querySource = QSRC_ORIGINAL;
 	sub->canSetTag = true;
 	sub->rtable = copyObject(q->rtable);
-	sub->jointree = makeFromExpr(list_make1(copyObject(node)), NULL);
+	sub->jointree = IsA(node, FromExpr) ? copyObject((FromExpr *) node) :
+		makeFromExpr(list_make1(copyObject(node)), NULL);
+	sub->hasSubLinks = q->hasSubLinks;
 	/* entries outside node stay as placeholders so indexes need no change */
 	foreach(lc, sub->rtable)
 	{
@@ -760,9 +763,9 @@ spj_blocker(Query *q, BlockerContext *ctx)
 					Query	   *sub = rte->subquery;
 					const char *r;
 
-					if (sub->hasAggs || sub->groupClause != NIL ||
-						sub->distinctClause != NIL || sub->havingQual != NULL)
-						return "Aggregates and DISTINCT inside a subquery, view or CTE are not supported by the differential engine yet.";
+					if (sub->hasDistinctOn || sub->groupingSets != NIL)
+						return "DISTINCT ON and GROUPING SETS inside a subquery, view or CTE are not supported by the differential engine yet.";
+					/* aggregates are recomputed for the touched groups */
 					if ((r = spj_blocker(sub, ctx)) != NULL)
 						return r;
 				}
@@ -905,7 +908,192 @@ any_delta(Query *q, DvmContext *ctx)
 {
 	if (q->setOperations != NULL)
 		return setop_delta(q, ctx);
+	if (q->hasAggs || q->groupClause != NIL || q->distinctClause != NIL ||
+		q->havingQual != NULL)
+		return agg_subquery_delta(q, ctx);
 	return spj_delta(q, ctx);
+}
+
+/*
+ * agg_subquery_delta differentiates an aggregate (or DISTINCT) query used
+ * as an input of a larger query, where no storage holds its old result:
+ *
+ *	 d(G) = G(C' restricted to K)  -  G(C restricted to K)
+ *
+ * with C the FROM/WHERE part (wrapped into one subquery), K the group keys
+ * touched by dC, C' = C - dC consolidated into plain rows.  Both sides read
+ * only the touched groups, and any aggregate, HAVING or DISTINCT is
+ * computed by the server itself.
+ */
+static char *
+agg_subquery_delta(Query *q, DvmContext *ctx)
+{
+	Query	   *g = copyObject(q);
+	Node	   *rtr;
+	Index		ci;
+	RangeTblEntry *crte;
+	Query	   *child;
+	Query	   *rchild;
+	char	   *dchild;
+	char	   *dr;
+	List	   *keyexprs = NIL;
+	ListCell   *lc;
+	StringInfoData cols;
+	StringInfoData grp;
+	Query	   *newq;
+	Query	   *oldq;
+	char	   *old_rows;
+	int			k;
+
+	/* one input: the whole FROM/WHERE */
+	rtr = wrap_jointree_node(g, (Node *) g->jointree);
+	g->jointree = makeFromExpr(list_make1(rtr), NULL);
+	ci = ((RangeTblRef *) rtr)->rtindex;
+	crte = rt_fetch(ci, g->rtable);
+	child = crte->subquery;
+
+	if (!query_may_change(child, ctx))
+		return NULL;
+	dchild = any_delta(child, ctx);
+	if (dchild == NULL)
+		return NULL;
+
+	/* group keys, as expressions over the child's columns */
+	if (g->groupClause != NIL)
+	{
+		foreach(lc, g->groupClause)
+			keyexprs = lappend(keyexprs,
+							   get_sortgroupclause_expr(lfirst(lc), g->targetList));
+	}
+	else if (g->distinctClause != NIL)
+	{
+		foreach(lc, g->targetList)
+			if (!((TargetEntry *) lfirst(lc))->resjunk)
+				keyexprs = lappend(keyexprs, ((TargetEntry *) lfirst(lc))->expr);
+	}
+
+	rchild = copyObject(child);
+	if (keyexprs != NIL)
+	{
+		Query	   *kq = copyObject(g);
+		Query	   *kparsed;
+		RangeTblEntry *krte = makeNode(RangeTblEntry);
+		RangeTblRef *krtr = makeNode(RangeTblRef);
+		Index		krti;
+		List	   *quals = NIL;
+		List	   *knames = NIL;
+
+		/* K: the keys of the delta rows */
+		replace_rte(kq, ci, parse_sql(dchild), NIL);
+		kq->targetList = NIL;
+		k = 0;
+		foreach(lc, keyexprs)
+		{
+			k++;
+			kq->targetList = lappend(kq->targetList,
+									 makeTargetEntry(copyObject(lfirst(lc)), k,
+													 psprintf("__pgt_k%d", k), false));
+			knames = lappend(knames, makeString(psprintf("__pgt_k%d", k)));
+		}
+		kq->groupClause = NIL;
+		kq->hasAggs = false;
+		kq->havingQual = NULL;
+		kq->distinctClause = NIL;
+		kq->sortClause = NIL;
+		kq->limitCount = NULL;
+		kq->limitOffset = NULL;
+		kparsed = parse_sql(psprintf("SELECT DISTINCT * FROM (%s) AS __pgt_kk", deparse(kq)));
+
+		/* the child restricted to K: key expressions pushed into it */
+		krte->rtekind = RTE_SUBQUERY;
+		krte->subquery = kparsed;
+		krte->alias = makeAlias("__pgt_keys", copyObject(knames));
+		krte->eref = makeAlias("__pgt_keys", knames);
+		krte->inFromCl = true;
+		rchild->rtable = lappend(rchild->rtable, krte);
+		krti = list_length(rchild->rtable);
+		krtr->rtindex = krti;
+		rchild->jointree->fromlist = lappend(rchild->jointree->fromlist, krtr);
+		k = 0;
+		foreach(lc, keyexprs)
+		{
+			Node	   *e = ReplaceVarsFromTargetList(copyObject(lfirst(lc)), ci, 0, crte,
+													  child->targetList,
+													  REPLACEVARS_REPORT_ERROR, 0, NULL);
+			Oid			typ = exprType(e);
+			Var		   *kv = makeVar(krti, ++k, typ, exprTypmod(e), exprCollation(e), 0);
+			TypeCacheEntry *tc = lookup_type_cache(typ, TYPECACHE_EQ_OPR);
+			Expr	   *cond;
+			OpExpr	   *op;
+
+			if (!OidIsValid(tc->eq_opr))
+				elog(ERROR, "no equality operator for group key type %s",
+					 format_type_be(typ));
+			op = (OpExpr *) make_opclause(tc->eq_opr, BOOLOID, false, (Expr *) e,
+										  (Expr *) kv, InvalidOid, exprCollation(e));
+			set_opfuncid(op);
+			NodeSetTag(op, T_DistinctExpr);
+			cond = make_notclause((Expr *) op);
+			quals = lappend(quals, cond);
+		}
+		if (rchild->jointree->quals != NULL)
+			quals = lcons(rchild->jointree->quals, quals);
+		rchild->jointree->quals = (Node *) make_ands_explicit(quals);
+	}
+
+	/* G over the restricted new state */
+	newq = copyObject(g);
+	rt_fetch(ci, newq->rtable)->subquery = rchild;
+
+	/* G over the restricted old state: C' consolidated and expanded */
+	dr = any_delta(rchild, ctx);
+	initStringInfo(&cols);
+	initStringInfo(&grp);
+	k = 0;
+	foreach(lc, child->targetList)
+	{
+		TargetEntry *tle = lfirst(lc);
+		TypeCacheEntry *tc = lookup_type_cache(exprType((Node *) tle->expr), TYPECACHE_EQ_OPR);
+
+		k++;
+		appendStringInfo(&cols, "%s__pgt_c%d", k > 1 ? ", " : "", k);
+		if (OidIsValid(tc->eq_opr))
+			appendStringInfo(&grp, "%su.__pgt_c%d", k > 1 ? ", " : "", k);
+		else
+			appendStringInfo(&grp, "%su.__pgt_c%d::pg_catalog.text", k > 1 ? ", " : "", k);
+	}
+	old_rows = psprintf("SELECT %s FROM (SELECT %s, pg_catalog.sum(u.__pgt_w) AS __pgt_m "
+						"FROM (SELECT r.*, 1::pg_catalog.int8 AS __pgt_w FROM (%s) AS r(%s)%s) AS u "
+						"GROUP BY %s HAVING pg_catalog.sum(u.__pgt_w) > 0) AS x "
+						"CROSS JOIN LATERAL pg_catalog.generate_series(1::pg_catalog.int8, x.__pgt_m)",
+						cols.data, cols.data, deparse(rchild), cols.data,
+						dr ? psprintf(" UNION ALL SELECT d.*, -d.__pgt_w FROM (%s) AS d(%s, __pgt_w0)",
+									  dr, cols.data) : "",
+						grp.data);
+	/* the negated copy keeps its own weight column out of the way */
+	if (dr)
+		old_rows = psprintf("SELECT %s FROM (SELECT %s, pg_catalog.sum(u.__pgt_w) AS __pgt_m "
+							"FROM (SELECT r.*, 1::pg_catalog.int8 AS __pgt_w FROM (%s) AS r(%s) "
+							"UNION ALL SELECT %s, -d.__pgt_w0 FROM (%s) AS d(%s, __pgt_w0)) AS u "
+							"GROUP BY %s HAVING pg_catalog.sum(u.__pgt_w) > 0) AS x "
+							"CROSS JOIN LATERAL pg_catalog.generate_series(1::pg_catalog.int8, x.__pgt_m)",
+							cols.data, cols.data, deparse(rchild), cols.data,
+							cols.data, dr, cols.data, grp.data);
+	oldq = copyObject(g);
+	{
+		RangeTblEntry *orte = rt_fetch(ci, oldq->rtable);
+		List	   *names = NIL;
+
+		for (int i = 1; i <= k; i++)
+			names = lappend(names, makeString(psprintf("__pgt_c%d", i)));
+		orte->subquery = parse_sql(old_rows);
+		orte->alias = makeAlias(orte->eref->aliasname, copyObject(names));
+		orte->eref = makeAlias(orte->eref->aliasname, names);
+	}
+	/* newq's child keeps the original column names */
+	return psprintf("SELECT n.*, 1::pg_catalog.int8 AS __pgt_w FROM (%s) AS n "
+					"UNION ALL SELECT o.*, -1::pg_catalog.int8 FROM (%s) AS o",
+					deparse(newq), deparse(oldq));
 }
 
 /* delta of a UNION [ALL] tree: the sum of the deltas of its branches */
