@@ -25,5 +25,6 @@ extern void pgt_storage_drop(Oid relid, bool cascade);
 extern char *pgt_storage_row_id_expr(List *columns, PgtRowIdentity identity,
 									 const char *alias);
 extern List *pgt_storage_column_names(List *columns);
+extern bool pgt_storage_equal_is_identity(Oid typid, Oid collation);
 
 #endif							/* PG_TRICKLE_STORAGE_H */

@@ -75,7 +75,7 @@ pgt_catalog_get(Oid relid, bool for_update)
 			 for_update ? " FOR UPDATE" : "");
 
 	catalog_begin(&save);
-	if (pgt_spi_exec_args(sql, 1, argtypes, values, NULL, !for_update,
+	if (pgt_spi_exec_args(sql, 1, argtypes, values, NULL, false,
 						  SPI_OK_SELECT) == 1)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[0];
@@ -435,7 +435,7 @@ pgt_catalog_readers_of(Oid relid)
 	n = pgt_spi_exec_args("SELECT s.pgt_relid FROM pgtrickle.pgt_dependencies d "
 						  "JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) "
 						  "WHERE d.source_relid = $1 ORDER BY s.pgt_id",
-						  1, argtypes, values, NULL, true, SPI_OK_SELECT);
+						  1, argtypes, values, NULL, false, SPI_OK_SELECT);
 	for (uint64 i = 0; i < n; i++)
 	{
 		bool		isnull;
@@ -469,7 +469,7 @@ pgt_catalog_captured_sources(int64 pgt_id)
 	catalog_begin(&save);
 	n = pgt_spi_exec_args("SELECT source_relid FROM pgtrickle.pgt_dependencies "
 						  "WHERE pgt_id = $1 AND cdc_mode = 'TRIGGER' ORDER BY source_relid",
-						  1, argtypes, values, NULL, true, SPI_OK_SELECT);
+						  1, argtypes, values, NULL, false, SPI_OK_SELECT);
 	for (uint64 i = 0; i < n; i++)
 	{
 		bool		isnull;
@@ -505,7 +505,7 @@ pgt_catalog_stream_sources(Oid relid)
 						  "JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) "
 						  "WHERE s.pgt_relid = $1 AND d.source_type = 'STREAM_TABLE' "
 						  "ORDER BY d.source_relid",
-						  1, argtypes, values, NULL, true, SPI_OK_SELECT);
+						  1, argtypes, values, NULL, false, SPI_OK_SELECT);
 	for (uint64 i = 0; i < n; i++)
 	{
 		bool		isnull;
@@ -575,6 +575,9 @@ pgt_catalog_record_refresh(PgtStreamTable *st, const char *action,
 					  "is_populated = true, data_timestamp = $4, last_refresh_at = $4, "
 					  "frontier = COALESCE($9::pg_catalog.pg_snapshot, frontier), "
 					  "consecutive_errors = 0, last_error_message = NULL, needs_reinit = false, "
+					  "pgt_name = (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = pgt_relid), "
+					  "pgt_schema = (SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+					  "  ON n.oid = c.relnamespace WHERE c.oid = pgt_relid), "
 					  "status = CASE WHEN status = 'SUSPENDED' THEN status ELSE 'ACTIVE' END "
 					  "WHERE pgt_id = $1",
 					  9, argtypes, values, nulls, false, SPI_OK_UPDATE);

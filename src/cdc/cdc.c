@@ -246,14 +246,12 @@ pgt_cdc_ensure_capture(Oid relid, Bitmapset *attnums, Oid reader)
 	pgt_spi_exec(sql.data, SPI_OK_UTILITY);
 
 	/*
-	 * Triggers on the source and, for a partitioned source, on every
-	 * partition: a statement aimed at one partition fires only that
-	 * partition's triggers.  The argument names the source whose buffer
+	 * Triggers on the source and on every partition or inheritance child: a
+	 * statement aimed at one of them fires only its own triggers.  The argument names the source whose buffer
 	 * receives the rows.  XXX partitions attached later are not captured.
 	 */
-	targets = list_make1_oid(relid);
-	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
-		targets = find_all_inheritors(relid, ShareRowExclusiveLock, NULL);
+	/* partitions and inheritance children: their own statements bypass the parent */
+	targets = find_all_inheritors(relid, ShareRowExclusiveLock, NULL);
 	foreach(lc, targets)
 	{
 		Oid			target = lfirst_oid(lc);

@@ -71,6 +71,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
+#include "catalog/pg_inherits.h"
 #include "utils/ruleutils.h"
 #include "utils/syscache.h"
 #include "utils/typcache.h"
@@ -448,15 +449,37 @@ wrap_jointree_node(Query *q, Node *node)
 		List	   *colnames;
 		List	   *colvars;
 		ListCell   *lc2;
+		Bitmapset  *used = NULL;
+		ListCell   *lc3;
 
 		if (m->rtekind == RTE_JOIN)
 			continue;
+
+		/*
+		 * Only the columns q refers to: a column nothing reads is not
+		 * captured, and carrying it would make equal rows look different
+		 * when states are consolidated.
+		 */
+		pull_varattnos((Node *) q->targetList, rti, &used);
+		pull_varattnos(q->havingQual, rti, &used);
+		pull_varattnos((Node *) q->jointree, rti, &used);
+		foreach(lc3, q->rtable)
+		{
+			RangeTblEntry *other = lfirst(lc3);
+
+			if (other->rtekind == RTE_JOIN)
+				pull_varattnos((Node *) other->joinaliasvars, rti, &used);
+		}
+
 		expandRTE(m, rti, 0, -1, false, &colnames, &colvars);
 		foreach(lc2, colvars)
 		{
 			Var		   *v = lfirst(lc2);
-			char	   *name = psprintf("__pgt_j%u_%d", rti, v->varattno);
+			char	   *name;
 
+			if (!bms_is_member(v->varattno - FirstLowInvalidHeapAttributeNumber, used))
+				continue;
+			name = psprintf("__pgt_j%u_%d", rti, v->varattno);
 			sub->targetList = lappend(sub->targetList,
 									  makeTargetEntry((Expr *) v, resno++, name, false));
 			names = lappend(names, makeString(name));
@@ -464,6 +487,12 @@ wrap_jointree_node(Query *q, Node *node)
 			rc.attnos = lappend_int(rc.attnos, v->varattno);
 		}
 	}
+	/* a constant column keeps the subquery valid when nothing else is needed */
+	sub->targetList = lappend(sub->targetList,
+							  makeTargetEntry((Expr *) makeConst(INT4OID, -1, InvalidOid, 4,
+																 Int32GetDatum(1), false, true),
+											  resno++, pstrdup("__pgt_one"), false));
+	names = lappend(names, makeString(pstrdup("__pgt_one")));
 
 	/*
 	 * The subquery takes the range table slot of the lowest member: the
@@ -748,9 +777,15 @@ spj_blocker(Query *q, BlockerContext *ctx)
 
 		if (rte->lateral)
 			return "LATERAL is not supported by the differential engine yet.";
+		/* after rewriting, a view entry is only its body's OLD/NEW placeholder */
+		if (rte->rtekind == RTE_RELATION && rte->relkind == RELKIND_VIEW)
+			continue;
 		switch (rte->rtekind)
 		{
 			case RTE_RELATION:
+				if (!rte->inh && has_subclass(rte->relid))
+					return psprintf("ONLY \"%s\" is not supported by the differential engine: changes of its child tables are captured together.",
+									get_rel_name(rte->relid));
 				if (rte->relkind != RELKIND_RELATION &&
 					rte->relkind != RELKIND_PARTITIONED_TABLE)
 					return psprintf("Source \"%s\" is not a table; only tables and stream tables can be read differentially.",
@@ -1479,6 +1514,9 @@ multiset_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
 		{
 			appendStringInfo(&sel, "d.%s", qn);
 			appendStringInfo(&grp, "d.%s", qn);
+			/* equal but differently printed values are different rows */
+			if (!pgt_storage_equal_is_identity(col->typid, col->collation))
+				appendStringInfo(&grp, ", d.%s::pg_catalog.text", qn);
 		}
 		else
 		{
@@ -1804,7 +1842,12 @@ recheck_sql(List *columns, const char *a, const char *b, bool keys_only)
 		if (buf.len > 0)
 			appendStringInfoString(&buf, " AND ");
 		if (OidIsValid(tc->eq_opr))
+		{
 			appendStringInfo(&buf, "%s.%s IS NOT DISTINCT FROM %s.%s", a, qn, b, qn);
+			if (!pgt_storage_equal_is_identity(col->typid, col->collation))
+				appendStringInfo(&buf, " AND %s.%s::pg_catalog.text IS NOT DISTINCT FROM %s.%s::pg_catalog.text",
+								 a, qn, b, qn);
+		}
 		else
 			appendStringInfo(&buf, "%s.%s::pg_catalog.text IS NOT DISTINCT FROM %s.%s::pg_catalog.text",
 							 a, qn, b, qn);

@@ -31,6 +31,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/typcache.h"
 #include "commands/trigger.h"
 #include "utils/fmgrprotos.h"
@@ -313,6 +314,10 @@ refresh_differential(PgtStreamTable *st, Snapshot snap, List *changed,
 	Datum		param[1];
 	int			rc;
 
+	/* generated delta SQL is large and its work small: JIT would dominate */
+	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+
 	initStringInfo(&key);
 	appendStringInfo(&key, "%u:", st->relid);
 	foreach(lc, changed)
@@ -476,6 +481,12 @@ refresh_full(PgtStreamTable *st, PgtAnalysis *analysis, Snapshot snap,
 			appendStringInfo(&grp, "d.%s", qn);
 			appendStringInfo(&sel, "d.%s", qn);
 			appendStringInfo(&recheck, "t.%s IS NOT DISTINCT FROM c.%s", qn, qn);
+			if (!pgt_storage_equal_is_identity(att->atttypid, att->attcollation))
+			{
+				appendStringInfo(&grp, ", d.%s::pg_catalog.text", qn);
+				appendStringInfo(&recheck, " AND t.%s::pg_catalog.text IS NOT DISTINCT FROM c.%s::pg_catalog.text",
+								 qn, qn);
+			}
 		}
 		else
 		{

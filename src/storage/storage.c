@@ -50,6 +50,7 @@
 #include "utils/rel.h"
 #include "utils/syscache.h"
 #include "utils/typcache.h"
+#include "access/nbtree.h"
 
 #include "pg_trickle/dvm.h"
 #include "pg_trickle/pg_trickle.h"
@@ -346,4 +347,25 @@ append_column_type(StringInfo buf, PgtColumn *col)
 													NameStr(coll->collname)));
 		ReleaseSysCache(tup);
 	}
+}
+
+/*
+ * pgt_storage_equal_is_identity is true when values of typid (with
+ * collation) that compare equal are also identical, so that grouping by
+ * the value cannot merge, say, numeric 1.10 and 1.1 or float -0 and 0,
+ * which print differently.  Uses the btree "equalimage" support function.
+ */
+bool
+pgt_storage_equal_is_identity(Oid typid, Oid collation)
+{
+	TypeCacheEntry *tc = lookup_type_cache(typid, TYPECACHE_BTREE_OPFAMILY);
+	Oid			proc;
+
+	if (!OidIsValid(tc->btree_opf))
+		return false;
+	proc = get_opfamily_proc(tc->btree_opf, tc->btree_opintype, tc->btree_opintype,
+							 BTEQUALIMAGE_PROC);
+	if (!OidIsValid(proc))
+		return false;
+	return DatumGetBool(OidFunctionCall1Coll(proc, collation, ObjectIdGetDatum(typid)));
 }
