@@ -18,6 +18,7 @@ GRANT USAGE ON SCHEMA pgtrickle TO PUBLIC;
 
 CREATE SCHEMA pgtrickle_changes;
 REVOKE ALL ON SCHEMA pgtrickle_changes FROM PUBLIC;
+-- buffers are read only through pgtrickle._changes(), which checks source privileges
 COMMENT ON SCHEMA pgtrickle_changes IS 'pg_trickle change buffers (internal)';
 
 CREATE TABLE pgtrickle.pgt_stream_tables (
@@ -271,6 +272,12 @@ RETURNS trigger LANGUAGE C SECURITY DEFINER
 AS 'MODULE_PATHNAME', 'pgt_cdc_capture';
 COMMENT ON FUNCTION pgtrickle._cdc_capture()
     IS 'internal: appends a statement''s changed rows to the source''s change buffer';
+
+CREATE FUNCTION pgtrickle._changes(source oid, frontier pg_snapshot)
+RETURNS SETOF record LANGUAGE C STABLE STRICT PARALLEL UNSAFE ROWS 100
+AS 'MODULE_PATHNAME', 'pgt_changes';
+COMMENT ON FUNCTION pgtrickle._changes(oid, pg_snapshot)
+    IS 'internal: captured changes of a source after a frontier, for readers allowed to select those columns';
 
 CREATE FUNCTION pgtrickle._on_sql_drop()
 RETURNS event_trigger LANGUAGE C

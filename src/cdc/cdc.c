@@ -67,6 +67,8 @@
 #include "utils/rel.h"
 #include "utils/ruleutils.h"
 #include "utils/xid8.h"
+#include "utils/acl.h"
+#include "funcapi.h"
 
 #include "pg_trickle/cdc.h"
 #include "pg_trickle/pg_trickle.h"
@@ -74,6 +76,7 @@
 #include "pg_trickle/util.h"
 
 PG_FUNCTION_INFO_V1(pgt_cdc_capture);
+PG_FUNCTION_INFO_V1(pgt_changes);
 
 /* how one firing table's rows map onto its buffer's columns */
 typedef struct CaptureMap
@@ -164,8 +167,8 @@ pgt_cdc_captured_attnums(Oid relid)
 /*
  * pgt_cdc_ensure_capture makes sure base table relid has a change buffer
  * capturing at least the attributes in attnums (plus its primary key) and
- * its capture triggers, and lets role reader (the owner of a stream table
- * that reads it) select from the buffer.  Runs the DDL as the extension
+ * its capture triggers.  reader is the role that will read it, which
+ * needs no grant: buffers are read through pgt_changes().  Runs the DDL as the extension
  * owner.  Caller's transaction; errors if relid cannot carry triggers.
  */
 void
@@ -236,14 +239,7 @@ pgt_cdc_ensure_capture(Oid relid, Bitmapset *attnums, Oid reader)
 		pgt_spi_exec(sql.data, SPI_OK_UTILITY);
 	}
 
-	resetStringInfo(&sql);
-	appendStringInfo(&sql, "GRANT USAGE ON SCHEMA " PGT_CHANGES_SCHEMA " TO %s",
-					 quote_identifier(GetUserNameFromId(reader, false)));
-	pgt_spi_exec(sql.data, SPI_OK_UTILITY);
-	resetStringInfo(&sql);
-	appendStringInfo(&sql, "GRANT SELECT ON %s TO %s", qbuf,
-					 quote_identifier(GetUserNameFromId(reader, false)));
-	pgt_spi_exec(sql.data, SPI_OK_UTILITY);
+	(void) reader;				/* readers go through pgtrickle._changes() */
 
 	/*
 	 * Triggers on the source and on every partition or inheritance child: a
@@ -685,4 +681,109 @@ capture_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	consumed_in_xact = keep_rel;
 	consumed_levels = keep_lvl;
 	MemoryContextSwitchTo(old);
+}
+
+/*
+ * pgt_changes returns the changes of source in the window after frontier:
+ * the buffer rows whose transaction is visible in the active snapshot and
+ * not in frontier, with the columns named in the caller's column
+ * definition list (__pgt_w first).
+ *
+ * Buffers are not readable by users; this function reads them as the
+ * extension owner after checking that the current user may select each
+ * requested column of the source itself, so a buffer never reveals more
+ * than the source's own privileges allow, as of this refresh.  It reads
+ * with the caller's active snapshot (the refresh's).
+ */
+Datum
+pgt_changes(PG_FUNCTION_ARGS)
+{
+	Oid			source = PG_GETARG_OID(0);
+	Datum		frontier = PG_GETARG_DATUM(1);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TupleDesc	want;
+	StringInfoData sql;
+	Oid			buffer = pgt_cdc_buffer_relid(source);
+	Oid			argtypes[1] = {PG_SNAPSHOTOID};
+	Datum		args[1];
+	PgtRoleSave save;
+	Oid			caller = GetUserId();
+	AclResult	table_acl;
+	MemoryContext per_query;
+	MemoryContext old;
+	Tuplestorestate *store;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) || rsinfo->expectedDesc == NULL ||
+		!(rsinfo->allowedModes & SFRM_Materialize))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("pgtrickle._changes() must be called in FROM with a column definition list")));
+	if (!OidIsValid(buffer))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("changes of \"%s\" are not captured", get_rel_name(source)),
+				 errhint("Run pgtrickle.repair_stream_table() for the stream tables that read it.")));
+	want = rsinfo->expectedDesc;
+	if (want->natts < 1 ||
+		strcmp(NameStr(TupleDescAttr(want, 0)->attname), PGT_BUFFER_W_COLUMN) != 0)
+		elog(ERROR, "pgtrickle._changes(): the first column must be " PGT_BUFFER_W_COLUMN);
+
+	/* privileges of the caller on the source, column by column */
+	table_acl = pg_class_aclcheck(source, caller, ACL_SELECT);
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "SELECT " PGT_BUFFER_W_COLUMN);
+	for (int i = 1; i < want->natts; i++)
+	{
+		const char *col = NameStr(TupleDescAttr(want, i)->attname);
+		AttrNumber	att = get_attnum(source, col);
+
+		if (att == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of \"%s\" does not exist", col, get_rel_name(source))));
+		if (table_acl != ACLCHECK_OK &&
+			pg_attribute_aclcheck(source, att, caller, ACL_SELECT) != ACLCHECK_OK)
+			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, get_rel_name(source));
+		appendStringInfo(&sql, ", %s::%s", quote_identifier(col),
+						 format_type_extended(TupleDescAttr(want, i)->atttypid,
+											  TupleDescAttr(want, i)->atttypmod,
+											  FORMAT_TYPE_TYPEMOD_GIVEN |
+											  FORMAT_TYPE_FORCE_QUALIFY));
+	}
+	appendStringInfo(&sql, " FROM %s WHERE " PGT_BUFFER_W_COLUMN " <> 0 AND "
+					 PGT_BUFFER_XID_COLUMN " >= pg_catalog.pg_snapshot_xmin($1) AND NOT "
+					 "pg_catalog.pg_visible_in_snapshot(" PGT_BUFFER_XID_COLUMN ", $1)",
+					 quote_qualified_identifier(PGT_CHANGES_SCHEMA, get_rel_name(buffer)));
+
+	per_query = rsinfo->econtext->ecxt_per_query_memory;
+	old = MemoryContextSwitchTo(per_query);
+	store = tuplestore_begin_heap(true, false, work_mem);
+	MemoryContextSwitchTo(old);
+
+	args[0] = frontier;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	pgt_role_switch(pgt_extension_owner(), false, &save);
+	/* read-only: runs with the active snapshot, the refresh's */
+	pgt_spi_exec_args(sql.data, 1, argtypes, args, NULL, true, SPI_OK_SELECT);
+	pgt_role_restore(&save);
+	old = MemoryContextSwitchTo(per_query);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		Datum	   *values = palloc(sizeof(Datum) * want->natts);
+		bool	   *nulls = palloc(sizeof(bool) * want->natts);
+
+		heap_deform_tuple(tup, SPI_tuptable->tupdesc, values, nulls);
+		tuplestore_putvalues(store, want, values, nulls);
+		pfree(values);
+		pfree(nulls);
+	}
+	MemoryContextSwitchTo(old);
+	SPI_finish();
+
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = store;
+	rsinfo->setDesc = CreateTupleDescCopy(want);
+	return (Datum) 0;
 }

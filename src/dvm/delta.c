@@ -1321,37 +1321,42 @@ base_delta_sql(Oid relid, DvmContext *ctx, bool negate, List **colnames)
 	TupleDesc	desc = RelationGetDescr(rel);
 	Bitmapset  *captured = pgt_cdc_captured_attnums(relid);
 	StringInfoData buf;
+	StringInfoData defs;
 
 	initStringInfo(&buf);
+	initStringInfo(&defs);
 	appendStringInfoString(&buf, "SELECT ");
 	*colnames = NIL;
 	for (int i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
+		char	   *typ = format_type_extended(att->atttypid, att->atttypmod,
+											   FORMAT_TYPE_TYPEMOD_GIVEN |
+											   FORMAT_TYPE_FORCE_QUALIFY);
 
 		if (i > 0)
 			appendStringInfoString(&buf, ", ");
 		if (att->attisdropped)
 			appendStringInfo(&buf, "NULL::pg_catalog.int4 AS __pgt_dropped_%d", i + 1);
 		else if (bms_is_member(i + 1, captured))
+		{
 			appendStringInfo(&buf, "c.%s", quote_identifier(NameStr(att->attname)));
+			appendStringInfo(&defs, ", %s %s", quote_identifier(NameStr(att->attname)), typ);
+		}
 		else
-			appendStringInfo(&buf, "NULL::%s AS %s",
-							 format_type_extended(att->atttypid, att->atttypmod,
-												  FORMAT_TYPE_TYPEMOD_GIVEN |
-												  FORMAT_TYPE_FORCE_QUALIFY),
+			appendStringInfo(&buf, "NULL::%s AS %s", typ,
 							 quote_identifier(NameStr(att->attname)));
 	}
+
+	/*
+	 * Buffers are read through pgtrickle._changes(), which checks the
+	 * reader's privileges on the source's columns.
+	 */
 	appendStringInfo(&buf,
 					 ", %sc." PGT_BUFFER_W_COLUMN "::pg_catalog.int8 AS __pgt_w "
-					 "FROM %s AS c WHERE c." PGT_BUFFER_W_COLUMN " <> 0 "
-					 "AND c." PGT_BUFFER_XID_COLUMN " >= pg_catalog.pg_snapshot_xmin(%s::pg_catalog.pg_snapshot) "
-					 "AND NOT pg_catalog.pg_visible_in_snapshot(c." PGT_BUFFER_XID_COLUMN
-					 ", %s::pg_catalog.pg_snapshot)",
-					 negate ? "-" : "",
-					 quote_qualified_identifier(PGT_CHANGES_SCHEMA,
-												pgt_cdc_buffer_name(relid)),
-					 ctx->frontier, ctx->frontier);
+					 "FROM pgtrickle._changes(%u, %s::pg_catalog.pg_snapshot) AS c("
+					 PGT_BUFFER_W_COLUMN " pg_catalog.int4%s)",
+					 negate ? "-" : "", relid, ctx->frontier, defs.data);
 	relation_close(rel, AccessShareLock);
 	return buf.data;
 }

@@ -223,9 +223,12 @@ pending_changes(PgtStreamTable *st, List *captured, Snapshot snap,
 	ListCell   *lc;
 	const char *reason = NULL;
 	MemoryContext cxt = CurrentMemoryContext;
+	PgtRoleSave save;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	/* buffers are readable by the extension owner only; this runs no user code */
+	pgt_role_switch(pgt_extension_owner(), true, &save);
 	foreach(lc, captured)
 	{
 		PgtDeltaSource srcbuf;
@@ -273,6 +276,7 @@ pending_changes(PgtStreamTable *st, List *captured, Snapshot snap,
 			}
 		}
 	}
+	pgt_role_restore(&save);
 	SPI_finish();
 	return reason;
 }
