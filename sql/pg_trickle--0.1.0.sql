@@ -188,7 +188,7 @@ COMMENT ON FUNCTION pgtrickle.alter_stream_table(text, text, text, text, text, t
     IS 'change the query or settings of a stream table; NULL leaves a setting unchanged';
 
 CREATE FUNCTION pgtrickle.drop_stream_table(name text, cascade boolean DEFAULT false)
-RETURNS void LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+RETURNS void LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'pgt_drop_stream_table';
 COMMENT ON FUNCTION pgtrickle.drop_stream_table(text, boolean)
     IS 'drop a stream table (and, with cascade, the stream tables that read it)';
@@ -203,6 +203,12 @@ RETURNS void LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'pgt_resume_stream_table';
 COMMENT ON FUNCTION pgtrickle.resume_stream_table(text)
     IS 'set a SUSPENDED or ERROR stream table back to ACTIVE and clear its error count';
+
+CREATE FUNCTION pgtrickle.repair_stream_table(name text)
+RETURNS text LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'pgt_repair_stream_table';
+COMMENT ON FUNCTION pgtrickle.repair_stream_table(text)
+    IS 'reinstall change capture and dependencies of a stream table; its next refresh is FULL';
 
 CREATE FUNCTION pgtrickle.export_definition(name text)
 RETURNS text LANGUAGE C STABLE STRICT PARALLEL SAFE
@@ -387,33 +393,48 @@ $$;
 COMMENT ON FUNCTION pgtrickle.pgt_status() IS 'state of every stream table';
 
 CREATE FUNCTION pgtrickle.change_buffer_sizes()
-RETURNS TABLE (source_table regclass, pending_rows bigint, buffer_bytes bigint)
-LANGUAGE sql STABLE
+RETURNS TABLE (source_table regclass, buffered_rows bigint, buffer_bytes bigint)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT substr(c.relname, 9)::oid::regclass, c.reltuples::bigint,
-           pg_catalog.pg_total_relation_size(c.oid)
-      FROM pg_catalog.pg_class c
-      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-     WHERE n.nspname = 'pgtrickle_changes' AND c.relkind = 'r'
-     ORDER BY 1
+DECLARE
+    b record;
+BEGIN
+    FOR b IN SELECT c.oid, c.relname FROM pg_catalog.pg_class c
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname = 'pgtrickle_changes' AND c.relkind = 'r'
+              ORDER BY c.relname
+    LOOP
+        source_table := substr(b.relname, 9)::oid::regclass;
+        EXECUTE format('SELECT count(*) FROM pgtrickle_changes.%I', b.relname) INTO buffered_rows;
+        buffer_bytes := pg_catalog.pg_total_relation_size(b.oid);
+        RETURN NEXT;
+    END LOOP;
+END
 $$;
 COMMENT ON FUNCTION pgtrickle.change_buffer_sizes()
-    IS 'change buffers: source, estimated rows (pg_class.reltuples) and size';
+    IS 'change buffers: source, rows not yet trimmed (consumed by some reader or pending) and size';
 
 CREATE FUNCTION pgtrickle.dependency_tree()
 RETURNS TABLE (stream_table regclass, source regclass, source_type text, depth integer)
 LANGUAGE sql STABLE
 AS $$
-    WITH RECURSIVE t AS (
-        SELECT s.pgt_relid, d.source_relid, d.source_type, 1 AS depth
+    WITH RECURSIVE t(root, source_relid, source_type, depth) AS (
+        SELECT s.pgt_relid, d.source_relid, d.source_type, 1
           FROM pgtrickle.pgt_stream_tables s
           JOIN pgtrickle.pgt_dependencies d USING (pgt_id)
+        UNION ALL
+        SELECT t.root, d.source_relid, d.source_type, t.depth + 1
+          FROM t
+          JOIN pgtrickle.pgt_stream_tables s ON s.pgt_relid = t.source_relid
+          JOIN pgtrickle.pgt_dependencies d ON d.pgt_id = s.pgt_id
+         WHERE t.depth < 100
     )
-    SELECT t.pgt_relid::regclass, t.source_relid::regclass, t.source_type, t.depth
-      FROM t ORDER BY 1, 2
+    SELECT t.root::regclass, t.source_relid::regclass, t.source_type, t.depth
+      FROM t ORDER BY 1, 4, 2
 $$;
 COMMENT ON FUNCTION pgtrickle.dependency_tree()
-    IS 'the sources of every stream table';
+    IS 'the sources of every stream table, through the stream tables it reads (depth 1 = direct)';
 
 SELECT pgtrickle._wake_launcher();
 

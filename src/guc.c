@@ -5,7 +5,7 @@
  *
  *	  pgt_guc_init() runs from _PG_init whether or not the library is
  *	  preloaded, so that SET pg_trickle.* works in any session.  Definitions
- *	  are sorted by name (checked by .ci/check_gucs_sorted.sh).  Settings that
+ *	  are sorted by name.  Settings that
  *	  only the scheduler reads are PGC_SIGHUP; per-session behaviour is
  *	  PGC_USERSET; anything that widens what a refresh may do is PGC_SUSET.
  *

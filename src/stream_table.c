@@ -550,6 +550,12 @@ resolve_refresh_mode(PgtStreamTable *st, PgtAnalysis *analysis,
 		st->effective_refresh_mode = "FULL";
 	else if (strcmp(mode, "AUTO") == 0)
 	{
+		if (blocker == NULL && analysis->has_volatile &&
+			pgt_volatile_function_policy == PGT_VOLATILE_WARN && !quiet)
+			ereport(WARNING,
+					(errmsg("stream table \"%s\" calls volatile function %s()",
+							stname, analysis->volatile_name),
+					 errdetail("Rows are maintained from the values the function returned when each change was applied, so they can differ from a fresh run of the query.")));
 		if (blocker != NULL)
 		{
 			st->effective_refresh_mode = "FULL";
@@ -814,4 +820,29 @@ check_can_read(PgtAnalysis *analysis)
 	pgt_spi_exec(psprintf("SELECT 1 FROM (%s) AS q LIMIT 0", analysis->defining_query),
 				 SPI_OK_SELECT);
 	SPI_finish();
+}
+
+/*
+ * pgt_st_repair reinstalls what stream table name needs (capture triggers,
+ * change buffers, dependencies) and makes its next refresh FULL, for use
+ * after source DDL made with pg_trickle.block_source_ddl off or objects
+ * dropped by hand.  Returns a one-line description of what it did.
+ */
+char *
+pgt_st_repair(const char *name)
+{
+	Oid			relid = pgt_st_resolve(name, ShareUpdateExclusiveLock, true);
+	char	   *stname = pgt_relation_display_name(relid);
+	PgtStreamTable *st = pgt_catalog_get(relid, true);
+	PgtAnalysis *analysis = pgt_analyze_query(st->defining_query, stname);
+	List	   *cap = resolve_refresh_mode(st, analysis, stname, true);
+
+	pgt_catalog_update_definition(st);
+	pgt_catalog_set_sources(st->pgt_id, analysis->sources, cap);
+	pgt_storage_record_dependencies(relid, analysis->sources);
+	install_capture(cap);
+	pgt_cdc_release_unused();
+	pgt_catalog_set_needs_reinit(st->pgt_id);
+	return psprintf("stream table \"%s\": %s mode, change capture checked on %d source(s); the next refresh is FULL",
+					stname, st->effective_refresh_mode, list_length(cap));
 }

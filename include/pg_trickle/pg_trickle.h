@@ -53,7 +53,7 @@ typedef enum PgtVolatilePolicy
 extern void pgt_guc_init(void);
 
 /*
- * pgt_refresh_depth counts pg_trickle's own writes to stream tables in this
+ * pgt_internal_write_depth counts pg_trickle's own writes to stream tables in this
  * backend; the guard trigger lets a change through only while it is > 0.
  */
 extern int	pgt_internal_write_depth;

@@ -56,6 +56,7 @@ extern void pgt_st_drop(const char *name, bool cascade);
 extern void pgt_st_refresh(const char *name);
 extern void pgt_st_resume(const char *name);
 extern char *pgt_st_export_definition(const char *name);
+extern char *pgt_st_repair(const char *name);
 extern Oid	pgt_st_resolve(const char *name, LOCKMODE lockmode,
 						   bool require_owner);
 

@@ -26,6 +26,7 @@ PG_FUNCTION_INFO_V1(pgt_drop_stream_table);
 PG_FUNCTION_INFO_V1(pgt_refresh_stream_table);
 PG_FUNCTION_INFO_V1(pgt_resume_stream_table);
 PG_FUNCTION_INFO_V1(pgt_export_definition);
+PG_FUNCTION_INFO_V1(pgt_repair_stream_table);
 
 static Datum create_common(FunctionCallInfo fcinfo, PgtCreateKind kind);
 static char *text_arg(FunctionCallInfo fcinfo, int n);
@@ -138,6 +139,10 @@ pgt_alter_stream_table(PG_FUNCTION_ARGS)
 Datum
 pgt_drop_stream_table(PG_FUNCTION_ARGS)
 {
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("cascade must not be null")));
 	pgt_st_drop(name_arg(fcinfo, 0), PG_GETARG_BOOL(1));
 	PG_RETURN_VOID();
 }
@@ -160,6 +165,12 @@ Datum
 pgt_export_definition(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_TEXT_P(cstring_to_text(pgt_st_export_definition(name_arg(fcinfo, 0))));
+}
+
+Datum
+pgt_repair_stream_table(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(pgt_st_repair(name_arg(fcinfo, 0))));
 }
 
 static char *

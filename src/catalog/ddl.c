@@ -136,6 +136,12 @@ pgt_on_ddl_start(PG_FUNCTION_ARGS)
 		changes_columns = column_changing_alter(stmt, false);
 		adds_columns = column_changing_alter(stmt, true);
 	}
+	else if (IsA(parsetree, AlterObjectSchemaStmt) &&
+			 ((AlterObjectSchemaStmt *) parsetree)->objectType == OBJECT_TABLE)
+	{
+		rv = ((AlterObjectSchemaStmt *) parsetree)->relation;
+		renames = true;
+	}
 	else if (IsA(parsetree, RenameStmt))
 	{
 		RenameStmt *stmt = (RenameStmt *) parsetree;

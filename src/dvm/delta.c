@@ -72,6 +72,7 @@
 #include "utils/rel.h"
 #include "utils/rls.h"
 #include "catalog/pg_inherits.h"
+#include "catalog/catalog.h"
 #include "utils/ruleutils.h"
 #include "utils/syscache.h"
 #include "utils/typcache.h"
@@ -790,6 +791,9 @@ spj_blocker(Query *q, BlockerContext *ctx)
 					rte->relkind != RELKIND_PARTITIONED_TABLE)
 					return psprintf("Source \"%s\" is not a table; only tables and stream tables can be read differentially.",
 									get_rel_name(rte->relid));
+				if (IsCatalogRelationOid(rte->relid))
+					return psprintf("Source \"%s\" is a system catalog, whose changes cannot be captured.",
+									get_rel_name(rte->relid));
 				add_source_cols(ctx, rte->relid,
 								pgt_compat_rte_selected_cols(q, rte));
 				break;
@@ -953,7 +957,7 @@ any_delta(Query *q, DvmContext *ctx)
  * agg_subquery_delta differentiates an aggregate (or DISTINCT) query used
  * as an input of a larger query, where no storage holds its old result:
  *
- *	 d(G) = G(C' restricted to K)  -  G(C restricted to K)
+ *	 d(G) = G(C restricted to K)  -  G(C' restricted to K)
  *
  * with C the FROM/WHERE part (wrapped into one subquery), K the group keys
  * touched by dC, C' = C - dC consolidated into plain rows.  Both sides read

@@ -50,6 +50,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -95,8 +96,9 @@ static bool extension_present(void);
 static void claim_slot(Oid dboid);
 static void scheduler_exit(int code, Datum arg);
 static double effective_interval(SchedSt *sts, int n, List **readers, int i);
-static bool refresh_one(SchedSt *st, MemoryContext loopcxt);
+static bool refresh_one(SchedSt *st, MemoryContext loopcxt, bool *failed_out);
 static void prune_history(void);
+static void touch_idle(List *ids);
 
 /*
  * pgt_scheduler_main is the entry point of one database's scheduler.
@@ -180,6 +182,7 @@ scheduler_pass(MemoryContext loopcxt)
 	List	  **sources;		/* sources[i]: indexes of stream tables i reads */
 	List	   *order = NIL;
 	List	   *queue = NIL;
+	List	   *idle = NIL;
 	double		next_due = (double) pgt_scheduler_interval_ms / 1000.0;
 	uint64		seq = pg_atomic_read_u64(&pgt_shared->slots[my_slot].change_seq);
 	TimestampTz now;
@@ -288,6 +291,7 @@ scheduler_pass(MemoryContext loopcxt)
 		bool		upstream_changed = false;
 		SeenEntry  *se;
 		bool		found;
+		bool		failed = false;
 		ListCell   *lc2;
 
 		CHECK_FOR_INTERRUPTS();
@@ -327,13 +331,27 @@ scheduler_pass(MemoryContext loopcxt)
 			se->seq = UINT64_MAX;
 		if (st->differential && !st->needs_full && st->has_refreshed &&
 			!upstream_changed && se->seq == seq)
+		{
+			/* nothing can be pending: it is as fresh as a refresh would make it */
+			idle = lappend_int(idle, (int) st->pgt_id);
 			continue;
+		}
 
 		se->seq = seq;
-		st->refreshed_now = refresh_one(st, loopcxt);
+		st->refreshed_now = refresh_one(st, loopcxt, &failed);
+		if (failed)
+		{
+			/* retried on its next interval even if nothing else changes */
+			se = hash_search(seen, &st->relid, HASH_FIND, NULL);
+			if (se)
+				se->seq = UINT64_MAX;
+		}
 		if (st->interval > 0)
 			next_due = Min(next_due, st->interval);
 	}
+
+	if (idle != NIL)
+		touch_idle(idle);
 
 	if (TimestampDifferenceExceeds(last_prune, GetCurrentTimestamp(), 60 * 1000))
 	{
@@ -386,7 +404,7 @@ effective_interval(SchedSt *sts, int n, List **readers, int i)
  * changed the stream table's rows.  A failure is recorded, never raised.
  */
 static bool
-refresh_one(SchedSt *st, MemoryContext loopcxt)
+refresh_one(SchedSt *st, MemoryContext loopcxt, bool *failed_out)
 {
 	bool		changed = false;
 	volatile bool failed = false;
@@ -439,6 +457,7 @@ refresh_one(SchedSt *st, MemoryContext loopcxt)
 		LWLockAcquire(pgt_shared->lock, LW_EXCLUSIVE);
 		pgt_shared->slots[my_slot].failures++;
 		LWLockRelease(pgt_shared->lock);
+		*failed_out = true;
 		return false;
 	}
 	pgt_running_history_id = 0;
@@ -458,6 +477,39 @@ extension_present(void)
 	present = OidIsValid(get_extension_oid("pg_trickle", true));
 	CommitTransactionCommand();
 	return present;
+}
+
+/*
+ * touch_idle records, in one statement, that the differential stream
+ * tables ids were due but had nothing pending (no commit wrote a change
+ * buffer since their last refresh): they are current as of now.
+ */
+static void
+touch_idle(List *ids)
+{
+	Oid			argtypes[1] = {INT8ARRAYOID};
+	Datum		values[1];
+	Datum	   *elems = palloc(sizeof(Datum) * list_length(ids));
+	int			i = 0;
+	ListCell   *lc;
+	PgtRoleSave save;
+
+	foreach(lc, ids)
+		elems[i++] = Int64GetDatum((int64) lfirst_int(lc));
+	values[0] = PointerGetDatum(construct_array(elems, i, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	pgt_role_switch(pgt_extension_owner(), false, &save);
+	pgt_spi_exec_args("UPDATE pgtrickle.pgt_stream_tables SET last_refresh_at = pg_catalog.now(), "
+					  "data_timestamp = pg_catalog.now() WHERE pgt_id = ANY ($1)",
+					  1, argtypes, values, NULL, false, SPI_OK_UPDATE);
+	pgt_role_restore(&save);
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
 }
 
 /* prune_history deletes history older than pg_trickle.history_retention_days */
