@@ -105,7 +105,7 @@ static void
 wake_launcher_at_commit(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_COMMIT)
-		pgt_scheduler_wake_launcher();
+		pgt_scheduler_wake_launcher(MyDatabaseId);
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT)
 	{
 		UnregisterXactCallback(wake_launcher_at_commit, NULL);

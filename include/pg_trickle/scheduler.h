@@ -38,6 +38,8 @@ typedef struct PgtShared
 	Latch	   *launcher_latch;
 	int			launcher_pid;
 	bool		rescan_requested;	/* start schedulers now, no backoff */
+	Oid			absent[PGT_MAX_DATABASES];	/* databases without pg_trickle */
+	Oid			wanted[PGT_MAX_DATABASES];	/* CREATE EXTENSION committed here */
 	PgtDbSlot	slots[PGT_MAX_DATABASES];
 } PgtShared;
 
@@ -48,7 +50,8 @@ extern void pgt_shmem_startup(void);
 extern void pgt_scheduler_register_launcher(void);
 extern void pgt_scheduler_wake_database(Oid dboid);
 extern void pgt_scheduler_wake_at_commit(void);
-extern void pgt_scheduler_wake_launcher(void);
+extern void pgt_scheduler_wake_launcher(Oid dboid);
+extern void pgt_scheduler_note_absent(Oid dboid);
 extern bool pgt_scheduler_running(Oid dboid);
 
 extern PGDLLEXPORT void pgt_launcher_main(Datum arg);

@@ -7,9 +7,11 @@
  *	  The launcher is connected to no database, so it can read only shared
  *	  catalogs: it lists the databases that accept connections and keeps a
  *	  dynamic scheduler worker running for each.  A scheduler that finds no
- *	  pg_trickle in its database exits at once; the launcher tries that
- *	  database again after PGT_RECHECK_SECONDS, or at once when CREATE
- *	  EXTENSION pg_trickle wakes it.  It never runs on a standby
+ *	  pg_trickle in its database notes that in shared memory and exits;
+ *	  the launcher leaves that database alone until CREATE EXTENSION
+ *	  pg_trickle commits there (which wakes it), so idle databases do not
+ *	  keep taking background worker slots.  A scheduler that stopped for
+ *	  any other reason is restarted after PGT_RECHECK_SECONDS.  It never runs on a standby
  *	  (BgWorkerStart_RecoveryFinished) and restarts after a crash.
  *
  *	  States of one database, as the launcher sees it:
@@ -61,6 +63,7 @@ static void launcher_pass(bool woken);
 static List *list_databases(void);
 static void start_scheduler(DbState *st);
 static void launcher_exit(int code, Datum arg);
+static bool database_absent(Oid dboid);
 
 /*
  * pgt_scheduler_register_launcher registers the launcher worker; called
@@ -173,6 +176,9 @@ launcher_pass(bool woken)
 			GetBackgroundWorkerPid(st->handle, &pid) != BGWH_STOPPED)
 			continue;			/* running or starting */
 
+		if (database_absent(dboid))
+			continue;			/* no pg_trickle there */
+
 		if (!woken && st->started_at != 0 &&
 			!TimestampDifferenceExceeds(st->started_at, now,
 										PGT_RECHECK_SECONDS * 1000))
@@ -240,6 +246,11 @@ start_scheduler(DbState *st)
 			pfree(st->handle);
 		st->handle = handle;
 	}
+	else
+		ereport(LOG,
+				(errmsg("pg_trickle could not start a scheduler for database %u: no free background worker slot",
+						st->dboid),
+				 errhint("Increase max_worker_processes.")));
 	MemoryContextSwitchTo(old);
 	st->started_at = GetCurrentTimestamp();
 }
@@ -251,4 +262,19 @@ launcher_exit(int code, Datum arg)
 	pgt_shared->launcher_latch = NULL;
 	pgt_shared->launcher_pid = 0;
 	LWLockRelease(pgt_shared->lock);
+}
+
+static bool
+database_absent(Oid dboid)
+{
+	bool		absent = false;
+
+	LWLockAcquire(pgt_shared->lock, LW_SHARED);
+	for (int i = 0; i < PGT_MAX_DATABASES; i++)
+	{
+		if (pgt_shared->absent[i] == dboid)
+			absent = true;
+	}
+	LWLockRelease(pgt_shared->lock);
+	return absent;
 }

@@ -153,7 +153,11 @@ pgt_scheduler_main(Datum arg)
 		MemoryContextReset(loopcxt);
 
 		if (!extension_present())
-			proc_exit(0);		/* the launcher will look again later */
+		{
+			/* the launcher starts us again when CREATE EXTENSION commits */
+			pgt_scheduler_note_absent(MyDatabaseId);
+			proc_exit(0);
+		}
 
 		if (pgt_enabled)
 		{

@@ -95,18 +95,54 @@ pgt_scheduler_wake_database(Oid dboid)
 }
 
 /*
- * pgt_scheduler_wake_launcher sets the launcher's latch (a database may
- * need a scheduler now).
+ * pgt_scheduler_wake_launcher tells the launcher that dboid needs a
+ * scheduler now (pg_trickle was just installed there) and sets its latch.
  */
 void
-pgt_scheduler_wake_launcher(void)
+pgt_scheduler_wake_launcher(Oid dboid)
 {
 	if (pgt_shared == NULL)
 		return;
 	LWLockAcquire(pgt_shared->lock, LW_EXCLUSIVE);
 	pgt_shared->rescan_requested = true;
+	for (int i = 0; i < PGT_MAX_DATABASES; i++)
+	{
+		if (pgt_shared->absent[i] == dboid)
+			pgt_shared->absent[i] = InvalidOid;
+	}
+	for (int i = 0; i < PGT_MAX_DATABASES; i++)
+	{
+		if (pgt_shared->wanted[i] == dboid)
+			break;
+		if (pgt_shared->wanted[i] == InvalidOid)
+		{
+			pgt_shared->wanted[i] = dboid;
+			break;
+		}
+	}
 	if (pgt_shared->launcher_latch != NULL)
 		SetLatch(pgt_shared->launcher_latch);
+	LWLockRelease(pgt_shared->lock);
+}
+
+/*
+ * pgt_scheduler_note_absent records that dboid has no pg_trickle, so the
+ * launcher stops starting schedulers there until CREATE EXTENSION.
+ */
+void
+pgt_scheduler_note_absent(Oid dboid)
+{
+	LWLockAcquire(pgt_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < PGT_MAX_DATABASES; i++)
+	{
+		if (pgt_shared->absent[i] == dboid)
+			break;
+		if (pgt_shared->absent[i] == InvalidOid)
+		{
+			pgt_shared->absent[i] = dboid;
+			break;
+		}
+	}
 	LWLockRelease(pgt_shared->lock);
 }
 
