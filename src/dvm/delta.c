@@ -92,6 +92,7 @@ typedef struct DvmContext
 	List	   *changed;		/* relids with changes in the window */
 	List	   *derived;		/* DerivedLeaf *: anti-join legs of outer joins */
 	int			nderived;
+	List	   *sources;		/* PgtDeltaSource *: columns read per relation */
 } DvmContext;
 
 /*
@@ -236,6 +237,7 @@ pgt_dvm_apply_sql(Query *query, PgtAnalysis *analysis, const char *storage,
 	ctx.frontier = "$1";
 	(void) frontier;
 	ctx.changed = changed;
+	ctx.sources = sources;
 	if (!query_may_change(q, &ctx))
 		return NULL;
 
@@ -1324,8 +1326,20 @@ base_delta_sql(Oid relid, DvmContext *ctx, bool negate, List **colnames)
 	Relation	rel = relation_open(relid, AccessShareLock);
 	TupleDesc	desc = RelationGetDescr(rel);
 	Bitmapset  *captured = pgt_cdc_captured_attnums(relid);
+	Bitmapset  *used = NULL;
 	StringInfoData buf;
 	StringInfoData defs;
+	ListCell   *lc;
+
+	/* ask only for the columns this query reads: the reader may see no more */
+	foreach(lc, ctx->sources)
+	{
+		PgtDeltaSource *src = lfirst(lc);
+
+		if (src->relid == relid)
+			used = src->attnums;
+	}
+	captured = bms_intersect(captured, used);
 
 	initStringInfo(&buf);
 	initStringInfo(&defs);

@@ -200,8 +200,9 @@ SELECT n, total FROM c_total;
 SELECT total FROM c_hidden_key ORDER BY total;
 SELECT pgt_check('c_by_region'), pgt_check('c_distinct'), pgt_check('c_total'),
        pgt_check('c_expr_key'), pgt_check('c_hidden_key'), pgt_check('c_two_keys');
--- The storage layout: visible columns, then __pgt_row_id; an index on
--- __pgt_row_id, a unique index on the group key, the guard trigger.
+-- The storage layout: the visible columns, then pg_trickle's hidden __pgt_
+-- columns; an index on __pgt_row_id, a unique index on the group key, the
+-- guard trigger.
 \d c_by_region
 -- A multiset result has no unique index; a singleton has none either.
 SELECT c.relname, count(i.indexrelid) AS indexes,

@@ -242,12 +242,19 @@ SELECT pgt_check('e_st');
 --
 SELECT pgt_try($$DROP TABLE e_src$$);
 SELECT count(*) FROM e_src;
--- a stream table follows a renamed source
+-- renaming a source is refused too (pg_trickle.block_source_ddl is on by
+-- default)
+SELECT pgt_try($$ALTER TABLE e_src RENAME TO e_src_renamed$$);
+SELECT pgt_try($$SELECT pgtrickle.refresh_stream_table('e_st')$$);
+-- with it off the rename goes through, and refreshes fail until it is undone
+SET pg_trickle.block_source_ddl = off;
 ALTER TABLE e_src RENAME TO e_src_renamed;
 SELECT pgt_try($$SELECT pgtrickle.refresh_stream_table('e_st')$$);
 -- (the error must not point into the caller's statement text)
 SELECT pgtrickle.refresh_stream_table('e_st');
 ALTER TABLE e_src_renamed RENAME TO e_src;
+RESET pg_trickle.block_source_ddl;
+SELECT pgt_try($$SELECT pgtrickle.refresh_stream_table('e_st')$$);
 
 -- Changing the columns of a source under a stream table (pg_trickle.
 -- block_source_ddl is on by default), or of the stream table itself.
@@ -265,6 +272,11 @@ SELECT pgt_try($$SELECT pgtrickle.refresh_stream_table('e_st')$$);
 ROLLBACK;
 BEGIN;
 SELECT pgt_try($$ALTER TABLE e_st ADD COLUMN extra int$$);
+SELECT pgt_try($$SELECT pgtrickle.refresh_stream_table('e_st')$$);
+ROLLBACK;
+-- adding a column to a source breaks nothing, and is allowed
+BEGIN;
+SELECT pgt_try($$ALTER TABLE e_src ADD COLUMN extra int$$);
 SELECT pgt_try($$SELECT pgtrickle.refresh_stream_table('e_st')$$);
 ROLLBACK;
 SELECT pgt_check('e_st');
@@ -289,10 +301,10 @@ SELECT pgt_try($$SELECT pgtrickle.explain_refresh_mode('no_such_st')$$);
 SELECT pgt_try($$SELECT * FROM pgtrickle.get_refresh_history('no_such_st')$$);
 SELECT pgt_try($$SELECT pgtrickle.alter_stream_table(NULL, schedule => '1m')$$);
 SELECT x FROM e_plain;
--- the other functions are STRICT: a NULL argument makes them do nothing
-SELECT pgtrickle.refresh_stream_table(NULL) IS NULL AS refresh_null,
-       pgtrickle.drop_stream_table(NULL) IS NULL AS drop_null,
-       pgtrickle.drop_stream_table('e_st', cascade => NULL) IS NULL AS drop_cascade_null;
+-- refresh is STRICT: a NULL name does nothing; drop refuses NULLs
+SELECT pgtrickle.refresh_stream_table(NULL) IS NULL AS refresh_null;
+SELECT pgt_try($$SELECT pgtrickle.drop_stream_table(NULL)$$);
+SELECT pgt_try($$SELECT pgtrickle.drop_stream_table('e_st', cascade => NULL)$$);
 SELECT count(*) AS e_st_exists FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'e_st';
 
 --

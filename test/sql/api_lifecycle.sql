@@ -186,6 +186,24 @@ LANGUAGE sql AS $$
                     WHERE relnamespace = 'pgtrickle_changes'::regnamespace
                       AND relname = 'changes_' || src)
 $$;
+-- capture that no stream table needs: capture triggers and change buffers
+-- of sources (or partitions of sources) that no stream table reads
+-- differentially
+CREATE FUNCTION pg_temp.unneeded_capture(OUT triggers bigint, OUT buffers bigint)
+LANGUAGE sql AS $$
+    WITH needed AS (
+        SELECT d.source_relid FROM pgtrickle.pgt_dependencies d
+          JOIN pgtrickle.pgt_stream_tables s USING (pgt_id)
+         WHERE d.cdc_mode = 'TRIGGER' AND s.effective_refresh_mode <> 'FULL')
+    SELECT (SELECT count(*) FROM pg_trigger t
+             WHERE t.tgname LIKE '\_\_pgt\_cdc%'
+               AND t.tgrelid NOT IN (SELECT source_relid FROM needed)
+               AND NOT EXISTS (SELECT 1 FROM pg_partition_ancestors(t.tgrelid) a
+                                WHERE a.relid IN (SELECT source_relid FROM needed))),
+           (SELECT count(*) FROM pg_class c
+             WHERE c.relnamespace = 'pgtrickle_changes'::regnamespace AND c.relkind = 'r'
+               AND c.relname NOT IN (SELECT 'changes_' || source_relid FROM needed))
+$$;
 SELECT * FROM pg_temp.capture('l_src'::regclass);
 SELECT pgtrickle.create_stream_table('l_drop', 'SELECT id FROM l_src', refresh_mode => 'DIFFERENTIAL');
 SELECT * FROM pg_temp.capture('l_src'::regclass);
@@ -201,6 +219,7 @@ SELECT (SELECT count(*) FROM pg_class WHERE oid = :l_drop_relid) AS relations,
        (SELECT count(*) FROM pgtrickle.pgt_refresh_history WHERE pgt_id = :l_drop_id) AS history;
 -- the capture nothing else needs is gone too
 SELECT * FROM pg_temp.capture('l_src'::regclass);
+SELECT * FROM pg_temp.unneeded_capture();
 -- but stays while another differential stream table reads the source
 SELECT pgtrickle.create_stream_table('l_cap1', 'SELECT id FROM l_src', refresh_mode => 'DIFFERENTIAL');
 SELECT pgtrickle.create_stream_table('l_cap2', 'SELECT id, val FROM l_src', refresh_mode => 'DIFFERENTIAL');
@@ -209,7 +228,27 @@ SELECT * FROM pg_temp.capture('l_src'::regclass);
 -- and goes when the last one becomes FULL
 SELECT pgtrickle.alter_stream_table('l_cap2', refresh_mode => 'FULL');
 SELECT * FROM pg_temp.capture('l_src'::regclass);
+SELECT * FROM pg_temp.unneeded_capture();
 SELECT pgtrickle.drop_stream_table('l_cap2');
+-- or when create_or_replace_stream_table makes it FULL, or it is pointed at
+-- another source by create_or_replace_stream_table or alter_stream_table
+CREATE TABLE l_other (id int);
+SELECT pgtrickle.create_stream_table('l_cap3', 'SELECT id FROM l_src', refresh_mode => 'DIFFERENTIAL');
+SELECT pgtrickle.create_or_replace_stream_table('l_cap3', 'SELECT id FROM l_src', refresh_mode => 'FULL');
+SELECT * FROM pg_temp.capture('l_src'::regclass);
+SELECT pgtrickle.create_or_replace_stream_table('l_cap3', 'SELECT id FROM l_src',
+                                                refresh_mode => 'DIFFERENTIAL');
+SELECT * FROM pg_temp.capture('l_src'::regclass);
+SELECT pgtrickle.create_or_replace_stream_table('l_cap3', 'SELECT id FROM l_other',
+                                                refresh_mode => 'DIFFERENTIAL');
+SELECT (SELECT triggers FROM pg_temp.capture('l_src'::regclass)) AS l_src_triggers,
+       (SELECT triggers FROM pg_temp.capture('l_other'::regclass)) AS l_other_triggers;
+SELECT pgtrickle.alter_stream_table('l_cap3', query => 'SELECT id FROM l_src');
+SELECT (SELECT triggers FROM pg_temp.capture('l_src'::regclass)) AS l_src_triggers,
+       (SELECT triggers FROM pg_temp.capture('l_other'::regclass)) AS l_other_triggers;
+SELECT pgtrickle.drop_stream_table('l_cap3');
+DROP TABLE l_other;
+SELECT * FROM pg_temp.unneeded_capture();
 -- a stream table that another reads: refused without cascade
 SELECT pgtrickle.create_stream_table('l_base', 'SELECT id, val FROM l_src', refresh_mode => 'FULL');
 SELECT pgtrickle.create_stream_table('l_reader1', 'SELECT id FROM l_base', refresh_mode => 'FULL');
@@ -250,24 +289,52 @@ SELECT 'l_src2'::regclass::oid AS l_src2_oid, 'l_on_src2'::regclass::oid AS l_on
 SELECT * FROM pg_temp.capture(:l_src2_oid);
 SELECT * FROM pg_temp.capture(:l_on_src2_oid);
 SELECT * FROM pg_temp.capture('l_src'::regclass);
+-- (a global count(*) reads no column of its source, and stays exact)
+INSERT INTO l_src2 VALUES (3), (3);
+DELETE FROM l_src2 WHERE id = 1;
+SELECT pgtrickle.refresh_stream_table('l_on_src2');
+SELECT pgtrickle.refresh_stream_table('l_on_on_src2');
+SELECT n, pgt_check('l_on_on_src2') FROM l_on_on_src2;
+SELECT action FROM pgtrickle.get_refresh_history('l_on_on_src2', 1);
+-- a schema holding a differential stream table (reading l_src4), and a
+-- source read differentially by a stream table outside it
+CREATE TABLE l_src4 (id int);
 CREATE SCHEMA l_schema;
-SELECT pgtrickle.create_stream_table('l_schema.l_in_schema', 'SELECT id FROM l_src',
-                                     refresh_mode => 'FULL');
+SELECT pgtrickle.create_stream_table('l_schema.l_in_schema', 'SELECT id FROM l_src4',
+                                     refresh_mode => 'DIFFERENTIAL');
+CREATE TABLE l_schema.l_src3 (id int);
+SELECT pgtrickle.create_stream_table('l_on_src3', 'SELECT id FROM l_schema.l_src3',
+                                     refresh_mode => 'DIFFERENTIAL');
+SELECT 'l_schema.l_src3'::regclass::oid AS l_src3_oid \gset
+SELECT * FROM pg_temp.capture(:l_src3_oid);
 SELECT pgt_name FROM pgtrickle.pgt_stream_tables
- WHERE pgt_name IN ('l_on_src2', 'l_on_on_src2', 'l_direct', 'l_in_schema') ORDER BY pgt_id;
+ WHERE pgt_name IN ('l_on_src2', 'l_on_on_src2', 'l_direct', 'l_in_schema', 'l_on_src3')
+ ORDER BY pgt_id;
 DROP TABLE l_src2 CASCADE;
+-- the capture of l_src2 and of the stream table l_on_src2 went with them
+SELECT * FROM pg_temp.capture(:l_src2_oid);
+SELECT * FROM pg_temp.capture(:l_on_src2_oid);
+-- DROP TABLE of the stream table releases the capture of its source
+-- (l_src4 is still read, by l_schema.l_in_schema)
 DROP TABLE l_direct;
+SELECT * FROM pg_temp.capture('l_src'::regclass);
+SELECT * FROM pg_temp.capture('l_src4'::regclass);
 DROP SCHEMA l_schema CASCADE;
 SELECT count(*) AS catalog_rows FROM pgtrickle.pgt_stream_tables
- WHERE pgt_name IN ('l_on_src2', 'l_on_on_src2', 'l_direct', 'l_in_schema');
+ WHERE pgt_name IN ('l_on_src2', 'l_on_on_src2', 'l_direct', 'l_in_schema', 'l_on_src3');
 SELECT count(*) AS relations FROM pg_class
- WHERE relname IN ('l_src2', 'l_on_src2', 'l_on_on_src2', 'l_direct', 'l_in_schema');
+ WHERE relname IN ('l_src2', 'l_on_src2', 'l_on_on_src2', 'l_direct', 'l_in_schema',
+                   'l_src3', 'l_on_src3');
 SELECT count(*) AS orphan_dependencies FROM pgtrickle.pgt_dependencies d
  WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = d.source_relid);
 -- with their change capture
 SELECT * FROM pg_temp.capture(:l_src2_oid);
 SELECT * FROM pg_temp.capture(:l_on_src2_oid);
 SELECT * FROM pg_temp.capture('l_src'::regclass);
+SELECT * FROM pg_temp.capture('l_src4'::regclass);
+SELECT * FROM pg_temp.capture(:l_src3_oid);
+SELECT * FROM pg_temp.unneeded_capture();
+DROP TABLE l_src4;
 -- DROP TABLE of a stream table another one reads is refused
 SELECT pgtrickle.create_stream_table('l_up', 'SELECT id FROM l_src', refresh_mode => 'FULL');
 SELECT pgtrickle.create_stream_table('l_down', 'SELECT id FROM l_up', refresh_mode => 'FULL');
@@ -287,7 +354,13 @@ SELECT pgt_check('l_renamed');
 CREATE SCHEMA l_moved;
 ALTER TABLE l_renamed SET SCHEMA l_moved;
 SELECT pgt_schema, pgt_name FROM pgtrickle.pgt_stream_tables WHERE pgt_relid = 'l_moved.l_renamed'::regclass;
-SELECT pgtrickle.export_definition('l_moved.l_renamed');
+CREATE TEMP TABLE renamed AS SELECT pgtrickle.export_definition('l_moved.l_renamed') AS def;
+SELECT def FROM renamed;
+-- replaying it recreates the stream table under its current name
+SELECT pgtrickle.drop_stream_table('l_moved.l_renamed');
+SELECT def FROM renamed \gexec
+SELECT pgt_schema, pgt_name, pgt_check(pgt_relid::regclass) FROM pgtrickle.pgt_stream_tables
+ WHERE pgt_relid = 'l_moved.l_renamed'::regclass;
 SELECT pgtrickle.drop_stream_table('l_moved.l_renamed');
 DROP SCHEMA l_moved;
 
@@ -403,11 +476,8 @@ CREATE TABLE l_secret (id int);
 GRANT SELECT ON l_src TO pgt_other;
 SELECT pgtrickle.create_stream_table('l_mine', 'SELECT id, val FROM l_src', refresh_mode => 'FULL');
 SET ROLE pgt_other;
--- the API is usable without further grants
+-- the API is usable without further grants (everything below runs so)
 SELECT pgtrickle.version();
-RESET ROLE;
-GRANT USAGE ON SCHEMA pgtrickle TO pgt_other;
-SET ROLE pgt_other;
 -- someone else's stream table: may be read about, not changed
 SELECT pgt_try($$SELECT pgtrickle.refresh_stream_table('l_mine')$$);
 SELECT pgt_try($$SELECT pgtrickle.alter_stream_table('l_mine', schedule => '1m')$$);
@@ -441,26 +511,134 @@ SELECT pgt_try($$SELECT pgtrickle.create_stream_table('l_theirs.st2', 'SELECT id
 -- and they cannot write to their own stream table directly either
 SELECT pgt_try($$DELETE FROM l_theirs.st$$);
 RESET ROLE;
--- the row-level security of a source applies to its reader's stream table,
--- whether refreshed FULL or DIFFERENTIAL
+-- Row-level security of a source that applies to the stream table's owner:
+-- change capture cannot honour it, so DIFFERENTIAL is refused and AUTO is
+-- refreshed FULL, which applies the policy as the owner (like REFRESH
+-- MATERIALIZED VIEW) whoever runs the refresh.
 CREATE TABLE l_rls (id int PRIMARY KEY, who text, v int);
 ALTER TABLE l_rls ENABLE ROW LEVEL SECURITY;
 CREATE POLICY l_rls_mine ON l_rls FOR SELECT USING (who = current_user);
 GRANT SELECT ON l_rls TO pgt_other;
 INSERT INTO l_rls VALUES (1, 'pgt_other', 10), (2, 'someone', 20);
 SET ROLE pgt_other;
-SELECT pgtrickle.create_stream_table('l_theirs.rls', 'SELECT id, v FROM l_rls',
-                                     refresh_mode => 'DIFFERENTIAL');
+SELECT pgt_try($$SELECT pgtrickle.create_stream_table('l_theirs.rls', 'SELECT id, v FROM l_rls',
+                   refresh_mode => 'DIFFERENTIAL')$$);
+SELECT pgtrickle.create_stream_table('l_theirs.rls', 'SELECT id, v FROM l_rls');
+SELECT * FROM pgtrickle.explain_refresh_mode('l_theirs.rls');
 SELECT id, v FROM l_theirs.rls ORDER BY id;
+-- (pgt_check runs the query as pgt_other, under the policy)
+SELECT pgt_check('l_theirs.rls');
+SELECT pgt_try($$SELECT pgtrickle.alter_stream_table('l_theirs.rls', refresh_mode => 'DIFFERENTIAL')$$);
 RESET ROLE;
+SELECT * FROM pg_temp.capture('l_rls'::regclass);
 INSERT INTO l_rls VALUES (3, 'someone', 30), (4, 'pgt_other', 40);
+UPDATE l_rls SET v = 11 WHERE id = 1;
+SELECT pgtrickle.refresh_stream_table('l_theirs.rls');
+SELECT id, v FROM l_theirs.rls ORDER BY id;
+SET ROLE pgt_other;
+SELECT pgt_check('l_theirs.rls');
+RESET ROLE;
+DELETE FROM l_rls WHERE id = 4;
 SET ROLE pgt_other;
 SELECT pgtrickle.refresh_stream_table('l_theirs.rls');
 SELECT id, v FROM l_theirs.rls ORDER BY id;
 SELECT pgt_check('l_theirs.rls');
+SELECT action, was_full_fallback, fallback_reason FROM pgtrickle.get_refresh_history('l_theirs.rls');
 SELECT pgtrickle.drop_stream_table('l_theirs.rls');
 RESET ROLE;
-DROP TABLE l_rls;
+-- the policy does not apply to the table's owner: its stream table may be
+-- DIFFERENTIAL
+SELECT pgtrickle.create_stream_table('l_rls_owner', 'SELECT id, v FROM l_rls',
+                                     refresh_mode => 'DIFFERENTIAL');
+INSERT INTO l_rls VALUES (5, 'someone', 50);
+SELECT pgtrickle.refresh_stream_table('l_rls_owner');
+SELECT id, v FROM l_rls_owner ORDER BY id;
+SELECT action FROM pgtrickle.get_refresh_history('l_rls_owner', 1);
+SELECT pgt_check('l_rls_owner');
+SELECT pgtrickle.drop_stream_table('l_rls_owner');
+-- row-level security enabled after a differential stream table was
+-- created: its refreshes are FULL from then on, and say why
+CREATE TABLE l_rls_late (id int PRIMARY KEY, who text, v int);
+GRANT SELECT ON l_rls_late TO pgt_other;
+INSERT INTO l_rls_late VALUES (1, 'pgt_other', 10), (2, 'someone', 20);
+SET ROLE pgt_other;
+SELECT pgtrickle.create_stream_table('l_theirs.late', 'SELECT id, v FROM l_rls_late',
+                                     refresh_mode => 'DIFFERENTIAL');
+RESET ROLE;
+ALTER TABLE l_rls_late ENABLE ROW LEVEL SECURITY;
+CREATE POLICY l_rls_late_mine ON l_rls_late FOR SELECT USING (who = current_user);
+INSERT INTO l_rls_late VALUES (3, 'someone', 30), (4, 'pgt_other', 40);
+SELECT pgtrickle.refresh_stream_table('l_theirs.late');
+SELECT id, v FROM l_theirs.late ORDER BY id;
+SELECT action, was_full_fallback, fallback_reason FROM pgtrickle.get_refresh_history('l_theirs.late', 1);
+SET ROLE pgt_other;
+SELECT pgt_check('l_theirs.late');
+SELECT pgtrickle.drop_stream_table('l_theirs.late');
+RESET ROLE;
+DROP TABLE l_rls, l_rls_late;
+-- a table they may not read stays unreadable: no stream table on it, even
+-- an uninitialized one, and no change buffer that shows its rows
+CREATE FUNCTION pg_temp.read_buffer(src regclass, cols text DEFAULT '*')
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    n bigint;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_class
+                    WHERE relnamespace = 'pgtrickle_changes'::regnamespace
+                      AND relname = 'changes_' || src::oid) THEN
+        RETURN 'no change buffer';
+    END IF;
+    EXECUTE format('SELECT count(*) FROM (SELECT %s FROM pgtrickle_changes.%I) b',
+                   cols, 'changes_' || src::oid) INTO n;
+    RETURN format('change buffer readable: %s row(s)', n);
+EXCEPTION WHEN insufficient_privilege THEN
+    RETURN 'change buffer not readable';
+END
+$$;
+SET ROLE pgt_other;
+SELECT pgt_try($$SELECT pgtrickle.create_stream_table('l_theirs.peek', 'SELECT id FROM l_secret',
+                   refresh_mode => 'DIFFERENTIAL', initialize => false)$$);
+SELECT pgt_try($$SELECT pgtrickle.create_stream_table('l_theirs.peek', 'SELECT id FROM l_secret',
+                   refresh_mode => 'FULL', initialize => false)$$);
+RESET ROLE;
+SELECT * FROM pg_temp.capture('l_secret'::regclass);
+INSERT INTO l_secret VALUES (42);
+SET ROLE pgt_other;
+SELECT pg_temp.read_buffer('l_secret');
+RESET ROLE;
+SELECT pgtrickle.drop_stream_table('l_theirs.peek') FROM pgtrickle.pgt_stream_tables
+ WHERE pgt_schema = 'l_theirs' AND pgt_name = 'peek';
+-- privileges on columns count: only the columns they may read
+CREATE TABLE l_cols (id int, secret text);
+INSERT INTO l_cols VALUES (1, 'x');
+GRANT SELECT (id) ON l_cols TO pgt_other;
+SET ROLE pgt_other;
+SELECT pgt_try($$SELECT pgtrickle.create_stream_table('l_theirs.cols', 'SELECT id, secret FROM l_cols',
+                   refresh_mode => 'DIFFERENTIAL', initialize => false)$$);
+SELECT pgt_try($$SELECT pgtrickle.create_stream_table('l_theirs.cols',
+                   'SELECT id FROM l_cols WHERE secret IS NOT NULL', initialize => false)$$);
+SELECT pgtrickle.create_stream_table('l_theirs.cols', 'SELECT id FROM l_cols',
+                                     refresh_mode => 'DIFFERENTIAL');
+RESET ROLE;
+-- a stream table of the superuser reads the other column too, so that is
+-- captured as well; the change buffer must not show it to them
+SELECT pgtrickle.create_stream_table('l_cols_all', 'SELECT id, secret FROM l_cols',
+                                     refresh_mode => 'DIFFERENTIAL');
+INSERT INTO l_cols VALUES (2, 'y');
+SET ROLE pgt_other;
+SELECT pgtrickle.refresh_stream_table('l_theirs.cols');
+SELECT id FROM l_theirs.cols ORDER BY id;
+SELECT pgt_check('l_theirs.cols');
+SELECT pg_temp.read_buffer('l_cols', 'secret');
+SELECT pgtrickle.drop_stream_table('l_theirs.cols');
+RESET ROLE;
+-- nor, once their stream table is gone, any later change
+INSERT INTO l_cols VALUES (3, 'z');
+SET ROLE pgt_other;
+SELECT pg_temp.read_buffer('l_cols', 'id');
+RESET ROLE;
+SELECT pgtrickle.drop_stream_table('l_cols_all');
+DROP TABLE l_cols;
 -- the superuser may refresh it; the refresh runs as its owner, so it fails
 -- once the owner may no longer read the source
 SELECT pgtrickle.refresh_stream_table('l_theirs.st');
@@ -484,3 +662,4 @@ SELECT pgtrickle.drop_stream_table('l_mine');
 DROP TABLE l_secret;
 SELECT count(*) AS l_stream_tables_left FROM pgtrickle.pgt_stream_tables
  WHERE pgt_name LIKE 'l\_%' OR pgt_schema LIKE 'l\_%';
+SELECT * FROM pg_temp.unneeded_capture();

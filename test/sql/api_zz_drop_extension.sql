@@ -1,5 +1,5 @@
 --
--- api_zz_drop_extension (runs last): DROP EXTENSION removes every stream
+-- api_zz_drop_extension (the last api_ test): DROP EXTENSION removes every stream
 -- table and leaves their sources alone; the extension can then be created
 -- again and used.  The extension stays installed at the end.
 --
@@ -20,6 +20,18 @@ SELECT 'customers' AS t, count(*) AS n FROM customers
 UNION ALL SELECT 'orders', count(*) FROM orders
 UNION ALL SELECT 'events', count(*) FROM events
 UNION ALL SELECT 'empty_src', count(*) FROM empty_src;
+-- change capture is installed: the AUTO stream tables of api_create are
+-- DIFFERENTIAL (on orders); here differential ones on more sources
+SELECT pgtrickle.create_stream_table('zz_capture_' || t, format('SELECT * FROM %I', t),
+                                     refresh_mode => 'DIFFERENTIAL')
+  FROM unnest(ARRAY['customers', 'events', 'empty_src', 'typed']) t;
+SELECT tgrelid::regclass AS source, count(*) AS capture_triggers,
+       EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = 'pgtrickle_changes'::regnamespace
+                                          AND c.relname = 'changes_' || tgrelid::oid) AS buffer
+  FROM pg_trigger WHERE tgname LIKE '\_\_pgt\_cdc%' GROUP BY tgrelid ORDER BY tgrelid::regclass::text;
+INSERT INTO before
+SELECT pgt_relid, format('%I.%I', pgt_schema, pgt_name), pgt_id
+  FROM pgtrickle.pgt_stream_tables WHERE pgt_name LIKE 'zz\_capture\_%';
 
 -- a view on the catalog stops DROP EXTENSION, which then changes nothing
 -- (terse: the DETAIL would list every dependent object)
@@ -61,6 +73,7 @@ SELECT t, n, n = (CASE t WHEN 'customers' THEN (SELECT count(*) FROM customers)
   FROM source_rows ORDER BY t;
 SELECT count(*) AS triggers_on_sources FROM pg_trigger
  WHERE tgrelid IN (SELECT relid FROM sources) AND NOT tgisinternal;
+SELECT count(*) AS capture_triggers FROM pg_trigger WHERE tgname LIKE '\_\_pgt\_cdc%';
 
 -- a fresh start: the extension again, a stream table of an old name
 CREATE EXTENSION pg_trickle;
