@@ -617,10 +617,15 @@ install_capture(List *captured)
 static const char *
 differential_blocker(PgtAnalysis *analysis, List **captured)
 {
+	const char *blocker;
+
 	if (analysis->has_volatile && pgt_volatile_function_policy == PGT_VOLATILE_REJECT)
 		return psprintf("The query calls volatile function %s(), and pg_trickle.volatile_function_policy is reject.",
 						analysis->volatile_name);
-	return pgt_dvm_blocker(analysis->query, captured);
+	blocker = pgt_dvm_blocker(analysis->query, captured);
+	if (blocker == NULL)
+		blocker = pgt_dvm_size_blocker(analysis->query, analysis, *captured);
+	return blocker;
 }
 
 static void

@@ -71,6 +71,8 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
+#include "access/xact.h"
+#include "utils/resowner.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/catalog.h"
 #include "utils/ruleutils.h"
@@ -122,6 +124,17 @@ typedef struct BlockerContext
 	List	   *sources;		/* PgtDeltaSource * */
 } BlockerContext;
 
+/*
+ * Generated SQL inlines the state and delta of every input wherever it is
+ * used, so nesting (outer joins inside aggregates inside joins) multiplies
+ * its size.  generated_bytes counts what one generation produced; past
+ * PGT_MAX_DELTA_SQL the query is treated as not maintainable
+ * differentially (see pgt_dvm_check_size).
+ */
+#define PGT_MAX_DELTA_SQL (2 * 1024 * 1024)
+static int64 generated_bytes = 0;
+
+static void count_generated(const char *sql);
 static Query *prepare_query(Query *query);
 static void normalize_joins(Query *q);
 static void normalize_outer(Query *q, Node **nodeptr);
@@ -233,6 +246,7 @@ pgt_dvm_apply_sql(Query *query, PgtAnalysis *analysis, const char *storage,
 				 errmsg("query cannot be maintained differentially"),
 				 errdetail_internal("%s", blocker)));
 
+	generated_bytes = 0;
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.frontier = "$1";
 	(void) frontier;
@@ -291,6 +305,53 @@ pgt_dvm_full_sql(Query *query, PgtAnalysis *analysis, const char *storage)
 	q = prepare_query(query);
 	return pgt_dvm_agg_full_sql(analysis->agg_layout, analysis->columns, storage,
 								deparse(pgt_dvm_agg_child(q, pgt_dvm_agg_layout(q))));
+}
+
+/*
+ * pgt_dvm_size_blocker generates the delta SQL of query as if every input
+ * changed, in a subtransaction, and returns a reason if it is too large
+ * to be practical (NULL if fine).
+ */
+const char *
+pgt_dvm_size_blocker(Query *query, PgtAnalysis *analysis, List *sources)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	const char *reason = NULL;
+	List	   *changed = NIL;
+	ListCell   *lc;
+
+	foreach(lc, sources)
+		changed = lappend_oid(changed, ((PgtDeltaSource *) lfirst(lc))->relid);
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		PgtDeltaStrategy strategy;
+
+		(void) pgt_dvm_apply_sql(query, analysis, "pg_catalog.pg_class", "1:1:",
+								 changed, &strategy);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		if (edata->sqlerrcode != ERRCODE_PROGRAM_LIMIT_EXCEEDED)
+			ReThrowError(edata);
+		reason = psprintf("Its delta SQL would exceed %d bytes: nested outer joins or aggregates multiply it.",
+						  PGT_MAX_DELTA_SQL);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	generated_bytes = 0;
+	return reason;
 }
 
 /*
@@ -806,6 +867,23 @@ spj_blocker(Query *q, BlockerContext *ctx)
 
 					if (sub->hasDistinctOn || sub->groupingSets != NIL)
 						return "DISTINCT ON and GROUPING SETS inside a subquery, view or CTE are not supported by the differential engine yet.";
+					if (sub->setOperations != NULL)
+					{
+						bool		all = true;
+						ListCell   *lc2;
+
+						if (!setop_all_union(sub->setOperations, &all) || !all)
+							return "UNION without ALL, INTERSECT and EXCEPT inside a subquery, view or CTE are not supported by the differential engine yet.";
+						foreach(lc2, sub->rtable)
+						{
+							RangeTblEntry *leaf = lfirst(lc2);
+
+							if (leaf->rtekind == RTE_SUBQUERY &&
+								(r = spj_blocker(leaf->subquery, ctx)) != NULL)
+								return r;
+						}
+						break;
+					}
 					/* aggregates are recomputed for the touched groups */
 					if ((r = spj_blocker(sub, ctx)) != NULL)
 						return r;
@@ -1152,7 +1230,7 @@ setop_delta(Query *q, DvmContext *ctx)
 
 		if (rte->rtekind != RTE_SUBQUERY)
 			continue;
-		d = spj_delta(rte->subquery, ctx);
+		d = any_delta(rte->subquery, ctx);
 		if (d == NULL)
 			continue;
 		if (buf.len > 0)
@@ -1466,8 +1544,11 @@ finish_term(Query *t, List *wvars)
 static Query *
 parse_sql(const char *sql)
 {
-	List	   *raw = raw_parser(sql, RAW_PARSE_DEFAULT);
+	List	   *raw;
 	Oid			ptypes[1] = {PG_SNAPSHOTOID};
+
+	count_generated(sql);
+	raw = raw_parser(sql, RAW_PARSE_DEFAULT);
 
 	/* $1 is the frontier wherever a change buffer is read */
 	return parse_analyze_fixedparams(linitial_node(RawStmt, raw), sql,
@@ -1490,12 +1571,23 @@ visible_names(Query *q)
 	return names;
 }
 
+static void
+count_generated(const char *sql)
+{
+	generated_bytes += strlen(sql);
+	if (generated_bytes > PGT_MAX_DELTA_SQL)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("differential plan of the query is too large"),
+				 errdetail("The generated delta SQL exceeds %d bytes.", PGT_MAX_DELTA_SQL)));
+}
+
 static char *
 deparse(Query *q)
 {
-	char	   *result = NULL;
+	char	   *result = pg_get_querydef(q, false);
 
-	result = pg_get_querydef(q, false);
+	count_generated(result);
 	return result;
 }
 
