@@ -60,8 +60,12 @@ no-pgxs:
 .PHONY: no-pgxs
 endif
 
-.PHONY: demo test oracle-long
+.PHONY: demo test oracle-long bench
 demo:
 	scripts/demo.sh
 test:
 	scripts/test.sh
+oracle-long:
+	scripts/oracle-long.sh
+bench:
+	bench/run_issue3.sh
