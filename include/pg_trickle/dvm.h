@@ -73,6 +73,8 @@ extern Query *pgt_dvm_prepare(Query *query);
 extern char *pgt_dvm_full_sql(Query *query, PgtAnalysis *analysis,
 							  const char *storage);
 extern const char *pgt_dvm_blocker(Query *query, List **sources);
+extern const char *pgt_dvm_size_blocker(Query *query, PgtAnalysis *analysis,
+										List *sources);
 extern char *pgt_dvm_apply_sql(Query *query, PgtAnalysis *analysis,
 							   const char *storage, const char *frontier,
 							   List *changed, PgtDeltaStrategy *strategy);
