@@ -40,7 +40,9 @@ typedef enum PgtAggKind
 	PGT_AGG_COUNT_STAR,
 	PGT_AGG_COUNT,
 	PGT_AGG_SUM,
-	PGT_AGG_AVG
+	PGT_AGG_AVG,
+	PGT_AGG_MIN,
+	PGT_AGG_MAX
 } PgtAggKind;
 
 typedef struct PgtAggItem
@@ -67,7 +69,8 @@ extern char *pgt_dvm_agg_child_names(PgtAggLayout *layout);
 extern char *pgt_dvm_agg_full_sql(PgtAggLayout *layout, List *columns,
 								  const char *storage, const char *child_sql);
 extern char *pgt_dvm_agg_apply_sql(PgtAggLayout *layout, List *columns,
-								   const char *storage, const char *delta_sql);
+								   const char *storage, const char *delta_sql,
+								   const char *child_sql);
 
 extern Query *pgt_dvm_prepare(Query *query);
 extern char *pgt_dvm_full_sql(Query *query, PgtAnalysis *analysis,

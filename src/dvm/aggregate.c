@@ -43,6 +43,7 @@
 #include "parser/parsetree.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/typcache.h"
 
 #include "pg_trickle/dvm.h"
 #include "pg_trickle/pg_trickle.h"
@@ -50,6 +51,7 @@
 
 static bool numeric_like(Oid typid);
 static const char *item_col(PgtAggItem *item, List *columns);
+static char *key_match(PgtAggLayout *layout, List *columns);
 
 /*
  * pgt_dvm_agg_layout returns the algebraic layout of query, or NULL if the
@@ -124,6 +126,10 @@ pgt_dvm_agg_layout(Query *query)
 				item->kind = PGT_AGG_SUM;
 			else if (strcmp(fname, "avg") == 0 && numeric_like(argtype))
 				item->kind = PGT_AGG_AVG;
+			else if ((strcmp(fname, "min") == 0 || strcmp(fname, "max") == 0) &&
+					 OidIsValid(lookup_type_cache(argtype, TYPECACHE_LT_OPR)->lt_opr) &&
+					 exprType((Node *) agg) == argtype)
+				item->kind = strcmp(fname, "min") == 0 ? PGT_AGG_MIN : PGT_AGG_MAX;
 			else
 				return NULL;
 		}
@@ -277,6 +283,12 @@ pgt_dvm_agg_full_sql(PgtAggLayout *layout, List *columns, const char *storage,
 			case PGT_AGG_AVG:
 				appendStringInfo(&sel, "pg_catalog.avg(c.__pgt_a%d)%s", item->argno, filt);
 				break;
+			case PGT_AGG_MIN:
+				appendStringInfo(&sel, "pg_catalog.min(c.__pgt_a%d)%s", item->argno, filt);
+				break;
+			case PGT_AGG_MAX:
+				appendStringInfo(&sel, "pg_catalog.max(c.__pgt_a%d)%s", item->argno, filt);
+				break;
 		}
 	}
 	appendStringInfoString(&cols, ", __pgt_count");
@@ -315,7 +327,7 @@ pgt_dvm_agg_full_sql(PgtAggLayout *layout, List *columns, const char *storage,
  */
 char *
 pgt_dvm_agg_apply_sql(PgtAggLayout *layout, List *columns, const char *storage,
-					  const char *delta_sql)
+					  const char *delta_sql, const char *child_sql)
 {
 	StringInfoData agg;
 	StringInfoData grp;
@@ -388,6 +400,36 @@ pgt_dvm_agg_apply_sql(PgtAggLayout *layout, List *columns, const char *storage,
 				}
 				appendStringInfo(&set, ", __pgt_nn_%d = %s", item->colno, nn);
 				break;
+			case PGT_AGG_MIN:
+			case PGT_AGG_MAX:
+				{
+					bool		is_min = item->kind == PGT_AGG_MIN;
+					const char *fn = is_min ? "min" : "max";
+					char	   *rescan;
+
+					/*
+					 * Inserted values can only improve the extreme; only a
+					 * removed value at (or beyond) the stored extreme
+					 * forces a rescan of that group, from the current state.
+					 */
+					appendStringInfo(&agg,
+									 "pg_catalog.%s(d.__pgt_a%d) FILTER (WHERE d.__pgt_w > 0%s) AS __pgt_i%d, "
+									 "pg_catalog.%s(d.__pgt_a%d) FILTER (WHERE d.__pgt_w < 0%s) AS __pgt_r%d, ",
+									 fn, item->argno, f, item->colno,
+									 fn, item->argno, f, item->colno);
+					rescan = psprintf("(SELECT pg_catalog.%s(r.__pgt_a%d) FROM (%s) AS r(%s) WHERE true%s%s)",
+									  fn, item->argno, child_sql, pgt_dvm_agg_child_names(layout),
+									  key_match(layout, columns),
+									  item->filterno > 0 ? psprintf(" AND r.__pgt_f%d", item->filterno) : "");
+					appendStringInfo(&set, ", %s = CASE WHEN u.__pgt_r%d IS NOT NULL AND "
+									 "(s.%s IS NULL OR u.__pgt_r%d %s s.%s) THEN %s "
+									 "ELSE %s(s.%s, u.__pgt_i%d) END",
+									 col, item->colno, col, item->colno, is_min ? "<=" : ">=", col,
+									 rescan, is_min ? "LEAST" : "GREATEST", col, item->colno);
+					appendStringInfo(&ivals, "CASE WHEN u.__pgt_r%d IS NOT NULL THEN %s ELSE u.__pgt_i%d END, ",
+									 item->colno, rescan, item->colno);
+				}
+				break;
 		}
 	}
 	appendStringInfoString(&icols, "__pgt_count");
@@ -443,4 +485,23 @@ item_col(PgtAggItem *item, List *columns)
 	PgtColumn  *col = list_nth(columns, item->colno - 1);
 
 	return quote_identifier(col->name);
+}
+
+/* key_match: " AND r.k IS NOT DISTINCT FROM u.k ..." for every group key */
+static char *
+key_match(PgtAggLayout *layout, List *columns)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, layout->items)
+	{
+		PgtAggItem *item = lfirst(lc);
+
+		if (item->kind == PGT_AGG_KEY)
+			appendStringInfo(&buf, " AND r.%s IS NOT DISTINCT FROM u.%s",
+							 item_col(item, columns), item_col(item, columns));
+	}
+	return buf.data;
 }

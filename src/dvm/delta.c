@@ -259,14 +259,18 @@ pgt_dvm_apply_sql(Query *query, PgtAnalysis *analysis, const char *storage,
 	{
 		PgtAggLayout *layout = pgt_dvm_agg_layout(q);
 		char	   *delta;
+		Query	   *child;
 
 		if (layout == NULL)
 			elog(ERROR, "aggregate layout of a stream table query changed");
-		delta = spj_delta(pgt_dvm_agg_child(q, layout), &ctx);
+		child = pgt_dvm_agg_child(q, layout);
+
+		delta = any_delta(child, &ctx);
 		if (delta == NULL)
 			return NULL;
 		*strategy = PGT_DELTA_KEYED;
-		return pgt_dvm_agg_apply_sql(layout, analysis->columns, storage, delta);
+		return pgt_dvm_agg_apply_sql(layout, analysis->columns, storage, delta,
+									 deparse(child));
 	}
 
 	switch (*strategy)
