@@ -57,6 +57,7 @@ static List *resolve_refresh_mode(PgtStreamTable *st, PgtAnalysis *analysis,
 static const char *differential_blocker(PgtAnalysis *analysis,
 										List **captured);
 static void install_capture(List *captured);
+static void warn_volatile(PgtAnalysis *analysis, const char *stname);
 static void fill_identity(PgtStreamTable *st, PgtAnalysis *analysis);
 static void check_no_cycle(Oid relid, PgtAnalysis *analysis,
 						   const char *stname);
@@ -550,12 +551,8 @@ resolve_refresh_mode(PgtStreamTable *st, PgtAnalysis *analysis,
 		st->effective_refresh_mode = "FULL";
 	else if (strcmp(mode, "AUTO") == 0)
 	{
-		if (blocker == NULL && analysis->has_volatile &&
-			pgt_volatile_function_policy == PGT_VOLATILE_WARN && !quiet)
-			ereport(WARNING,
-					(errmsg("stream table \"%s\" calls volatile function %s()",
-							stname, analysis->volatile_name),
-					 errdetail("Rows are maintained from the values the function returned when each change was applied, so they can differ from a fresh run of the query.")));
+		if (blocker == NULL && !quiet)
+			warn_volatile(analysis, stname);
 		if (blocker != NULL)
 		{
 			st->effective_refresh_mode = "FULL";
@@ -570,12 +567,8 @@ resolve_refresh_mode(PgtStreamTable *st, PgtAnalysis *analysis,
 	}
 	else if (strcmp(mode, "DIFFERENTIAL") == 0 || strcmp(mode, "IMMEDIATE") == 0)
 	{
-		if (blocker == NULL && analysis->has_volatile &&
-			pgt_volatile_function_policy == PGT_VOLATILE_WARN && !quiet)
-			ereport(WARNING,
-					(errmsg("stream table \"%s\" calls volatile function %s()",
-							stname, analysis->volatile_name),
-					 errdetail("Rows are maintained from the values the function returned when each change was applied, so they can differ from a fresh run of the query.")));
+		if (blocker == NULL && !quiet)
+			warn_volatile(analysis, stname);
 		if (blocker != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -591,6 +584,20 @@ resolve_refresh_mode(PgtStreamTable *st, PgtAnalysis *analysis,
 		st->effective_refresh_mode = pstrdup(mode);
 	}
 	return strcmp(st->effective_refresh_mode, "FULL") == 0 ? NIL : captured;
+}
+
+/*
+ * warn_volatile warns, under volatile_function_policy = warn, that a
+ * differentially maintained query calls a volatile function.
+ */
+static void
+warn_volatile(PgtAnalysis *analysis, const char *stname)
+{
+	if (analysis->has_volatile && pgt_volatile_function_policy == PGT_VOLATILE_WARN)
+		ereport(WARNING,
+				(errmsg("stream table \"%s\" calls volatile function %s()",
+						stname, analysis->volatile_name),
+				 errdetail("Rows are maintained from the values the function returned when each change was applied, so they can differ from a fresh run of the query.")));
 }
 
 /*

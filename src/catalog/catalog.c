@@ -44,7 +44,7 @@ static bool get_bool(HeapTuple tup, TupleDesc desc, const char *col);
 static Datum get_datum(HeapTuple tup, TupleDesc desc, const char *col,
 					   bool *isnull);
 static Datum cstring_or_null(const char *s, char *nullflag);
-static void fill_settings_args(const PgtSettings *s, Datum *values,
+static void fill_settings_args(const PgtStreamTable *st, Datum *values,
 							   char *nulls);
 
 #define SETTINGS_NARGS 12
@@ -178,21 +178,7 @@ pgt_catalog_insert(PgtStreamTable *st)
 	bool		isnull;
 
 	memcpy(argtypes, settings_types, sizeof(settings_types));
-	fill_settings_args(&st->settings, values, nulls);
-	values[10] = cstring_or_null(st->refresh_mode_reason, &nulls[10]);
-	/* identity_columns is the last settings slot */
-	{
-		int			n = list_length(st->identity_columns);
-		Datum	   *elems = palloc(sizeof(Datum) * (n + 1));
-		int			i = 0;
-		ListCell   *lc;
-
-		foreach(lc, st->identity_columns)
-			elems[i++] = DirectFunctionCall1(namein, CStringGetDatum(lfirst(lc)));
-		values[11] = PointerGetDatum(construct_array(elems, n, NAMEOID, NAMEDATALEN,
-													 false, TYPALIGN_CHAR));
-		nulls[11] = ' ';
-	}
+	fill_settings_args(st, values, nulls);
 	argtypes[12] = OIDOID;
 	values[12] = ObjectIdGetDatum(st->relid);
 	nulls[12] = ' ';
@@ -246,20 +232,7 @@ pgt_catalog_update_definition(PgtStreamTable *st)
 	char		nulls[SETTINGS_NARGS + 8];
 
 	memcpy(argtypes, settings_types, sizeof(settings_types));
-	fill_settings_args(&st->settings, values, nulls);
-	values[10] = cstring_or_null(st->refresh_mode_reason, &nulls[10]);
-	{
-		int			n = list_length(st->identity_columns);
-		Datum	   *elems = palloc(sizeof(Datum) * (n + 1));
-		int			i = 0;
-		ListCell   *lc;
-
-		foreach(lc, st->identity_columns)
-			elems[i++] = DirectFunctionCall1(namein, CStringGetDatum(lfirst(lc)));
-		values[11] = PointerGetDatum(construct_array(elems, n, NAMEOID, NAMEDATALEN,
-													 false, TYPALIGN_CHAR));
-		nulls[11] = ' ';
-	}
+	fill_settings_args(st, values, nulls);
 	argtypes[12] = INT8OID;
 	values[12] = Int64GetDatum(st->pgt_id);
 	nulls[12] = ' ';
@@ -757,10 +730,16 @@ cstring_or_null(const char *s, char *nullflag)
 	return s ? CStringGetTextDatum(s) : (Datum) 0;
 }
 
-/* fills parameter slots 0..10 ($1..$11) from s; slot 11 is the caller's */
+/* fills parameter slots 0..11 ($1..$12): the settings, reason and identity */
 static void
-fill_settings_args(const PgtSettings *s, Datum *values, char *nulls)
+fill_settings_args(const PgtStreamTable *st, Datum *values, char *nulls)
 {
+	const PgtSettings *s = &st->settings;
+	int			n = list_length(st->identity_columns);
+	Datum	   *elems = palloc(sizeof(Datum) * (n + 1));
+	int			i = 0;
+	ListCell   *lc;
+
 	values[0] = cstring_or_null(s->schedule, &nulls[0]);
 	values[1] = cstring_or_null(s->refresh_mode, &nulls[1]);
 	values[2] = cstring_or_null(s->diamond_consistency, &nulls[2]);
@@ -775,6 +754,10 @@ fill_settings_args(const PgtSettings *s, Datum *values, char *nulls)
 	nulls[8] = s->max_differential_joins_isnull ? 'n' : ' ';
 	values[9] = Float8GetDatum(s->max_delta_fraction);
 	nulls[9] = s->max_delta_fraction_isnull ? 'n' : ' ';
-	values[10] = (Datum) 0;
-	nulls[10] = 'n';
+	values[10] = cstring_or_null(st->refresh_mode_reason, &nulls[10]);
+	foreach(lc, st->identity_columns)
+		elems[i++] = DirectFunctionCall1(namein, CStringGetDatum(lfirst(lc)));
+	values[11] = PointerGetDatum(construct_array(elems, n, NAMEOID, NAMEDATALEN,
+												 false, TYPALIGN_CHAR));
+	nulls[11] = ' ';
 }
