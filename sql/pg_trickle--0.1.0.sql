@@ -321,10 +321,10 @@ COMMENT ON FUNCTION pgtrickle._wake_launcher()
 
 CREATE VIEW pgtrickle.stream_tables_info AS
 SELECT st.*,
-       pg_catalog.now() - st.last_refresh_at AS staleness,
-       CASE WHEN st.schedule IS NULL OR st.last_refresh_at IS NULL THEN NULL
+       pg_catalog.now() - st.data_timestamp AS staleness,
+       CASE WHEN st.schedule IS NULL OR st.data_timestamp IS NULL THEN NULL
             WHEN (pgtrickle.parse_schedule(st.schedule)).kind <> 'interval' THEN NULL
-            ELSE pg_catalog.now() - st.last_refresh_at >
+            ELSE pg_catalog.now() - st.data_timestamp >
                  pg_catalog.make_interval(secs => 2 * (pgtrickle.parse_schedule(st.schedule)).interval_seconds)
        END AS stale
   FROM pgtrickle.pgt_stream_tables st;
@@ -372,12 +372,12 @@ COMMENT ON VIEW pgtrickle.quick_health IS 'one-row summary of the health of all 
 CREATE FUNCTION pgtrickle.get_staleness(name text)
 RETURNS float8 LANGUAGE sql STABLE STRICT
 AS $$
-    SELECT pg_catalog.date_part('epoch', pg_catalog.now() - st.last_refresh_at)
+    SELECT pg_catalog.date_part('epoch', pg_catalog.now() - st.data_timestamp)
       FROM pgtrickle.pgt_stream_tables st
      WHERE st.pgt_relid = pgtrickle._resolve(name)
 $$;
 COMMENT ON FUNCTION pgtrickle.get_staleness(text)
-    IS 'seconds since the stream table was last refreshed (NULL if never)';
+    IS 'seconds since the moment the stream table''s data is current as of (NULL if never populated)';
 
 CREATE FUNCTION pgtrickle.pgt_status()
 RETURNS TABLE (name text, status text, refresh_mode text, is_populated boolean,

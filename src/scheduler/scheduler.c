@@ -486,7 +486,9 @@ extension_present(void)
 /*
  * touch_idle records, in one statement, that the differential stream
  * tables ids were due but had nothing pending (no commit wrote a change
- * buffer since their last refresh): they are current as of now.
+ * buffer since their last refresh): their data is current as of now
+ * (data_timestamp).  last_refresh_at is left alone, so a change committed
+ * later is refreshed at once instead of a full interval later.
  */
 static void
 touch_idle(List *ids)
@@ -507,7 +509,8 @@ touch_idle(List *ids)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	pgt_role_switch(pgt_extension_owner(), false, &save);
-	pgt_spi_exec_args("UPDATE pgtrickle.pgt_stream_tables SET last_refresh_at = pg_catalog.now(), "
+	/* data_timestamp only: last_refresh_at drives the schedule */
+	pgt_spi_exec_args("UPDATE pgtrickle.pgt_stream_tables SET "
 					  "data_timestamp = pg_catalog.now() WHERE pgt_id = ANY ($1)",
 					  1, argtypes, values, NULL, false, SPI_OK_UPDATE);
 	pgt_role_restore(&save);
