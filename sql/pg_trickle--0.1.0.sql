@@ -278,6 +278,8 @@ RETURNS trigger LANGUAGE C SECURITY DEFINER
 AS 'MODULE_PATHNAME', 'pgt_cdc_capture';
 COMMENT ON FUNCTION pgtrickle._cdc_capture()
     IS 'internal: appends a statement''s changed rows to the source''s change buffer';
+-- only pg_trickle creates capture triggers (as the extension owner)
+REVOKE EXECUTE ON FUNCTION pgtrickle._cdc_capture() FROM PUBLIC;
 
 CREATE FUNCTION pgtrickle._changes(source oid, frontier pg_snapshot)
 RETURNS SETOF record LANGUAGE C STABLE STRICT PARALLEL UNSAFE ROWS 100
@@ -297,11 +299,21 @@ CREATE FUNCTION pgtrickle._on_ddl_start()
 RETURNS event_trigger LANGUAGE C
 AS 'MODULE_PATHNAME', 'pgt_on_ddl_start';
 COMMENT ON FUNCTION pgtrickle._on_ddl_start()
-    IS 'internal: refuses ALTER TABLE that would break stream tables';
+    IS 'internal: refuses ALTER TABLE and CREATE OR REPLACE VIEW that would break stream tables';
 
 CREATE EVENT TRIGGER pgtrickle_ddl_start ON ddl_command_start
-    WHEN TAG IN ('ALTER TABLE')
+    WHEN TAG IN ('ALTER TABLE', 'CREATE VIEW')
     EXECUTE FUNCTION pgtrickle._on_ddl_start();
+
+CREATE FUNCTION pgtrickle._on_ddl_end()
+RETURNS event_trigger LANGUAGE C
+AS 'MODULE_PATHNAME', 'pgt_on_ddl_end';
+COMMENT ON FUNCTION pgtrickle._on_ddl_end()
+    IS 'internal: captures partitions and children added to a source later';
+
+CREATE EVENT TRIGGER pgtrickle_ddl_end ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+    EXECUTE FUNCTION pgtrickle._on_ddl_end();
 
 /* ---------------------------------------------------------------- scheduler */
 

@@ -30,6 +30,7 @@
 #include "utils/rel.h"
 
 #include "catalog/namespace.h"
+#include "catalog/partition.h"
 #include "nodes/parsenodes.h"
 #include "pg_trickle/catalog.h"
 #include "pg_trickle/cdc.h"
@@ -122,6 +123,7 @@ pgt_on_ddl_start(PG_FUNCTION_ARGS)
 	bool		changes_columns = false;
 	bool		adds_columns = false;
 	bool		renames = false;
+	bool		replaces_view = false;
 	Oid			relid;
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
@@ -153,7 +155,12 @@ pgt_on_ddl_start(PG_FUNCTION_ARGS)
 			changes_columns = stmt->renameType == OBJECT_COLUMN;
 		}
 	}
-	if (rv == NULL || (!changes_columns && !adds_columns && !renames))
+	else if (IsA(parsetree, ViewStmt) && ((ViewStmt *) parsetree)->replace)
+	{
+		rv = ((ViewStmt *) parsetree)->view;
+		replaces_view = true;
+	}
+	if (rv == NULL || (!changes_columns && !adds_columns && !renames && !replaces_view))
 		PG_RETURN_VOID();
 
 	relid = RangeVarGetRelid(rv, NoLock, true);
@@ -169,6 +176,15 @@ pgt_on_ddl_start(PG_FUNCTION_ARGS)
 				 errdetail("The columns of a stream table follow its query."),
 				 errhint("Change the query with pgtrickle.alter_stream_table().")));
 
+	/* the stored query reads the view by name: its body is the query */
+	if (pgt_block_source_ddl && replaces_view && relation_is_source(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("cannot replace view \"%s\" because stream tables read it",
+						get_rel_name(relid)),
+				 errdetail("Their stored rows follow the view's current definition."),
+				 errhint("Drop or alter those stream tables first, or SET pg_trickle.block_source_ddl = off and repair them afterwards.")));
+
 	/* new columns of a source break nothing: queries name their columns */
 	if (pgt_block_source_ddl && (changes_columns || renames) &&
 		relation_is_source(relid))
@@ -179,6 +195,97 @@ pgt_on_ddl_start(PG_FUNCTION_ARGS)
 						get_rel_name(relid)),
 				 errdetail("Stream table queries refer to it by name and column."),
 				 errhint("Drop or alter those stream tables first, or SET pg_trickle.block_source_ddl = off and repair them afterwards.")));
+	PG_RETURN_VOID();
+}
+
+/*
+ * pgt_on_ddl_end keeps capture complete when the set of tables behind a
+ * source changes: a partition or inheritance child created or attached
+ * later gets capture triggers, and since ATTACH, DETACH, INHERIT and NO
+ * INHERIT move rows in or out without DML, the stream tables reading the
+ * source are refreshed FULL next time.
+ */
+PG_FUNCTION_INFO_V1(pgt_on_ddl_end);
+
+Datum
+pgt_on_ddl_end(PG_FUNCTION_ARGS)
+{
+	EventTriggerData *trigdata = (EventTriggerData *) fcinfo->context;
+	Node	   *parsetree;
+	List	   *adopt = NIL;	/* tables that just became children */
+	List	   *moved = NIL;	/* parents whose rows moved without DML */
+	ListCell   *lc;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		elog(ERROR, "pgt_on_ddl_end: not fired by event trigger manager");
+	if (!OidIsValid(get_extension_oid("pg_trickle", true)))
+		PG_RETURN_VOID();
+	parsetree = trigdata->parsetree;
+
+	if (IsA(parsetree, CreateStmt))
+	{
+		CreateStmt *stmt = (CreateStmt *) parsetree;
+
+		if (stmt->inhRelations != NIL)
+			adopt = lappend_oid(adopt, RangeVarGetRelid(stmt->relation, NoLock, true));
+	}
+	else if (IsA(parsetree, AlterTableStmt))
+	{
+		AlterTableStmt *stmt = (AlterTableStmt *) parsetree;
+		Oid			target = RangeVarGetRelid(stmt->relation, NoLock, true);
+
+		foreach(lc, stmt->cmds)
+		{
+			AlterTableCmd *cmd = lfirst(lc);
+
+			if (!IsA(cmd, AlterTableCmd))
+				continue;
+			if (cmd->subtype == AT_AttachPartition)
+			{
+				PartitionCmd *pc = (PartitionCmd *) cmd->def;
+
+				adopt = lappend_oid(adopt, RangeVarGetRelid(pc->name, NoLock, true));
+				moved = lappend_oid(moved, target);
+			}
+			else if (cmd->subtype == AT_DetachPartition ||
+					 cmd->subtype == AT_DetachPartitionFinalize)
+				moved = lappend_oid(moved, target);
+			else if (cmd->subtype == AT_AddInherit)
+			{
+				adopt = lappend_oid(adopt, target);
+				moved = lappend_oid(moved, RangeVarGetRelid((RangeVar *) cmd->def, NoLock, true));
+			}
+			else if (cmd->subtype == AT_DropInherit)
+				moved = lappend_oid(moved, RangeVarGetRelid((RangeVar *) cmd->def, NoLock, true));
+		}
+	}
+
+	foreach(lc, adopt)
+	{
+		if (OidIsValid(lfirst_oid(lc)))
+			(void) pgt_cdc_adopt_child(lfirst_oid(lc));
+	}
+	foreach(lc, moved)
+	{
+		Oid			parent = lfirst_oid(lc);
+		ListCell   *lc2;
+
+		if (!OidIsValid(parent))
+			continue;
+		/* the parent and everything above it may be read by stream tables */
+		foreach(lc2, lappend_oid(get_partition_ancestors(parent), parent))
+		{
+			ListCell   *lc3;
+
+			foreach(lc3, pgt_catalog_readers_of(lfirst_oid(lc2)))
+			{
+				PgtStreamTable *st = pgt_catalog_get(lfirst_oid(lc3), false);
+
+				if (st != NULL)
+					pgt_catalog_set_needs_reinit(st->pgt_id);
+			}
+		}
+	}
 	PG_RETURN_VOID();
 }
 

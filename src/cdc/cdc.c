@@ -40,6 +40,8 @@
 
 #include "access/genam.h"
 #include "access/heapam.h"
+#include "utils/fmgroids.h"
+#include "catalog/indexing.h"
 #include "access/relation.h"
 #include "access/table.h"
 #include "catalog/index.h"
@@ -68,6 +70,7 @@
 #include "utils/ruleutils.h"
 #include "utils/xid8.h"
 #include "utils/acl.h"
+#include "utils/rls.h"
 #include "funcapi.h"
 
 #include "pg_trickle/cdc.h"
@@ -104,7 +107,8 @@ static void capture_subxact_callback(SubXactEvent event, SubTransactionId mySubi
 									 SubTransactionId parentSubid, void *arg);
 static void append_rows(TriggerData *td, Oid buffer, Tuplestorestate *ts,
 						int w, Datum xid);
-static CaptureMap *get_capture_map(Oid table, Oid buffer);
+static CaptureMap *get_capture_map(Oid table, Oid buffer, Oid source);
+static void install_triggers(Oid source, List *targets, bool replace);
 
 /*
  * pgt_cdc_buffer_name returns the unqualified name of relid's change buffer.
@@ -152,9 +156,8 @@ pgt_cdc_captured_attnums(Oid relid)
 		Form_pg_attribute att = TupleDescAttr(bdesc, i);
 		AttrNumber	srcatt;
 
-		if (att->attisdropped ||
-			strncmp(NameStr(att->attname), PGT_HIDDEN_PREFIX,
-					strlen(PGT_HIDDEN_PREFIX)) == 0)
+		/* the two bookkeeping columns; a source column may well be "__pgt_x" */
+		if (att->attisdropped || i < 2)
 			continue;
 		srcatt = get_attnum(relid, NameStr(att->attname));
 		if (srcatt != InvalidAttrNumber)
@@ -184,9 +187,8 @@ pgt_cdc_ensure_capture(Oid relid, Bitmapset *attnums, Oid reader)
 	StringInfoData sql;
 	PgtRoleSave save;
 	int			attno;
-	List	   *targets;
-	List	   *new_targets = NIL;
-	ListCell   *lc;
+	Oid			basetype;
+	int32		typmod;
 
 	/* stop concurrent writers while triggers change; they would be missed */
 	rel = relation_open(relid, ShareRowExclusiveLock);
@@ -227,10 +229,17 @@ pgt_cdc_ensure_capture(Oid relid, Bitmapset *attnums, Oid reader)
 		att = TupleDescAttr(desc, attno - 1);
 		if (att->attisdropped)
 			continue;
+
+		/*
+		 * A domain's base type: adding a domain column would evaluate its
+		 * CHECK constraints, which are user code, as the extension owner.
+		 */
+		typmod = att->atttypmod;
+		basetype = getBaseTypeAndTypmod(att->atttypid, &typmod);
 		resetStringInfo(&sql);
 		appendStringInfo(&sql, "ALTER TABLE %s ADD COLUMN %s %s", qbuf,
 						 quote_identifier(NameStr(att->attname)),
-						 format_type_extended(att->atttypid, att->atttypmod,
+						 format_type_extended(basetype, typmod,
 											  FORMAT_TYPE_TYPEMOD_GIVEN |
 											  FORMAT_TYPE_FORCE_QUALIFY));
 		if (OidIsValid(att->attcollation))
@@ -241,13 +250,50 @@ pgt_cdc_ensure_capture(Oid relid, Bitmapset *attnums, Oid reader)
 
 	(void) reader;				/* readers go through pgtrickle._changes() */
 
+	pgt_role_restore(&save);
+	SPI_finish();
+
+	/* DROP EXTENSION takes the buffer with it */
+	CommandCounterIncrement();
+	if (!OidIsValid(buffer))
+	{
+		ObjectAddress ext;
+		ObjectAddress obj;
+
+		ObjectAddressSet(ext, ExtensionRelationId, get_extension_oid("pg_trickle", false));
+		ObjectAddressSet(obj, RelationRelationId, pgt_cdc_buffer_relid(relid));
+		recordDependencyOn(&obj, &ext, DEPENDENCY_AUTO);
+	}
+
 	/*
 	 * Triggers on the source and on every partition or inheritance child: a
-	 * statement aimed at one of them fires only its own triggers.  The argument names the source whose buffer
-	 * receives the rows.  XXX partitions attached later are not captured.
+	 * statement aimed at one of them fires only its own triggers.
+	 * Partitions created or attached later get theirs from the
+	 * ddl_command_end trigger (pgt_cdc_adopt_child).
 	 */
-	/* partitions and inheritance children: their own statements bypass the parent */
-	targets = find_all_inheritors(relid, ShareRowExclusiveLock, NULL);
+	install_triggers(relid, find_all_inheritors(relid, ShareRowExclusiveLock, NULL), false);
+	relation_close(rel, NoLock);
+}
+
+/*
+ * install_triggers gives every table in targets that has none the capture
+ * triggers feeding source's buffer, as the extension owner; with replace,
+ * existing ones are replaced (a detached partition's still name its old
+ * root).  DROP EXTENSION takes them with it.
+ */
+static void
+install_triggers(Oid source, List *targets, bool replace)
+{
+	StringInfoData sql;
+	PgtRoleSave save;
+	List	   *new_targets = NIL;
+	ListCell   *lc;
+	ObjectAddress ext;
+
+	initStringInfo(&sql);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	pgt_role_switch(pgt_extension_owner(), false, &save);
 	foreach(lc, targets)
 	{
 		Oid			target = lfirst_oid(lc);
@@ -259,7 +305,17 @@ pgt_cdc_ensure_capture(Oid relid, Bitmapset *attnums, Oid reader)
 		};
 
 		if (OidIsValid(get_trigger_oid(target, "__pgt_cdc_ins", true)))
-			continue;
+		{
+			if (!replace)
+				continue;
+			for (int i = 0; i < 4; i++)
+			{
+				resetStringInfo(&sql);
+				appendStringInfo(&sql, "DROP TRIGGER IF EXISTS %s ON %s", defs[i][0],
+								 pgt_qualified_name(target));
+				pgt_spi_exec(sql.data, SPI_OK_UTILITY);
+			}
+		}
 		for (int i = 0; i < 4; i++)
 		{
 			resetStringInfo(&sql);
@@ -267,38 +323,80 @@ pgt_cdc_ensure_capture(Oid relid, Bitmapset *attnums, Oid reader)
 			appendStringInfo(&sql, defs[i][1], pgt_qualified_name(target));
 			appendStringInfo(&sql,
 							 " FOR EACH STATEMENT EXECUTE FUNCTION pgtrickle._cdc_capture('%u')",
-							 relid);
+							 source);
 			pgt_spi_exec(sql.data, SPI_OK_UTILITY);
 		}
 		new_targets = lappend_oid(new_targets, target);
 	}
-
 	pgt_role_restore(&save);
 	SPI_finish();
 
-	/* DROP EXTENSION takes the buffer and the triggers with it */
 	CommandCounterIncrement();
+	ObjectAddressSet(ext, ExtensionRelationId, get_extension_oid("pg_trickle", false));
+	foreach(lc, new_targets)
 	{
-		ObjectAddress ext;
-		ObjectAddress obj;
-
-		ObjectAddressSet(ext, ExtensionRelationId, get_extension_oid("pg_trickle", false));
-		if (!OidIsValid(buffer))
+		for (int i = 0; i < 4; i++)
 		{
-			ObjectAddressSet(obj, RelationRelationId, pgt_cdc_buffer_relid(relid));
+			ObjectAddress obj;
+
+			ObjectAddressSet(obj, TriggerRelationId,
+							 get_trigger_oid(lfirst_oid(lc), capture_triggers[i], false));
 			recordDependencyOn(&obj, &ext, DEPENDENCY_AUTO);
 		}
-		foreach(lc, new_targets)
+	}
+}
+
+/*
+ * pgt_cdc_adopt_child is called when table child has just become a
+ * partition or inheritance child: if an ancestor of it is a captured
+ * source, child and its own children get triggers feeding that source's
+ * buffer, and the source is returned (InvalidOid if none).  The caller
+ * decides whether rows arrived with it.
+ */
+Oid
+pgt_cdc_adopt_child(Oid child)
+{
+	List	   *ancestors = NIL;
+	List	   *todo = list_make1_oid(child);
+	Oid			source = InvalidOid;
+	ListCell   *lc;
+
+	/* every ancestor, nearest first */
+	while (todo != NIL)
+	{
+		Oid			rel = linitial_oid(todo);
+		List	   *parents = NIL;
+		Relation	inh = table_open(InheritsRelationId, AccessShareLock);
+		ScanKeyData key;
+		SysScanDesc scan;
+		HeapTuple	tup;
+
+		todo = list_delete_first(todo);
+		ScanKeyInit(&key, Anum_pg_inherits_inhrelid, BTEqualStrategyNumber,
+					F_OIDEQ, ObjectIdGetDatum(rel));
+		scan = systable_beginscan(inh, InheritsRelidSeqnoIndexId, true, NULL, 1, &key);
+		while ((tup = systable_getnext(scan)) != NULL)
+			parents = lappend_oid(parents, ((Form_pg_inherits) GETSTRUCT(tup))->inhparent);
+		systable_endscan(scan);
+		table_close(inh, AccessShareLock);
+		foreach(lc, parents)
 		{
-			for (int i = 0; i < 4; i++)
+			if (!list_member_oid(ancestors, lfirst_oid(lc)))
 			{
-				ObjectAddressSet(obj, TriggerRelationId,
-								 get_trigger_oid(lfirst_oid(lc), capture_triggers[i], false));
-				recordDependencyOn(&obj, &ext, DEPENDENCY_AUTO);
+				ancestors = lappend_oid(ancestors, lfirst_oid(lc));
+				todo = lappend_oid(todo, lfirst_oid(lc));
 			}
 		}
 	}
-	relation_close(rel, NoLock);
+	/* only the topmost captured one: a partition cannot be a source */
+	foreach(lc, ancestors)
+	{
+		if (OidIsValid(pgt_cdc_buffer_relid(lfirst_oid(lc))))
+			source = lfirst_oid(lc);
+	}
+	if (OidIsValid(source))
+		install_triggers(source, find_all_inheritors(child, ShareRowExclusiveLock, NULL), true);
+	return source;
 }
 
 /*
@@ -427,8 +525,11 @@ pgt_cdc_capture(PG_FUNCTION_ARGS)
 	Oid			buffer;
 	Datum		xid;
 
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event))
-		elog(ERROR, "pgt_cdc_capture: must be a statement trigger");
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
+		strncmp(td->tg_trigger->tgname, "__pgt_cdc_", 10) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("pgtrickle._cdc_capture() may only be used by pg_trickle's own capture triggers")));
 
 	/* the argument names the source (a partition feeds its root's buffer) */
 	source = td->tg_trigger->tgnargs > 0 ? atooid(td->tg_trigger->tgargs[0]) :
@@ -474,17 +575,27 @@ static void
 append_rows(TriggerData *td, Oid buffer, Tuplestorestate *ts, int w, Datum xid)
 {
 	Oid			table = RelationGetRelid(td->tg_relation);
-	CaptureMap *map = get_capture_map(table, buffer);
-	Relation	brel = table_open(buffer, RowExclusiveLock);
-	TupleDesc	bdesc = RelationGetDescr(brel);
-	Relation	irel = index_open(map->index, RowExclusiveLock);
-	IndexInfo  *ii = BuildIndexInfo(irel);
-	Datum	   *values = palloc(sizeof(Datum) * bdesc->natts);
-	bool	   *nulls = palloc(sizeof(bool) * bdesc->natts);
-	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext,
-												 "pg_trickle capture row",
-												 ALLOCSET_SMALL_SIZES);
+	CaptureMap *map = get_capture_map(table, buffer, td->tg_trigger->tgnargs > 0 ?
+									  atooid(td->tg_trigger->tgargs[0]) : table);
+	Relation	brel;
+	TupleDesc	bdesc;
+	Relation	irel;
+	IndexInfo  *ii;
+	Datum	   *values;
+	bool	   *nulls;
+	MemoryContext rowcxt;
 	MemoryContext old;
+
+	if (map == NULL)
+		return;
+	brel = table_open(buffer, RowExclusiveLock);
+	bdesc = RelationGetDescr(brel);
+	irel = index_open(map->index, RowExclusiveLock);
+	ii = BuildIndexInfo(irel);
+	values = palloc(sizeof(Datum) * bdesc->natts);
+	nulls = palloc(sizeof(bool) * bdesc->natts);
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "pg_trickle capture row",
+								   ALLOCSET_SMALL_SIZES);
 
 	if (ts == NULL)
 	{
@@ -559,7 +670,7 @@ append_rows(TriggerData *td, Oid buffer, Tuplestorestate *ts, int w, Datum xid)
  * differ), building it on first use; forgotten on relcache invalidation.
  */
 static CaptureMap *
-get_capture_map(Oid table, Oid buffer)
+get_capture_map(Oid table, Oid buffer, Oid source)
 {
 	CaptureMap *entry;
 	bool		found;
@@ -573,6 +684,16 @@ get_capture_map(Oid table, Oid buffer)
 	if (found && entry->map != NULL)
 		pfree(entry->map);
 	entry->map = NULL;
+
+	/*
+	 * The trigger must sit on the source or on one of its partitions or
+	 * inheritance children (a detached partition keeps triggers that now
+	 * capture nothing), and every buffer column must have exactly the
+	 * type of the column that fills it: rows are copied without conversion.
+	 */
+	if (table != source &&
+		!list_member_oid(find_all_inheritors(source, NoLock, NULL), table))
+		return NULL;			/* detached: its rows are not the source's */
 
 	brel = table_open(buffer, AccessShareLock);
 	bdesc = RelationGetDescr(brel);
@@ -591,8 +712,28 @@ get_capture_map(Oid table, Oid buffer)
 	{
 		Form_pg_attribute att = TupleDescAttr(bdesc, i);
 
-		if (!att->attisdropped)
-			entry->map[i] = get_attnum(table, NameStr(att->attname));
+		AttrNumber	src;
+		Oid			typ;
+		int32		typmod;
+		Oid			coll;
+
+		if (att->attisdropped)
+			continue;
+		src = get_attnum(table, NameStr(att->attname));
+		if (src == InvalidAttrNumber)
+			continue;
+		get_atttypetypmodcoll(table, src, &typ, &typmod, &coll);
+		typ = getBaseTypeAndTypmod(typ, &typmod);
+		if (typ != att->atttypid || typmod != att->atttypmod)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" of \"%s\" no longer matches its change buffer",
+							NameStr(att->attname), get_rel_name(table)),
+					 errdetail("The column is %s; the buffer captures %s.",
+							   format_type_with_typemod(typ, typmod),
+							   format_type_with_typemod(att->atttypid, att->atttypmod)),
+					 errhint("Run pgtrickle.repair_stream_table() for the stream tables that read it.")));
+		entry->map[i] = src;
 	}
 	entry->buffer = buffer;
 	table_close(brel, AccessShareLock);
@@ -728,27 +869,51 @@ pgt_changes(PG_FUNCTION_ARGS)
 		strcmp(NameStr(TupleDescAttr(want, 0)->attname), PGT_BUFFER_W_COLUMN) != 0)
 		elog(ERROR, "pgtrickle._changes(): the first column must be " PGT_BUFFER_W_COLUMN);
 
-	/* privileges of the caller on the source, column by column */
+	/* row-level security cannot be applied to changes: refuse, never leak */
+	if (check_enable_rls(source, InvalidOid, true) == RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot read the changes of \"%s\": row-level security applies to role \"%s\"",
+						get_rel_name(source), GetUserNameFromId(caller, false)),
+				 errhint("Let the owner of the stream table be a role that row-level security does not restrict.")));
+
+	/*
+	 * Privileges of the caller on the source, column by column; each
+	 * requested column must have the buffer column's exact type, so no
+	 * conversion (and no user-defined cast or domain check) runs as the
+	 * extension owner.
+	 */
 	table_acl = pg_class_aclcheck(source, caller, ACL_SELECT);
 	initStringInfo(&sql);
 	appendStringInfoString(&sql, "SELECT " PGT_BUFFER_W_COLUMN);
 	for (int i = 1; i < want->natts; i++)
 	{
-		const char *col = NameStr(TupleDescAttr(want, i)->attname);
+		Form_pg_attribute w = TupleDescAttr(want, i);
+		const char *col = NameStr(w->attname);
 		AttrNumber	att = get_attnum(source, col);
+		AttrNumber	batt = get_attnum(buffer, col);
+		Oid			btyp;
+		int32		btypmod;
+		Oid			bcoll;
 
-		if (att == InvalidAttrNumber)
+		if (att == InvalidAttrNumber || batt == InvalidAttrNumber || batt <= 2)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("column \"%s\" of \"%s\" does not exist", col, get_rel_name(source))));
+					 errmsg("changes of column \"%s\" of \"%s\" are not captured",
+							col, get_rel_name(source))));
 		if (table_acl != ACLCHECK_OK &&
 			pg_attribute_aclcheck(source, att, caller, ACL_SELECT) != ACLCHECK_OK)
 			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, get_rel_name(source));
-		appendStringInfo(&sql, ", %s::%s", quote_identifier(col),
-						 format_type_extended(TupleDescAttr(want, i)->atttypid,
-											  TupleDescAttr(want, i)->atttypmod,
-											  FORMAT_TYPE_TYPEMOD_GIVEN |
-											  FORMAT_TYPE_FORCE_QUALIFY));
+		get_atttypetypmodcoll(buffer, batt, &btyp, &btypmod, &bcoll);
+		if (btyp != w->atttypid || btypmod != w->atttypmod)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" of \"%s\" is captured as %s, not %s",
+							col, get_rel_name(source),
+							format_type_with_typemod(btyp, btypmod),
+							format_type_with_typemod(w->atttypid, w->atttypmod)),
+					 errhint("Run pgtrickle.repair_stream_table() for the stream tables that read it.")));
+		appendStringInfo(&sql, ", %s", quote_identifier(col));
 	}
 	appendStringInfo(&sql, " FROM %s WHERE " PGT_BUFFER_W_COLUMN " <> 0 AND "
 					 PGT_BUFFER_XID_COLUMN " >= pg_catalog.pg_snapshot_xmin($1) AND NOT "
@@ -763,7 +928,7 @@ pgt_changes(PG_FUNCTION_ARGS)
 	args[0] = frontier;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	pgt_role_switch(pgt_extension_owner(), false, &save);
+	pgt_role_switch(pgt_extension_owner(), true, &save);
 	/* read-only: runs with the active snapshot, the refresh's */
 	pgt_spi_exec_args(sql.data, 1, argtypes, args, NULL, true, SPI_OK_SELECT);
 	pgt_role_restore(&save);
