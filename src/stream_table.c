@@ -629,6 +629,9 @@ differential_blocker(PgtAnalysis *analysis, List **captured)
 	if (analysis->has_volatile && pgt_volatile_function_policy == PGT_VOLATILE_REJECT)
 		return psprintf("The query calls volatile function %s(), and pg_trickle.volatile_function_policy is reject.",
 						analysis->volatile_name);
+	if (analysis->time_function != NULL)
+		return psprintf("The query reads the clock through %s: its result changes without any change to its sources.",
+						analysis->time_function);
 	blocker = pgt_dvm_blocker(analysis->query, captured);
 	if (blocker == NULL)
 		blocker = pgt_dvm_size_blocker(analysis->query, analysis, *captured);

@@ -61,6 +61,7 @@ typedef struct PgtAnalysis
 	struct PgtAggLayout *agg_layout;	/* algebraic aggregate, or NULL */
 	bool		has_volatile;	/* calls a volatile function */
 	const char *volatile_name;	/* one such function, for messages */
+	const char *time_function;	/* now(), CURRENT_DATE, ... or NULL */
 } PgtAnalysis;
 
 extern PgtAnalysis *pgt_analyze_query(const char *query_text,

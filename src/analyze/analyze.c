@@ -41,6 +41,7 @@
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -60,6 +61,7 @@ typedef struct AnalyzeWalkContext
 	List	   *expanding;		/* views whose bodies are being walked */
 	List	   *sources;		/* PgtSource * */
 	Oid			volatile_func;	/* first volatile function seen */
+	const char *time_func;		/* first now()-like function seen */
 } AnalyzeWalkContext;
 
 static RawStmt *parse_single_select(const char *query_text, const char *stname);
@@ -68,6 +70,7 @@ static void check_query_level(Query *query, AnalyzeWalkContext *ctx);
 static void check_relation(RangeTblEntry *rte, AnalyzeWalkContext *ctx);
 static void add_source(AnalyzeWalkContext *ctx, Oid relid, PgtSourceType type);
 static bool volatile_checker(Oid func_id, void *context);
+static bool time_checker(Oid func_id, void *context);
 static List *describe_columns(Query *query, const char *stname);
 static void choose_identity(PgtAnalysis *analysis);
 static bool is_limit_present(Query *query);
@@ -122,6 +125,7 @@ pgt_analyze_query_ext(const char *query_text, const char *stname, bool deparse)
 	analysis->has_volatile = OidIsValid(ctx.volatile_func);
 	if (analysis->has_volatile)
 		analysis->volatile_name = get_func_name(ctx.volatile_func);
+	analysis->time_function = ctx.time_func;
 	choose_identity(analysis);
 	if (analysis->identity != PGT_IDENTITY_ALL_COLUMNS)
 		analysis->agg_layout = pgt_dvm_agg_layout(query);
@@ -251,6 +255,38 @@ analyze_walker(Node *node, AnalyzeWalkContext *ctx)
 
 	if (!OidIsValid(ctx->volatile_func))
 		(void) check_functions_in_node(node, volatile_checker, ctx);
+	if (ctx->time_func == NULL)
+	{
+		if (IsA(node, SQLValueFunction))
+		{
+			switch (((SQLValueFunction *) node)->op)
+			{
+				case SVFOP_CURRENT_DATE:
+					ctx->time_func = "CURRENT_DATE";
+					break;
+				case SVFOP_CURRENT_TIME:
+				case SVFOP_CURRENT_TIME_N:
+					ctx->time_func = "CURRENT_TIME";
+					break;
+				case SVFOP_CURRENT_TIMESTAMP:
+				case SVFOP_CURRENT_TIMESTAMP_N:
+					ctx->time_func = "CURRENT_TIMESTAMP";
+					break;
+				case SVFOP_LOCALTIME:
+				case SVFOP_LOCALTIME_N:
+					ctx->time_func = "LOCALTIME";
+					break;
+				case SVFOP_LOCALTIMESTAMP:
+				case SVFOP_LOCALTIMESTAMP_N:
+					ctx->time_func = "LOCALTIMESTAMP";
+					break;
+				default:
+					break;
+			}
+		}
+		else
+			(void) check_functions_in_node(node, time_checker, ctx);
+	}
 
 	return expression_tree_walker(node, analyze_walker, ctx);
 }
@@ -391,6 +427,24 @@ volatile_checker(Oid func_id, void *context)
 	{
 		if (!OidIsValid(ctx->volatile_func))
 			ctx->volatile_func = func_id;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * time_checker notes the stable functions whose value moves with the
+ * clock: a result that depends on them changes without any source change.
+ */
+static bool
+time_checker(Oid func_id, void *context)
+{
+	AnalyzeWalkContext *ctx = (AnalyzeWalkContext *) context;
+
+	if (func_id == F_NOW || func_id == F_STATEMENT_TIMESTAMP ||
+		func_id == F_TRANSACTION_TIMESTAMP)
+	{
+		ctx->time_func = psprintf("%s()", get_func_name(func_id));
 		return true;
 	}
 	return false;

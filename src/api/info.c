@@ -10,6 +10,8 @@
  */
 #include "postgres.h"
 
+#include "access/relation.h"
+
 #include "access/htup_details.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -192,20 +194,30 @@ pgt_explain_st(PG_FUNCTION_ARGS)
 	props = lappend(props, list_make2("defining_query", st->defining_query));
 	props = lappend(props, list_make2("delta_sql", sql));
 
+	/* EXPLAIN ANALYZE runs the delta: only for the owner, and as a refresh would */
+	if (PG_GETARG_BOOL(1) && !pgt_compat_class_ownercheck(relid, GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of stream table \"%s\" to explain it with analyze",
+						st->name)));
+
 	/* EXPLAIN ANALYZE of the delta, run in a subtransaction rolled back after */
 	if (PG_GETARG_BOOL(1) && sql != NULL)
 	{
+		Relation	strel = relation_open(relid, AccessShareLock);
+		Oid			st_owner = strel->rd_rel->relowner;
 		MemoryContext cxt = CurrentMemoryContext;
 		ResourceOwner owner = CurrentResourceOwner;
 		StringInfoData plan;
 
+		relation_close(strel, AccessShareLock);
 		initStringInfo(&plan);
 		BeginInternalSubTransaction(NULL);
 		MemoryContextSwitchTo(cxt);
 		pgt_internal_write_depth++;
 		PG_TRY();
 		{
-			pgt_role_switch(GetUserId(), false, &save);
+			pgt_role_switch(st_owner, true, &save);
 			if (SPI_connect() != SPI_OK_CONNECT)
 				elog(ERROR, "SPI_connect failed");
 			{
@@ -280,7 +292,9 @@ pgt_validate_query(PG_FUNCTION_ARGS)
 
 		/* names resolve on the caller's search_path, as at creation */
 		analysis = pgt_analyze_query(query, "validate_query");
-		blocker = pgt_dvm_blocker(analysis->query, &captured);
+		blocker = analysis->time_function != NULL ?
+			psprintf("The query reads the clock through %s.", analysis->time_function) :
+			pgt_dvm_blocker(analysis->query, &captured);
 		if (blocker == NULL && analysis->has_volatile &&
 			pgt_volatile_function_policy == PGT_VOLATILE_REJECT)
 			blocker = psprintf("The query calls volatile function %s().", analysis->volatile_name);

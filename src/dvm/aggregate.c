@@ -124,7 +124,14 @@ pgt_dvm_agg_layout(Query *query)
 				item->kind = agg->aggstar ? PGT_AGG_COUNT_STAR : PGT_AGG_COUNT;
 			else if (strcmp(fname, "sum") == 0 && numeric_like(argtype))
 				item->kind = PGT_AGG_SUM;
-			else if (strcmp(fname, "avg") == 0 && numeric_like(argtype))
+			else if (strcmp(fname, "avg") == 0 && numeric_like(argtype) &&
+					 argtype != NUMERICOID)
+
+				/*
+				 * avg(numeric) divides at a scale chosen from the sum's
+				 * display scale, which a maintained sum may not share with
+				 * a fresh one: its groups are recomputed instead.
+				 */
 				item->kind = PGT_AGG_AVG;
 			else if ((strcmp(fname, "min") == 0 || strcmp(fname, "max") == 0) &&
 					 OidIsValid(lookup_type_cache(argtype, TYPECACHE_LT_OPR)->lt_opr) &&

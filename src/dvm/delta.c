@@ -158,6 +158,7 @@ static void inline_ctes(Query *query, List *outer_ctes);
 static const char *top_blocker(Query *q, PgtDeltaStrategy *strategy,
 							   List **sources);
 static const char *spj_blocker(Query *q, BlockerContext *ctx);
+static const char *outer_side_blocker(Query *q, Node *node);
 static bool blocker_walker(Node *node, BlockerContext *ctx);
 static void add_source_cols(BlockerContext *ctx, Oid relid, Bitmapset *cols);
 static bool setop_all_union(Node *setop, bool *all);
@@ -184,8 +185,9 @@ static char *multiset_apply_sql(Query *q, PgtAnalysis *analysis,
 static char *singleton_apply_sql(Query *q, PgtAnalysis *analysis,
 								 const char *storage);
 static bool expr_is_not_null(Query *q, Node *expr);
+static void forget_using(Node *node);
 static const char *col_list(List *columns, const char *prefix, bool keys_only);
-static char *recheck_sql(List *columns, const char *a, const char *b,
+static char *recheck_sql(List *columns, const char *a, const char *b, bool exact,
 						 bool keys_only);
 
 /*
@@ -210,11 +212,24 @@ pgt_dvm_blocker(Query *query, List **sources)
 	 */
 	foreach(lc, *sources)
 	{
-		Oid			relid = ((PgtDeltaSource *) lfirst(lc))->relid;
+		PgtDeltaSource *src = lfirst(lc);
+		Oid			relid = src->relid;
+		int			att = -1;
 
 		if (check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
 			return psprintf("Row-level security on \"%s\" applies to the stream table's owner, and change capture cannot honour it.",
 							get_rel_name(relid));
+
+		/*
+		 * Changes are read with the owner's own privileges, also for tables
+		 * the query reaches through a view that grants access to them.
+		 */
+		if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK)
+			continue;
+		while ((att = bms_next_member(src->attnums, att)) >= 0)
+			if (pg_attribute_aclcheck(relid, att, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+				return psprintf("The owner may read \"%s\" only through a view, and its changes are read with the owner's own privileges.",
+								get_rel_name(relid));
 	}
 	return NULL;
 }
@@ -306,6 +321,7 @@ pgt_dvm_full_sql(Query *query, PgtAnalysis *analysis, const char *storage)
 
 	if (analysis->agg_layout == NULL)
 		return NULL;
+	generated_bytes = 0;
 	q = prepare_query(query);
 	return pgt_dvm_agg_full_sql(analysis->agg_layout, analysis->columns, storage,
 								deparse(pgt_dvm_agg_child(q, pgt_dvm_agg_layout(q))));
@@ -412,6 +428,35 @@ normalize_joins(Query *q)
 				pgt_compat_flatten_join_alias_vars(q, (Node *) rte->joinaliasvars);
 	}
 	normalize_outer(q, (Node **) &q->jointree);
+	forget_using((Node *) q->jointree);
+}
+
+/*
+ * forget_using drops the USING lists of the joins under node: their quals
+ * already hold the equalities, and once join output columns are flattened
+ * the deparsed USING would no longer name what the quals compare.
+ */
+static void
+forget_using(Node *node)
+{
+	ListCell   *lc;
+
+	if (node == NULL)
+		return;
+	if (IsA(node, FromExpr))
+	{
+		foreach(lc, ((FromExpr *) node)->fromlist)
+			forget_using(lfirst(lc));
+	}
+	else if (IsA(node, JoinExpr))
+	{
+		JoinExpr   *j = (JoinExpr *) node;
+
+		j->usingClause = NIL;
+		j->join_using_alias = NULL;
+		forget_using(j->larg);
+		forget_using(j->rarg);
+	}
 }
 
 /* find_unisolated_outer returns an outer join with a side that is not one entry */
@@ -831,6 +876,7 @@ static const char *
 spj_blocker(Query *q, BlockerContext *ctx)
 {
 	ListCell   *lc;
+	const char *r0;
 
 	if (q->hasSubLinks)
 		return "Subqueries in expressions (EXISTS, IN, scalar subqueries) are not supported by the differential engine yet.";
@@ -853,6 +899,9 @@ spj_blocker(Query *q, BlockerContext *ctx)
 			case RTE_RELATION:
 				if (!rte->inh && has_subclass(rte->relid))
 					return psprintf("ONLY \"%s\" is not supported by the differential engine: changes of its child tables are captured together.",
+									get_rel_name(rte->relid));
+				if (get_rel_relispartition(rte->relid) || has_superclass(rte->relid))
+					return psprintf("\"%s\" is a partition or inheritance child; rows written through its parent would not be captured.",
 									get_rel_name(rte->relid));
 				if (rte->relkind != RELKIND_RELATION &&
 					rte->relkind != RELKIND_PARTITIONED_TABLE)
@@ -906,11 +955,59 @@ spj_blocker(Query *q, BlockerContext *ctx)
 		}
 	}
 
+	if ((r0 = outer_side_blocker(q, (Node *) q->jointree)) != NULL)
+		return r0;
+
 	ctx->reason = NULL;
 	(void) query_tree_walker(q, blocker_walker, ctx, QTW_IGNORE_RANGE_TABLE);
 	if (ctx->reason == NULL && q->jointree != NULL)
 		(void) blocker_walker((Node *) q->jointree, ctx);
 	return ctx->reason;
+}
+
+/*
+ * outer_side_blocker refuses outer joins with a side that is a function,
+ * VALUES list or similar: their derived anti-join leaves need a table or
+ * subquery on each side.
+ */
+static const char *
+outer_side_blocker(Query *q, Node *node)
+{
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, FromExpr))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((FromExpr *) node)->fromlist)
+		{
+			const char *r = outer_side_blocker(q, lfirst(lc));
+
+			if (r != NULL)
+				return r;
+		}
+	}
+	else if (IsA(node, JoinExpr))
+	{
+		JoinExpr   *j = (JoinExpr *) node;
+		Node	   *sides[2] = {j->larg, j->rarg};
+
+		for (int i = 0; i < 2; i++)
+		{
+			const char *r;
+
+			if (j->jointype != JOIN_INNER && IsA(sides[i], RangeTblRef))
+			{
+				RangeTblEntry *rte = rt_fetch(((RangeTblRef *) sides[i])->rtindex, q->rtable);
+
+				if (rte->rtekind != RTE_RELATION && rte->rtekind != RTE_SUBQUERY)
+					return "An outer join with a function, VALUES list or similar on one side is not supported by the differential engine yet.";
+			}
+			if ((r = outer_side_blocker(q, sides[i])) != NULL)
+				return r;
+		}
+	}
+	return NULL;
 }
 
 static bool
@@ -1433,6 +1530,20 @@ base_delta_sql(Oid relid, DvmContext *ctx, bool negate, List **colnames)
 		char	   *typ = format_type_extended(att->atttypid, att->atttypmod,
 											   FORMAT_TYPE_TYPEMOD_GIVEN |
 											   FORMAT_TYPE_FORCE_QUALIFY);
+		int32		basetypmod = att->atttypmod;
+		Oid			basetype = getBaseTypeAndTypmod(att->atttypid, &basetypmod);
+		char	   *btyp = format_type_extended(basetype, basetypmod,
+												FORMAT_TYPE_TYPEMOD_GIVEN |
+												FORMAT_TYPE_FORCE_QUALIFY);
+
+		/* the column's own collation, or grouping and ordering would change */
+		if (!att->attisdropped && OidIsValid(att->attcollation))
+		{
+			typ = psprintf("%s COLLATE %s", typ,
+						   generate_collation_name(att->attcollation));
+			btyp = psprintf("%s COLLATE %s", btyp,
+							generate_collation_name(att->attcollation));
+		}
 
 		if (i > 0)
 			appendStringInfoString(&buf, ", ");
@@ -1440,8 +1551,16 @@ base_delta_sql(Oid relid, DvmContext *ctx, bool negate, List **colnames)
 			appendStringInfo(&buf, "NULL::pg_catalog.int4 AS __pgt_dropped_%d", i + 1);
 		else if (bms_is_member(i + 1, captured))
 		{
-			appendStringInfo(&buf, "c.%s", quote_identifier(NameStr(att->attname)));
-			appendStringInfo(&defs, ", %s %s", quote_identifier(NameStr(att->attname)), typ);
+			/* buffers hold a domain's base type: back to the domain */
+			if (basetype != att->atttypid)
+				appendStringInfo(&buf, "c.%s::%s AS %s", quote_identifier(NameStr(att->attname)),
+								 format_type_extended(att->atttypid, att->atttypmod,
+													  FORMAT_TYPE_TYPEMOD_GIVEN |
+													  FORMAT_TYPE_FORCE_QUALIFY),
+								 quote_identifier(NameStr(att->attname)));
+			else
+				appendStringInfo(&buf, "c.%s", quote_identifier(NameStr(att->attname)));
+			appendStringInfo(&defs, ", %s %s", quote_identifier(NameStr(att->attname)), btyp);
 		}
 		else
 			appendStringInfo(&buf, "NULL::%s AS %s", typ,
@@ -1663,7 +1782,7 @@ multiset_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
 					 "WHERE c.__pgt_w < 0) x WHERE x.rn <= x.n)) RETURNING 1), ",
 					 storage, storage,
 					 pgt_storage_row_id_expr(analysis->columns, PGT_IDENTITY_ALL_COLUMNS, "c"),
-					 recheck_sql(analysis->columns, "t", "c", false));
+					 recheck_sql(analysis->columns, "t", "c", true, false));
 	appendStringInfo(&sql,
 					 "__pgt_ins AS (INSERT INTO %s (%s, " PGT_ROW_ID_COLUMN ") "
 					 "SELECT %s, %s FROM __pgt_c c CROSS JOIN LATERAL "
@@ -1722,7 +1841,7 @@ keyed_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
 		/* UNION: keys are whole rows; the delta of UNION ALL gives them */
 		delta = setop_delta(q, ctx);
 		recompute = psprintf("SELECT r0.* FROM (%s) AS r0 WHERE EXISTS (SELECT 1 FROM __pgt_k k WHERE %s)",
-							 deparse(q), recheck_sql(analysis->columns, "r0", "k", false));
+							 deparse(q), recheck_sql(analysis->columns, "r0", "k", false, false));
 	}
 	else
 	{
@@ -1858,7 +1977,7 @@ keyed_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
 					 pgt_storage_row_id_expr(analysis->columns,
 											 q->groupClause != NIL ? PGT_IDENTITY_GROUP_KEY :
 											 PGT_IDENTITY_ALL_COLUMNS, "k"),
-					 recheck_sql(analysis->columns, "r", "k", q->groupClause != NIL),
+					 recheck_sql(analysis->columns, "r", "k", false, q->groupClause != NIL),
 					 on.data, set.data,
 					 col_list(analysis->columns, "", false),
 					 col_list(analysis->columns, "u.", false));
@@ -1892,6 +2011,7 @@ expr_is_not_null(Query *q, Node *expr)
 	RangeTblEntry *rte;
 	HeapTuple	tup;
 	bool		result;
+	ListCell   *lc;
 
 	while (IsA(expr, RelabelType))
 		expr = (Node *) ((RelabelType *) expr)->arg;
@@ -1900,6 +2020,14 @@ expr_is_not_null(Query *q, Node *expr)
 	var = (Var *) expr;
 	if (var->varlevelsup != 0 || var->varattno <= 0)
 		return false;
+	/* join columns are flattened: a column may come from a nullable side */
+	foreach(lc, q->rtable)
+	{
+		RangeTblEntry *j = lfirst(lc);
+
+		if (j->rtekind == RTE_JOIN && j->jointype != JOIN_INNER)
+			return false;
+	}
 	rte = rt_fetch(var->varno, q->rtable);
 	if (rte->rtekind == RTE_JOIN)
 	{
@@ -1941,9 +2069,12 @@ col_list(List *columns, const char *prefix, bool keys_only)
 /*
  * recheck_sql compares the identity columns of aliases a and b with
  * IS NOT DISTINCT FROM (types without equality through their text form).
+ * With exact, rows must also look the same (1.0 is not 1.00): a multiset
+ * deletes the very row the delta removed.  Without, equality decides, as
+ * it does for GROUP BY and DISTINCT keys.
  */
 static char *
-recheck_sql(List *columns, const char *a, const char *b, bool keys_only)
+recheck_sql(List *columns, const char *a, const char *b, bool exact, bool keys_only)
 {
 	StringInfoData buf;
 	ListCell   *lc;
@@ -1963,7 +2094,7 @@ recheck_sql(List *columns, const char *a, const char *b, bool keys_only)
 		if (OidIsValid(tc->eq_opr))
 		{
 			appendStringInfo(&buf, "%s.%s IS NOT DISTINCT FROM %s.%s", a, qn, b, qn);
-			if (!pgt_storage_equal_is_identity(col->typid, col->collation))
+			if (exact && !pgt_storage_equal_is_identity(col->typid, col->collation))
 				appendStringInfo(&buf, " AND %s.%s::pg_catalog.text IS NOT DISTINCT FROM %s.%s::pg_catalog.text",
 								 a, qn, b, qn);
 		}
