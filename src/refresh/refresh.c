@@ -288,7 +288,8 @@ pending_changes(PgtStreamTable *st, List *captured, Snapshot snap,
  */
 typedef struct DeltaPlanEntry
 {
-	char		key[128];		/* "<relid>:<changed relids>" */
+	char		key[128];		/* "<relid>:<changed relids>", maybe cut */
+	char	   *full_key;		/* the whole key: a cut one can collide */
 	char	   *defining_query;
 	SPIPlanPtr	plan;
 	PgtDeltaStrategy strategy;
@@ -326,8 +327,6 @@ refresh_differential(PgtStreamTable *st, Snapshot snap, List *changed,
 	appendStringInfo(&key, "%u:", st->relid);
 	foreach(lc, changed)
 		appendStringInfo(&key, "%u,", lfirst_oid(lc));
-	if (key.len >= 128)
-		key.data[127] = '\0';
 
 	if (delta_plans == NULL)
 	{
@@ -340,10 +339,16 @@ refresh_differential(PgtStreamTable *st, Snapshot snap, List *changed,
 		delta_plans = hash_create("pg_trickle delta plans", 64, &ctl,
 								  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	}
-	entry = hash_search(delta_plans, key.data, HASH_ENTER, &found);
+	{
+		char		hkey[128];
+
+		strlcpy(hkey, key.data, sizeof(hkey));
+		entry = hash_search(delta_plans, hkey, HASH_ENTER, &found);
+	}
 	if (!found)
 	{
 		entry->plan = NULL;
+		entry->full_key = NULL;
 		entry->defining_query = NULL;
 		entry->sql = NULL;
 	}
@@ -352,6 +357,7 @@ refresh_differential(PgtStreamTable *st, Snapshot snap, List *changed,
 		elog(ERROR, "SPI_connect failed");
 
 	if (entry->plan == NULL || entry->defining_query == NULL ||
+		strcmp(entry->full_key, key.data) != 0 ||
 		strcmp(entry->defining_query, st->defining_query) != 0 ||
 		!SPI_plan_is_valid(entry->plan))
 	{
@@ -365,6 +371,13 @@ refresh_differential(PgtStreamTable *st, Snapshot snap, List *changed,
 		if (entry->plan != NULL)
 			SPI_freeplan(entry->plan);
 		entry->plan = NULL;
+		if (entry->full_key != NULL)
+		{
+			pfree(entry->full_key);
+			pfree(entry->defining_query);
+			pfree(entry->sql);
+			entry->full_key = entry->defining_query = entry->sql = NULL;
+		}
 		if (blocker != NULL)
 		{
 			SPI_finish();
@@ -384,6 +397,7 @@ refresh_differential(PgtStreamTable *st, Snapshot snap, List *changed,
 				 SPI_result_code_string(SPI_result), sql);
 		SPI_keepplan(plan);
 		entry->plan = plan;
+		entry->full_key = MemoryContextStrdup(TopMemoryContext, key.data);
 		entry->defining_query = MemoryContextStrdup(TopMemoryContext, st->defining_query);
 		entry->sql = MemoryContextStrdup(TopMemoryContext, sql);
 	}

@@ -39,6 +39,7 @@
 #include <float.h>
 #include <math.h>
 
+#include "access/twophase.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
@@ -99,6 +100,9 @@ static double effective_interval(SchedSt *sts, int n, List **readers, int i);
 static bool refresh_one(SchedSt *st, MemoryContext loopcxt, bool *failed_out);
 static void prune_history(void);
 static void touch_idle(List *ids);
+
+/* prepared transactions existed at the last look (see scheduler_pass) */
+static bool prepared_seen = false;
 
 /*
  * pgt_scheduler_main is the entry point of one database's scheduler.
@@ -187,6 +191,7 @@ scheduler_pass(MemoryContext loopcxt)
 	List	   *order = NIL;
 	List	   *queue = NIL;
 	List	   *idle = NIL;
+	bool		prepared = false;
 	double		next_due = (double) pgt_scheduler_interval_ms / 1000.0;
 	uint64		seq = pg_atomic_read_u64(&pgt_shared->slots[my_slot].change_seq);
 	TimestampTz now;
@@ -205,6 +210,26 @@ scheduler_pass(MemoryContext loopcxt)
 					"FROM pgtrickle.pgt_stream_tables ORDER BY pgt_id", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pgtrickle.pgt_stream_tables");
 	n = (int) SPI_processed;
+
+	/*
+	 * COMMIT PREPARED runs in a backend that captured nothing and so wakes
+	 * no one (PREPARE does wake): while prepared transactions exist, and
+	 * once more after they are gone, no stream table is assumed idle.
+	 */
+	prepared = prepared_seen;
+	prepared_seen = false;
+	if (max_prepared_xacts > 0)
+	{
+		SPITupleTable *sts_tab = SPI_tuptable;
+
+		if (SPI_execute("SELECT 1 FROM pg_catalog.pg_prepared_xacts "
+						"WHERE database = pg_catalog.current_database() LIMIT 1",
+						true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read pg_prepared_xacts");
+		prepared_seen = SPI_processed > 0;
+		prepared = prepared || prepared_seen;
+		SPI_tuptable = sts_tab;
+	}
 	MemoryContextSwitchTo(loopcxt);
 	sts = palloc0(sizeof(SchedSt) * Max(n, 1));
 	for (int i = 0; i < n; i++)
@@ -334,7 +359,7 @@ scheduler_pass(MemoryContext loopcxt)
 		if (!found)
 			se->seq = UINT64_MAX;
 		if (st->differential && !st->needs_full && st->has_refreshed &&
-			!upstream_changed && se->seq == seq)
+			!upstream_changed && !prepared && se->seq == seq)
 		{
 			/* nothing can be pending: it is as fresh as a refresh would make it */
 			idle = lappend_int(idle, (int) st->pgt_id);

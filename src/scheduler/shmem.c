@@ -191,13 +191,14 @@ wake_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PREPARE:
+			/* after PREPARE the scheduler watches pg_prepared_xacts */
 			if (wake_pending)
 				pgt_scheduler_wake_database(MyDatabaseId);
 			wake_pending = false;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
-		case XACT_EVENT_PREPARE:
 			wake_pending = false;
 			break;
 		default:
