@@ -1,0 +1,137 @@
+--
+-- dvm_hardening: cases where maintaining a query differentially used to be
+-- wrong or unsafe.  Each either stays equal to its query after changes
+-- (pgt_check) or is refused with the reason, and AUTO then falls back to
+-- FULL.
+--
+\set VERBOSITY default
+\set SHOW_CONTEXT never
+
+CREATE FUNCTION pg_temp.refresh(st regclass, OUT action text, OUT pgt_check text)
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pgtrickle.refresh_stream_table(st::text);
+    SELECT h.action INTO action
+      FROM pgtrickle.pgt_refresh_history h
+      JOIN pgtrickle.pgt_stream_tables s USING (pgt_id)
+     WHERE s.pgt_relid = st ORDER BY h.refresh_id DESC LIMIT 1;
+    pgt_check := public.pgt_check(st);
+END
+$$;
+
+-- nobody but pg_trickle attaches the capture trigger
+SELECT has_function_privilege('public', 'pgtrickle._cdc_capture()', 'EXECUTE') AS public_may_capture;
+
+-- nested USING joins under an outer join
+CREATE TABLE h1(id int PRIMARY KEY, k int);
+CREATE TABLE h2(id int PRIMARY KEY, k int);
+CREATE TABLE h3(id int PRIMARY KEY, k int);
+INSERT INTO h1 VALUES (10, 1), (11, 2);
+INSERT INTO h2 VALUES (20, 1);
+SELECT pgtrickle.create_stream_table('h_using',
+  'SELECT h1.id, h2.id AS id2, h3.id AS id3 FROM h1 JOIN h2 USING (k) LEFT JOIN h3 USING (k)',
+  refresh_mode => 'DIFFERENTIAL');
+INSERT INTO h3 VALUES (30, 1);
+INSERT INTO h2 VALUES (21, 2);
+SELECT * FROM pg_temp.refresh('h_using');
+DELETE FROM h3;
+SELECT * FROM pg_temp.refresh('h_using');
+
+-- a NULL group produced by an outer join, kept by a recomputing aggregate
+CREATE TABLE ga(id int PRIMARY KEY, k int NOT NULL, v int);
+CREATE TABLE gb(id int PRIMARY KEY, k int NOT NULL);
+INSERT INTO ga VALUES (1, 1, 10), (2, 9, 30);
+INSERT INTO gb VALUES (1, 1);
+SELECT pgtrickle.create_stream_table('g_outer',
+  $$SELECT gb.id, max(ga.v) AS mx, string_agg(ga.v::text, ',' ORDER BY ga.v) AS s
+      FROM ga LEFT JOIN gb ON ga.k = gb.k GROUP BY gb.id$$,
+  refresh_mode => 'DIFFERENTIAL');
+INSERT INTO ga VALUES (3, 8, 99);
+SELECT * FROM pg_temp.refresh('g_outer');
+
+-- GROUP BY keys that are equal but print differently (1.0 and 1.00)
+CREATE TABLE gn(id int PRIMARY KEY, x numeric, v int);
+INSERT INTO gn VALUES (1, 1.0, 1);
+SELECT pgtrickle.create_stream_table('g_numeric',
+  'SELECT x, string_agg(v::text, '','' ORDER BY v) AS s FROM gn GROUP BY x',
+  refresh_mode => 'DIFFERENTIAL');
+INSERT INTO gn VALUES (2, 1.00, 2);
+SELECT * FROM pg_temp.refresh('g_numeric');
+SELECT count(*) AS groups FROM g_numeric;
+
+-- a source column whose name starts with __pgt_, a domain, a collation
+CREATE DOMAIN pos_int AS int CHECK (VALUE > 0);
+CREATE TABLE hx(id int PRIMARY KEY, "__pgt_x" int, d pos_int, s text COLLATE "C");
+INSERT INTO hx VALUES (1, 1, 1, 'a'), (2, 2, 2, 'B');
+SELECT pgtrickle.create_stream_table('hx_st',
+  'SELECT s, sum("__pgt_x") AS sx, sum(d) AS sd, count(*) AS n FROM hx WHERE s > ''A'' GROUP BY s',
+  refresh_mode => 'DIFFERENTIAL');
+INSERT INTO hx VALUES (3, 3, 3, 'b'), (4, 4, 4, 'C');
+UPDATE hx SET "__pgt_x" = 20 WHERE id = 2;
+SELECT * FROM pg_temp.refresh('hx_st');
+SELECT s, sx, sd, n FROM hx_st ORDER BY s;
+
+-- the clock is not a source: refused, and AUTO refreshes FULL
+CREATE TABLE ev(id int PRIMARY KEY, ts timestamptz);
+SELECT pgtrickle.create_stream_table('ev_recent',
+  $$SELECT id FROM ev WHERE ts > now() - interval '1 hour'$$, refresh_mode => 'DIFFERENTIAL');
+SELECT pgtrickle.create_stream_table('ev_today',
+  'SELECT id FROM ev WHERE ts::date = CURRENT_DATE', refresh_mode => 'AUTO');
+SELECT effective_refresh_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'ev_today';
+
+-- an outer join with a VALUES side (wrapped into a subquery) is maintained
+SELECT pgtrickle.create_stream_table('h_values',
+  'SELECT h1.id, v.x FROM h1 LEFT JOIN (VALUES (1), (2)) v(x) ON v.x = h1.k', refresh_mode => 'AUTO');
+SELECT effective_refresh_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'h_values';
+INSERT INTO h1 VALUES (12, 2);
+SELECT * FROM pg_temp.refresh('h_values');
+
+-- partitions: one partition alone is refused; partitions created, attached
+-- or detached later are followed
+CREATE TABLE pt(id int, k int) PARTITION BY RANGE (id);
+CREATE TABLE pt1 PARTITION OF pt FOR VALUES FROM (0) TO (100);
+INSERT INTO pt VALUES (1, 1);
+SELECT pgtrickle.create_stream_table('pt1_st', 'SELECT id, k FROM pt1', refresh_mode => 'DIFFERENTIAL');
+SELECT pgtrickle.create_stream_table('pt_st', 'SELECT id, k FROM pt', refresh_mode => 'DIFFERENTIAL');
+CREATE TABLE pt2 PARTITION OF pt FOR VALUES FROM (100) TO (200);
+INSERT INTO pt2 VALUES (150, 2);
+SELECT * FROM pg_temp.refresh('pt_st');
+CREATE TABLE pt3 (id int, k int);
+INSERT INTO pt3 VALUES (250, 3);
+ALTER TABLE pt ATTACH PARTITION pt3 FOR VALUES FROM (200) TO (300);
+INSERT INTO pt3 VALUES (251, 4);
+SELECT * FROM pg_temp.refresh('pt_st');
+ALTER TABLE pt DETACH PARTITION pt1;
+INSERT INTO pt1 VALUES (2, 5);
+SELECT * FROM pg_temp.refresh('pt_st');
+INSERT INTO pt VALUES (152, 6);
+SELECT * FROM pg_temp.refresh('pt_st');
+SELECT id, k FROM pt_st ORDER BY id;
+
+-- a view that stream tables read cannot be replaced under them
+CREATE VIEW hv AS SELECT id FROM h1 WHERE id < 12;
+SELECT pgtrickle.create_stream_table('hv_st', 'SELECT id FROM hv', refresh_mode => 'DIFFERENTIAL');
+CREATE OR REPLACE VIEW hv AS SELECT id FROM h1 WHERE id < 15;
+
+-- reading a table only through a view: its changes would be read with the
+-- owner's own privileges, which do not reach it
+CREATE ROLE pgt_hard_reader;
+GRANT CREATE ON SCHEMA public TO pgt_hard_reader;
+GRANT SELECT ON hv TO pgt_hard_reader;
+SET ROLE pgt_hard_reader;
+SELECT pgtrickle.create_stream_table('hv_reader', 'SELECT id FROM hv', refresh_mode => 'DIFFERENTIAL');
+SELECT pgtrickle.create_stream_table('hv_reader', 'SELECT id FROM hv', refresh_mode => 'AUTO');
+SELECT effective_refresh_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'hv_reader';
+-- explain with analyze runs the delta: only for the owner
+SELECT count(*) > 0 AS explained FROM pgtrickle.explain_st('hv_reader', false);
+RESET ROLE;
+GRANT SELECT ON hv_reader TO PUBLIC;
+CREATE ROLE pgt_hard_other;
+SET ROLE pgt_hard_other;
+SELECT count(*) FROM pgtrickle.explain_st('public.hv_reader', true);
+RESET ROLE;
+SELECT pgtrickle.drop_stream_table('hv_reader');
+REVOKE CREATE ON SCHEMA public FROM pgt_hard_reader;
+REVOKE SELECT ON hv FROM pgt_hard_reader;
+DROP ROLE pgt_hard_reader;
+DROP ROLE pgt_hard_other;
