@@ -1508,6 +1508,10 @@ base_delta_sql(Oid relid, DvmContext *ctx, bool negate, List **colnames)
 	Bitmapset  *used = NULL;
 	StringInfoData buf;
 	StringInfoData defs;
+	StringInfoData cols;
+	StringInfoData grp;
+	bool		consolidate = true;
+	TypeCacheEntry *tc;
 	ListCell   *lc;
 
 	/* ask only for the columns this query reads: the reader may see no more */
@@ -1522,6 +1526,8 @@ base_delta_sql(Oid relid, DvmContext *ctx, bool negate, List **colnames)
 
 	initStringInfo(&buf);
 	initStringInfo(&defs);
+	initStringInfo(&cols);
+	initStringInfo(&grp);
 	appendStringInfoString(&buf, "SELECT ");
 	*colnames = NIL;
 	for (int i = 0; i < desc->natts; i++)
@@ -1561,6 +1567,17 @@ base_delta_sql(Oid relid, DvmContext *ctx, bool negate, List **colnames)
 			else
 				appendStringInfo(&buf, "c.%s", quote_identifier(NameStr(att->attname)));
 			appendStringInfo(&defs, ", %s %s", quote_identifier(NameStr(att->attname)), btyp);
+			appendStringInfo(&cols, "c0.%s, ", quote_identifier(NameStr(att->attname)));
+			appendStringInfo(&grp, "%sc0.%s", grp.len > 0 ? ", " : "",
+							 quote_identifier(NameStr(att->attname)));
+			tc = lookup_type_cache(basetype, TYPECACHE_EQ_OPR | TYPECACHE_LT_OPR |
+								   TYPECACHE_HASH_PROC);
+			if (!OidIsValid(tc->eq_opr) ||
+				(!OidIsValid(tc->lt_opr) && !OidIsValid(tc->hash_proc)))
+				consolidate = false;
+			else if (!pgt_storage_equal_is_identity(basetype, att->attcollation))
+				appendStringInfo(&grp, ", (c0.%s)::pg_catalog.text COLLATE pg_catalog.\"C\"",
+								 quote_identifier(NameStr(att->attname)));
 		}
 		else
 			appendStringInfo(&buf, "NULL::%s AS %s", typ,
@@ -1571,11 +1588,31 @@ base_delta_sql(Oid relid, DvmContext *ctx, bool negate, List **colnames)
 	 * Buffers are read through pgtrickle._changes(), which checks the
 	 * reader's privileges on the source's columns.
 	 */
-	appendStringInfo(&buf,
-					 ", %sc." PGT_BUFFER_W_COLUMN "::pg_catalog.int8 AS __pgt_w "
-					 "FROM pgtrickle._changes(%u, %s::pg_catalog.pg_snapshot) AS c("
-					 PGT_BUFFER_W_COLUMN " pg_catalog.int4%s)",
-					 negate ? "-" : "", relid, ctx->frontier, defs.data);
+	if (!consolidate)
+		appendStringInfo(&buf,
+						 ", %sc." PGT_BUFFER_W_COLUMN "::pg_catalog.int8 AS __pgt_w "
+						 "FROM pgtrickle._changes(%u, %s::pg_catalog.pg_snapshot) AS c("
+						 PGT_BUFFER_W_COLUMN " pg_catalog.int4%s)",
+						 negate ? "-" : "", relid, ctx->frontier, defs.data);
+	else
+	{
+		/*
+		 * Row versions that cancel out within the window (inserted, then
+		 * updated or deleted) are dropped before the query's expressions
+		 * see them: 100 / x must not fail on an x = 0 that never
+		 * committed as the row's last state.  Values that are equal but
+		 * look different (1.0 and 1.00) stay apart.
+		 */
+		appendStringInfo(&buf,
+						 ", %sc." PGT_BUFFER_W_COLUMN "::pg_catalog.int8 AS __pgt_w "
+						 "FROM (SELECT %spg_catalog.sum(c0." PGT_BUFFER_W_COLUMN ") AS "
+						 PGT_BUFFER_W_COLUMN " "
+						 "FROM pgtrickle._changes(%u, %s::pg_catalog.pg_snapshot) AS c0("
+						 PGT_BUFFER_W_COLUMN " pg_catalog.int4%s)%s%s "
+						 "HAVING pg_catalog.sum(c0." PGT_BUFFER_W_COLUMN ") <> 0) AS c",
+						 negate ? "-" : "", cols.data, relid, ctx->frontier, defs.data,
+						 grp.len > 0 ? " GROUP BY " : "", grp.data);
+	}
 	relation_close(rel, AccessShareLock);
 	return buf.data;
 }
