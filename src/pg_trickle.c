@@ -15,7 +15,10 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "commands/dbcommands.h"
+#include "commands/defrem.h"
 #include "fmgr.h"
+#include "tcop/utility.h"
 #include "storage/ipc.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -36,10 +39,15 @@ int			pgt_internal_write_depth = 0;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 static bool wake_launcher_registered = false;
 
 static void pgt_shmem_request_hook(void);
 static void pgt_shmem_startup_hook(void);
+static void pgt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
+							   bool readOnlyTree, ProcessUtilityContext context,
+							   ParamListInfo params, QueryEnvironment *queryEnv,
+							   DestReceiver *dest, QueryCompletion *qc);
 static void wake_launcher_at_commit(XactEvent event, void *arg);
 
 /*
@@ -57,7 +65,75 @@ _PG_init(void)
 	shmem_request_hook = pgt_shmem_request_hook;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = pgt_shmem_startup_hook;
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = pgt_ProcessUtility;
 	pgt_scheduler_register_launcher();
+}
+
+/*
+ * pgt_ProcessUtility stops a database's scheduler for the commands that
+ * need the database to themselves (DROP DATABASE, ALTER DATABASE RENAME,
+ * CREATE DATABASE ... TEMPLATE), which otherwise fail after 5 s because
+ * the scheduler is connected; PostgreSQL only asks autovacuum to leave.
+ * The launcher may start the scheduler again once the command is over.
+ */
+static void
+pgt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
+				   bool readOnlyTree, ProcessUtilityContext context,
+				   ParamListInfo params, QueryEnvironment *queryEnv,
+				   DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+	const char *dbname = NULL;
+	Oid			dboid = InvalidOid;
+
+	if (IsA(parsetree, DropdbStmt))
+		dbname = ((DropdbStmt *) parsetree)->dbname;
+	else if (IsA(parsetree, RenameStmt) &&
+			 ((RenameStmt *) parsetree)->renameType == OBJECT_DATABASE)
+		dbname = ((RenameStmt *) parsetree)->subname;
+	else if (IsA(parsetree, CreatedbStmt))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((CreatedbStmt *) parsetree)->options)
+		{
+			DefElem    *opt = lfirst(lc);
+
+			if (strcmp(opt->defname, "template") == 0 && opt->arg != NULL)
+				dbname = defGetString(opt);
+		}
+	}
+	if (dbname != NULL)
+		dboid = get_database_oid(dbname, true);
+
+	if (!OidIsValid(dboid) || dboid == MyDatabaseId)
+	{
+		if (prev_ProcessUtility)
+			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+								queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+									queryEnv, dest, qc);
+		return;
+	}
+
+	pgt_scheduler_stop_database(dboid);
+	PG_TRY();
+	{
+		if (prev_ProcessUtility)
+			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+								queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+									queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		/* back to normal; a dropped database is simply not found */
+		pgt_scheduler_wake_launcher(dboid);
+	}
+	PG_END_TRY();
 }
 
 static void

@@ -18,7 +18,8 @@
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 
-#define PGT_MAX_DATABASES	64
+#define PGT_MAX_DATABASES	64		/* databases with a running scheduler */
+#define PGT_MAX_ABSENT		4096	/* databases known to lack pg_trickle */
 
 /* one database's scheduler, in shared memory */
 typedef struct PgtDbSlot
@@ -38,12 +39,13 @@ typedef struct PgtShared
 	Latch	   *launcher_latch;
 	int			launcher_pid;
 	bool		rescan_requested;	/* start schedulers now, no backoff */
-	Oid			absent[PGT_MAX_DATABASES];	/* databases without pg_trickle */
+	Oid			absent[PGT_MAX_ABSENT]; /* databases without pg_trickle */
 	Oid			wanted[PGT_MAX_DATABASES];	/* CREATE EXTENSION committed here */
 	PgtDbSlot	slots[PGT_MAX_DATABASES];
 } PgtShared;
 
 extern PgtShared *pgt_shared;
+extern bool pgt_scheduler_silent_commits;
 
 extern void pgt_shmem_request(void);
 extern void pgt_shmem_startup(void);
@@ -52,6 +54,7 @@ extern void pgt_scheduler_wake_database(Oid dboid);
 extern void pgt_scheduler_wake_at_commit(void);
 extern void pgt_scheduler_wake_launcher(Oid dboid);
 extern void pgt_scheduler_note_absent(Oid dboid);
+extern void pgt_scheduler_stop_database(Oid dboid);
 extern bool pgt_scheduler_running(Oid dboid);
 
 extern PGDLLEXPORT void pgt_launcher_main(Datum arg);

@@ -61,7 +61,7 @@ static DbState dbs[PGT_MAX_DATABASES];
 
 static void launcher_pass(bool woken);
 static List *list_databases(void);
-static void start_scheduler(DbState *st);
+static bool start_scheduler(DbState *st);
 static void launcher_exit(int code, Datum arg);
 static bool database_absent(Oid dboid);
 
@@ -147,14 +147,37 @@ launcher_pass(bool woken)
 	List	   *databases = list_databases();
 	ListCell   *lc;
 	TimestampTz now = GetCurrentTimestamp();
+	pid_t		pid;
+
+	/*
+	 * A slot is held only by a database that may have pg_trickle: dropped
+	 * databases and those found without it give theirs back once their
+	 * scheduler has stopped, so many databases without pg_trickle never
+	 * crowd out one with it.
+	 */
+	for (int i = 0; i < PGT_MAX_DATABASES; i++)
+	{
+		if (dbs[i].dboid == InvalidOid)
+			continue;
+		if (dbs[i].handle != NULL &&
+			GetBackgroundWorkerPid(dbs[i].handle, &pid) != BGWH_STOPPED)
+			continue;
+		if (!list_member_oid(databases, dbs[i].dboid) || database_absent(dbs[i].dboid))
+		{
+			if (dbs[i].handle != NULL)
+				pfree(dbs[i].handle);
+			memset(&dbs[i], 0, sizeof(DbState));
+		}
+	}
 
 	foreach(lc, databases)
 	{
 		Oid			dboid = lfirst_oid(lc);
 		DbState    *st = NULL;
 		DbState    *free_slot = NULL;
-		pid_t		pid;
 
+		if (database_absent(dboid))
+			continue;			/* no pg_trickle there */
 		for (int i = 0; i < PGT_MAX_DATABASES; i++)
 		{
 			if (dbs[i].dboid == dboid)
@@ -165,7 +188,7 @@ launcher_pass(bool woken)
 		if (st == NULL)
 		{
 			if (free_slot == NULL)
-				continue;		/* more databases than slots */
+				continue;		/* more databases than slots: next pass */
 			st = free_slot;
 			st->dboid = dboid;
 			st->handle = NULL;
@@ -176,15 +199,13 @@ launcher_pass(bool woken)
 			GetBackgroundWorkerPid(st->handle, &pid) != BGWH_STOPPED)
 			continue;			/* running or starting */
 
-		if (database_absent(dboid))
-			continue;			/* no pg_trickle there */
-
 		if (!woken && st->started_at != 0 &&
 			!TimestampDifferenceExceeds(st->started_at, now,
 										PGT_RECHECK_SECONDS * 1000))
 			continue;
 
-		start_scheduler(st);
+		if (!start_scheduler(st))
+			break;				/* no worker slot: the rest wait too */
 	}
 }
 
@@ -221,11 +242,11 @@ list_databases(void)
 	return result;
 }
 
-static void
+static bool
 start_scheduler(DbState *st)
 {
 	BackgroundWorker worker;
-	BackgroundWorkerHandle *handle;
+	BackgroundWorkerHandle *handle = NULL;
 	MemoryContext old;
 
 	memset(&worker, 0, sizeof(worker));
@@ -245,14 +266,18 @@ start_scheduler(DbState *st)
 		if (st->handle != NULL)
 			pfree(st->handle);
 		st->handle = handle;
+		st->started_at = GetCurrentTimestamp();
 	}
 	else
+	{
+		/* retried at the next pass: a worker stopping wakes the launcher */
 		ereport(LOG,
 				(errmsg("pg_trickle could not start a scheduler for database %u: no free background worker slot",
 						st->dboid),
 				 errhint("Increase max_worker_processes.")));
+	}
 	MemoryContextSwitchTo(old);
-	st->started_at = GetCurrentTimestamp();
+	return st->handle == handle;
 }
 
 static void
@@ -270,7 +295,7 @@ database_absent(Oid dboid)
 	bool		absent = false;
 
 	LWLockAcquire(pgt_shared->lock, LW_SHARED);
-	for (int i = 0; i < PGT_MAX_DATABASES; i++)
+	for (int i = 0; i < PGT_MAX_ABSENT; i++)
 	{
 		if (pgt_shared->absent[i] == dboid)
 			absent = true;

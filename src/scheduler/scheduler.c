@@ -119,6 +119,7 @@ pgt_scheduler_main(Datum arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("pg_trickle scheduler");
+	pgt_scheduler_silent_commits = true;
 
 	claim_slot(dboid);
 	before_shmem_exit(scheduler_exit, (Datum) 0);
@@ -160,7 +161,11 @@ pgt_scheduler_main(Datum arg)
 		{
 			/* the launcher starts us again when CREATE EXTENSION commits */
 			pgt_scheduler_note_absent(MyDatabaseId);
-			proc_exit(0);
+
+			/* unless that commit came just now, before we noted the absence */
+			if (!extension_present())
+				proc_exit(0);
+			pgt_scheduler_wake_launcher(MyDatabaseId);
 		}
 
 		if (pgt_enabled)
@@ -168,6 +173,8 @@ pgt_scheduler_main(Datum arg)
 			pgstat_report_activity(STATE_RUNNING, "pg_trickle scheduler pass");
 			wait_ms = scheduler_pass(loopcxt);
 			pgstat_report_activity(STATE_IDLE, NULL);
+			/* what refreshes wrote, for the statistics views and autovacuum */
+			(void) pgstat_report_stat(true);
 		}
 
 		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -368,6 +375,23 @@ scheduler_pass(MemoryContext loopcxt)
 
 		se->seq = seq;
 		st->refreshed_now = refresh_one(st, loopcxt, &failed);
+
+		/*
+		 * This process's own commits do not count as changes (they would
+		 * make every due stream table refresh again, for nothing, one
+		 * interval later); the stream tables reading this one are marked
+		 * instead, so they pick up what it wrote when they are due.
+		 */
+		if (st->refreshed_now)
+		{
+			foreach(lc2, readers[lfirst_int(lc)])
+			{
+				SeenEntry  *re = hash_search(seen, &sts[lfirst_int(lc2)].relid,
+											 HASH_ENTER, NULL);
+
+				re->seq = UINT64_MAX;
+			}
+		}
 		if (failed)
 		{
 			/* retried on its next interval even if nothing else changes */

@@ -105,7 +105,7 @@ pgt_scheduler_wake_launcher(Oid dboid)
 		return;
 	LWLockAcquire(pgt_shared->lock, LW_EXCLUSIVE);
 	pgt_shared->rescan_requested = true;
-	for (int i = 0; i < PGT_MAX_DATABASES; i++)
+	for (int i = 0; i < PGT_MAX_ABSENT; i++)
 	{
 		if (pgt_shared->absent[i] == dboid)
 			pgt_shared->absent[i] = InvalidOid;
@@ -133,7 +133,7 @@ void
 pgt_scheduler_note_absent(Oid dboid)
 {
 	LWLockAcquire(pgt_shared->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < PGT_MAX_DATABASES; i++)
+	for (int i = 0; i < PGT_MAX_ABSENT; i++)
 	{
 		if (pgt_shared->absent[i] == dboid)
 			break;
@@ -144,6 +144,37 @@ pgt_scheduler_note_absent(Oid dboid)
 		}
 	}
 	LWLockRelease(pgt_shared->lock);
+}
+
+/*
+ * pgt_scheduler_stop_database asks dboid's scheduler to exit, keeps the
+ * launcher from starting another (the database counts as absent until
+ * pgt_scheduler_wake_launcher), and waits up to 10 s for it to be gone.
+ */
+void
+pgt_scheduler_stop_database(Oid dboid)
+{
+	if (pgt_shared == NULL)
+		return;
+	pgt_scheduler_note_absent(dboid);
+	for (int waited = 0; waited < 1000; waited++)
+	{
+		int			pid = 0;
+
+		LWLockAcquire(pgt_shared->lock, LW_SHARED);
+		for (int i = 0; i < PGT_MAX_DATABASES; i++)
+		{
+			if (pgt_shared->slots[i].dboid == dboid && pgt_shared->slots[i].pid != 0)
+				pid = pgt_shared->slots[i].pid;
+		}
+		LWLockRelease(pgt_shared->lock);
+		if (pid == 0)
+			return;
+		if (waited == 0)
+			(void) kill(pid, SIGTERM);
+		CHECK_FOR_INTERRUPTS();
+		pg_usleep(10000L);
+	}
 }
 
 /*
@@ -171,10 +202,13 @@ pgt_scheduler_running(Oid dboid)
  * be woken when the current transaction commits.  Cheap enough for the
  * capture trigger: a flag and, once per backend, a callback registration.
  */
+bool		pgt_scheduler_silent_commits = false;
+
 void
 pgt_scheduler_wake_at_commit(void)
 {
-	if (pgt_shared == NULL)
+	/* the scheduler tracks what its own refreshes wrote itself */
+	if (pgt_shared == NULL || pgt_scheduler_silent_commits)
 		return;
 	if (!wake_callback_registered)
 	{
