@@ -125,12 +125,13 @@ pgt_dvm_agg_layout(Query *query)
 			else if (strcmp(fname, "sum") == 0 && numeric_like(argtype))
 				item->kind = PGT_AGG_SUM;
 			else if (strcmp(fname, "avg") == 0 && numeric_like(argtype) &&
-					 argtype != NUMERICOID)
+					 (argtype != NUMERICOID || exprTypmod((Node *) item->arg) >= 0))
 
 				/*
 				 * avg(numeric) divides at a scale chosen from the sum's
 				 * display scale, which a maintained sum may not share with
-				 * a fresh one: its groups are recomputed instead.
+				 * a fresh one unless the argument has a declared scale
+				 * (numeric(p,s)): otherwise its groups are recomputed.
 				 */
 				item->kind = PGT_AGG_AVG;
 			else if ((strcmp(fname, "min") == 0 || strcmp(fname, "max") == 0) &&
