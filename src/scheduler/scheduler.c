@@ -100,6 +100,7 @@ static double effective_interval(SchedSt *sts, int n, List **readers, int i);
 static bool refresh_one(SchedSt *st, MemoryContext loopcxt, bool *failed_out);
 static void prune_history(void);
 static void touch_idle(List *ids);
+static void catalog_statement(const char *sql, Oid *argtypes, Datum *values, int expected);
 
 /* prepared transactions existed at the last look (see scheduler_pass) */
 static bool prepared_seen = false;
@@ -547,25 +548,14 @@ touch_idle(List *ids)
 	Datum	   *elems = palloc(sizeof(Datum) * list_length(ids));
 	int			i = 0;
 	ListCell   *lc;
-	PgtRoleSave save;
 
 	foreach(lc, ids)
 		elems[i++] = Int64GetDatum((int64) lfirst_int(lc));
 	values[0] = PointerGetDatum(construct_array(elems, i, INT8OID, 8, true, TYPALIGN_DOUBLE));
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	pgt_role_switch(pgt_extension_owner(), false, &save);
 	/* data_timestamp only: last_refresh_at drives the schedule */
-	pgt_spi_exec_args("UPDATE pgtrickle.pgt_stream_tables SET "
+	catalog_statement("UPDATE pgtrickle.pgt_stream_tables SET "
 					  "data_timestamp = pg_catalog.now() WHERE pgt_id = ANY ($1)",
-					  1, argtypes, values, NULL, false, SPI_OK_UPDATE);
-	pgt_role_restore(&save);
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+					  argtypes, values, SPI_OK_UPDATE);
 }
 
 /* prune_history deletes history older than pg_trickle.history_retention_days */
@@ -574,20 +564,31 @@ prune_history(void)
 {
 	Oid			argtypes[1] = {INT4OID};
 	Datum		values[1];
-	PgtRoleSave save;
 
 	if (pgt_history_retention_days <= 0)
 		return;
 	values[0] = Int32GetDatum(pgt_history_retention_days);
+	catalog_statement("DELETE FROM pgtrickle.pgt_refresh_history "
+					  "WHERE start_time < pg_catalog.now() - pg_catalog.make_interval(days => $1)",
+					  argtypes, values, SPI_OK_DELETE);
+}
+
+/*
+ * catalog_statement runs sql, with one parameter, as the extension owner
+ * in a transaction of its own.
+ */
+static void
+catalog_statement(const char *sql, Oid *argtypes, Datum *values, int expected)
+{
+	PgtRoleSave save;
+
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	pgt_role_switch(pgt_extension_owner(), false, &save);
-	pgt_spi_exec_args("DELETE FROM pgtrickle.pgt_refresh_history "
-					  "WHERE start_time < pg_catalog.now() - pg_catalog.make_interval(days => $1)",
-					  1, argtypes, values, NULL, false, SPI_OK_DELETE);
+	pgt_spi_exec_args(sql, 1, argtypes, values, NULL, false, expected);
 	pgt_role_restore(&save);
 	SPI_finish();
 	PopActiveSnapshot();
