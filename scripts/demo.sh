@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # "make demo": build and install pg_trickle, (re)start a scratch server in
-# ./.cluster with pg_trickle preloaded, and run scripts/demo.sql against a
+# ./.cluster (or /var/tmp/pg_trickle-demo) with pg_trickle preloaded, and run scripts/demo.sql against a
 # fresh "demo" database.   "scripts/demo.sh stop" stops that server.
 # The port is 5499 unless PGTRICKLE_DEMO_PORT says otherwise.
 set -euo pipefail
@@ -8,8 +8,6 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}"
 PORT="${PGTRICKLE_DEMO_PORT:-5499}"
-CLUSTER="$ROOT/.cluster"
-DATA="$CLUSTER/data"
 unset MAKEFLAGS MFLAGS MAKELEVEL   # see build.sh
 
 if [ "$(id -u)" -eq 0 ]; then
@@ -19,6 +17,14 @@ else
     AS_PG=()
     as_pg_hint=""
 fi
+
+# ./.cluster, unless the server's user cannot reach the checkout (say, one
+# under /root, which is 0700): then a directory of its own under /var/tmp
+CLUSTER="$ROOT/.cluster"
+if ! "${AS_PG[@]}" test -x "$ROOT"; then
+    CLUSTER="/var/tmp/pg_trickle-demo"
+fi
+DATA="$CLUSTER/data"
 
 pg_ctl() { "${AS_PG[@]}" "$PGBIN/pg_ctl" -D "$DATA" "$@"; }
 psql() { "${AS_PG[@]}" "$PGBIN/psql" -X -h "$CLUSTER" -p "$PORT" -v ON_ERROR_STOP=1 "$@"; }
