@@ -19,6 +19,7 @@ OBJS = \
 	src/cdc/cdc.o \
 	src/dvm/aggregate.o \
 	src/dvm/delta.o \
+	src/dvm/prepare.o \
 	src/refresh/refresh.o \
 	src/schedule/schedule.o \
 	src/scheduler/launcher.o \
