@@ -390,25 +390,21 @@ pgt_catalog_set_sources(int64 pgt_id, List *sources, List *captured)
 }
 
 /*
- * pgt_catalog_readers_of returns the relids (as a List of Oid) of the
- * stream tables that read relid directly.
+ * oid_list runs sql, whose one parameter $1 of type argtype is value, as the
+ * extension owner and returns its first column as a List of Oid.
  */
-List *
-pgt_catalog_readers_of(Oid relid)
+static List *
+oid_list(const char *sql, Oid argtype, Datum value)
 {
 	PgtRoleSave save;
-	Oid			argtypes[1] = {OIDOID};
-	Datum		values[1];
+	Oid			argtypes[1] = {argtype};
+	Datum		values[1] = {value};
 	List	   *result = NIL;
 	MemoryContext cxt = CurrentMemoryContext;
 	uint64		n;
 
-	values[0] = ObjectIdGetDatum(relid);
 	catalog_begin(&save);
-	n = pgt_spi_exec_args("SELECT s.pgt_relid FROM pgtrickle.pgt_dependencies d "
-						  "JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) "
-						  "WHERE d.source_relid = $1 ORDER BY s.pgt_id",
-						  1, argtypes, values, NULL, false, SPI_OK_SELECT);
+	n = pgt_spi_exec_args(sql, 1, argtypes, values, NULL, false, SPI_OK_SELECT);
 	for (uint64 i = 0; i < n; i++)
 	{
 		bool		isnull;
@@ -422,6 +418,19 @@ pgt_catalog_readers_of(Oid relid)
 	}
 	catalog_end(&save);
 	return result;
+}
+
+/*
+ * pgt_catalog_readers_of returns the relids (as a List of Oid) of the
+ * stream tables that read relid directly.
+ */
+List *
+pgt_catalog_readers_of(Oid relid)
+{
+	return oid_list("SELECT s.pgt_relid FROM pgtrickle.pgt_dependencies d "
+					"JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) "
+					"WHERE d.source_relid = $1 ORDER BY s.pgt_id",
+					OIDOID, ObjectIdGetDatum(relid));
 }
 
 /*
@@ -431,31 +440,9 @@ pgt_catalog_readers_of(Oid relid)
 List *
 pgt_catalog_captured_sources(int64 pgt_id)
 {
-	PgtRoleSave save;
-	Oid			argtypes[1] = {INT8OID};
-	Datum		values[1];
-	List	   *result = NIL;
-	MemoryContext cxt = CurrentMemoryContext;
-	uint64		n;
-
-	values[0] = Int64GetDatum(pgt_id);
-	catalog_begin(&save);
-	n = pgt_spi_exec_args("SELECT source_relid FROM pgtrickle.pgt_dependencies "
-						  "WHERE pgt_id = $1 AND cdc_mode = 'TRIGGER' ORDER BY source_relid",
-						  1, argtypes, values, NULL, false, SPI_OK_SELECT);
-	for (uint64 i = 0; i < n; i++)
-	{
-		bool		isnull;
-		Oid			r = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-													   SPI_tuptable->tupdesc,
-													   1, &isnull));
-		MemoryContext old = MemoryContextSwitchTo(cxt);
-
-		result = lappend_oid(result, r);
-		MemoryContextSwitchTo(old);
-	}
-	catalog_end(&save);
-	return result;
+	return oid_list("SELECT source_relid FROM pgtrickle.pgt_dependencies "
+					"WHERE pgt_id = $1 AND cdc_mode = 'TRIGGER' ORDER BY source_relid",
+					INT8OID, Int64GetDatum(pgt_id));
 }
 
 /*
@@ -465,33 +452,11 @@ pgt_catalog_captured_sources(int64 pgt_id)
 List *
 pgt_catalog_stream_sources(Oid relid)
 {
-	PgtRoleSave save;
-	Oid			argtypes[1] = {OIDOID};
-	Datum		values[1];
-	List	   *result = NIL;
-	MemoryContext cxt = CurrentMemoryContext;
-	uint64		n;
-
-	values[0] = ObjectIdGetDatum(relid);
-	catalog_begin(&save);
-	n = pgt_spi_exec_args("SELECT d.source_relid FROM pgtrickle.pgt_dependencies d "
-						  "JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) "
-						  "WHERE s.pgt_relid = $1 AND d.source_type = 'STREAM_TABLE' "
-						  "ORDER BY d.source_relid",
-						  1, argtypes, values, NULL, false, SPI_OK_SELECT);
-	for (uint64 i = 0; i < n; i++)
-	{
-		bool		isnull;
-		Oid			r = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-													   SPI_tuptable->tupdesc,
-													   1, &isnull));
-		MemoryContext old = MemoryContextSwitchTo(cxt);
-
-		result = lappend_oid(result, r);
-		MemoryContextSwitchTo(old);
-	}
-	catalog_end(&save);
-	return result;
+	return oid_list("SELECT d.source_relid FROM pgtrickle.pgt_dependencies d "
+					"JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) "
+					"WHERE s.pgt_relid = $1 AND d.source_type = 'STREAM_TABLE' "
+					"ORDER BY d.source_relid",
+					OIDOID, ObjectIdGetDatum(relid));
 }
 
 /*
