@@ -104,7 +104,11 @@ SELECT * FROM pg_temp.refresh('pt_st');
 ALTER TABLE pt DETACH PARTITION pt1;
 INSERT INTO pt1 VALUES (2, 5);
 SELECT * FROM pg_temp.refresh('pt_st');
+-- differential again: the attached partition is captured, the detached one
+-- no longer feeds the parent's buffer
 INSERT INTO pt VALUES (152, 6);
+INSERT INTO pt3 VALUES (252, 7);
+INSERT INTO pt1 VALUES (3, 8);
 SELECT * FROM pg_temp.refresh('pt_st');
 SELECT id, k FROM pt_st ORDER BY id;
 
