@@ -22,9 +22,11 @@ OBJS = \
 	src/dvm/prepare.o \
 	src/refresh/refresh.o \
 	src/schedule/schedule.o \
+	src/scheduler/dag.o \
 	src/scheduler/launcher.o \
 	src/scheduler/scheduler.o \
 	src/scheduler/shmem.o \
+	src/scheduler/worker.o \
 	src/storage/storage.o \
 	src/stream_table.o \
 	src/util.o

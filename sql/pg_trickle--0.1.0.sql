@@ -427,6 +427,23 @@ $$;
 COMMENT ON FUNCTION pgtrickle.change_buffer_sizes()
     IS 'change buffers: source, rows not yet trimmed (consumed by some reader or pending) and size';
 
+CREATE FUNCTION pgtrickle.diamond_groups()
+RETURNS TABLE (group_id integer, member regclass, is_convergence boolean,
+               schedule_policy text)
+LANGUAGE C STABLE
+AS 'MODULE_PATHNAME', 'pgt_diamond_groups';
+COMMENT ON FUNCTION pgtrickle.diamond_groups()
+    IS 'stream tables the scheduler refreshes together, in one transaction, because diamond_consistency = ''atomic'' (upstream first)';
+
+CREATE FUNCTION pgtrickle.worker_pool_status(
+    OUT active_workers integer, OUT database_workers integer,
+    OUT max_workers integer, OUT per_db_cap integer, OUT parallel_mode text)
+RETURNS record
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'pgt_worker_pool_status';
+COMMENT ON FUNCTION pgtrickle.worker_pool_status()
+    IS 'dynamic refresh workers running (all databases, this one) and their limits';
+
 CREATE FUNCTION pgtrickle.dependency_tree()
 RETURNS TABLE (stream_table regclass, source regclass, source_type text, depth integer)
 LANGUAGE sql STABLE

@@ -22,6 +22,7 @@
 #include "utils/guc.h"
 
 #include "pg_trickle/pg_trickle.h"
+#include "pg_trickle/scheduler.h"
 
 bool		pgt_block_source_ddl = true;
 bool		pgt_enabled = true;
@@ -33,6 +34,10 @@ char	   *pgt_cdc_mode = NULL;
 double		pgt_differential_max_change_ratio = 0.15;
 int			pgt_volatile_function_policy = PGT_VOLATILE_REJECT;
 int			pgt_history_retention_days = 90;
+bool		pgt_parallel_refresh_mode = true;
+int			pgt_max_concurrent_refreshes = 4;
+int			pgt_max_dynamic_refresh_workers = 4;
+bool		pgt_auto_backoff = true;
 char	   *pgt_test_waitpoint = NULL;
 
 static const struct config_enum_entry volatile_policy_options[] = {
@@ -56,6 +61,15 @@ pgt_guc_init(void)
 							 &pgt_block_source_ddl,
 							 true,
 							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("pg_trickle.auto_backoff",
+							 gettext_noop("Stretches the schedule of a stream table whose refresh takes about as long as its interval."),
+							 gettext_noop("The interval doubles (up to 8 times) while a refresh takes more than 95% of it, and halves again once refreshes take less than 45%."),
+							 &pgt_auto_backoff,
+							 true,
+							 PGC_SIGHUP,
 							 0,
 							 NULL, NULL, NULL);
 
@@ -113,6 +127,24 @@ pgt_guc_init(void)
 							0,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("pg_trickle.max_concurrent_refreshes",
+							gettext_noop("Refreshes one database's scheduler runs at the same time, itself included."),
+							gettext_noop("Independent stream tables beyond the first are handed to dynamic background workers.  Can be set per database."),
+							&pgt_max_concurrent_refreshes,
+							4, 1, PGT_MAX_REFRESH_JOBS,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_trickle.max_dynamic_refresh_workers",
+							gettext_noop("Dynamic refresh workers running at the same time, in all databases together."),
+							gettext_noop("Each also takes one of max_worker_processes."),
+							&pgt_max_dynamic_refresh_workers,
+							4, 0, PGT_MAX_REFRESH_JOBS,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
 	DefineCustomIntVariable("pg_trickle.min_schedule_seconds",
 							gettext_noop("Shortest duration schedule a stream table may have."),
 							NULL,
@@ -121,6 +153,15 @@ pgt_guc_init(void)
 							PGC_SIGHUP,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("pg_trickle.parallel_refresh_mode",
+							 gettext_noop("Lets a scheduler refresh independent stream tables in parallel, in dynamic background workers."),
+							 NULL,
+							 &pgt_parallel_refresh_mode,
+							 true,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
 
 	DefineCustomIntVariable("pg_trickle.scheduler_interval_ms",
 							gettext_noop("Longest time the scheduler sleeps when nothing wakes it."),

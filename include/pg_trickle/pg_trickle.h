@@ -30,6 +30,10 @@ extern char *pgt_cdc_mode;
 extern double pgt_differential_max_change_ratio;
 extern int	pgt_volatile_function_policy;
 extern int	pgt_history_retention_days;
+extern bool pgt_parallel_refresh_mode;
+extern int	pgt_max_concurrent_refreshes;
+extern int	pgt_max_dynamic_refresh_workers;
+extern bool pgt_auto_backoff;
 extern char *pgt_test_waitpoint;
 
 /*

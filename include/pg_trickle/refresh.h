@@ -14,6 +14,7 @@
 #include "postgres.h"
 
 #include "pg_trickle/catalog.h"
+#include "utils/snapshot.h"
 
 typedef enum PgtInitiator
 {
@@ -27,6 +28,7 @@ typedef enum PgtInitiator
  * inserting its own; set by the scheduler, 0 otherwise.
  */
 extern int64 pgt_running_history_id;
+extern Snapshot pgt_refresh_pinned_snapshot;
 
 extern bool pgt_refresh_run(Oid relid, PgtInitiator initiator,
 							bool force_full);

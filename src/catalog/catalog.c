@@ -602,6 +602,28 @@ pgt_catalog_fail_interrupted(void)
 }
 
 /*
+ * pgt_catalog_history_skip closes the RUNNING history row refresh_id as
+ * SKIPPED with message: a member of a diamond group that was rolled back
+ * because another member failed.
+ */
+void
+pgt_catalog_history_skip(int64 refresh_id, const char *message)
+{
+	PgtRoleSave save;
+	Oid			argtypes[2] = {INT8OID, TEXTOID};
+	Datum		values[2];
+
+	values[0] = Int64GetDatum(refresh_id);
+	values[1] = CStringGetTextDatum(message);
+	catalog_begin(&save);
+	pgt_spi_exec_args("UPDATE pgtrickle.pgt_refresh_history SET status = 'SKIPPED', "
+					  "action = 'SKIP', end_time = pg_catalog.clock_timestamp(), "
+					  "error_message = $2 WHERE refresh_id = $1",
+					  2, argtypes, values, NULL, false, SPI_OK_UPDATE);
+	catalog_end(&save);
+}
+
+/*
  * pgt_catalog_record_failure records a failed refresh of pgt_id: a FAILED
  * history row, one more consecutive error, and status ERROR once
  * max_errors is reached.

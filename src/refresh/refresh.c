@@ -136,7 +136,16 @@ pgt_refresh_run(Oid relid, PgtInitiator initiator, bool force_full)
 		captured = pgt_catalog_captured_sources(st->pgt_id);
 
 	/* taken after the row lock: see the file header */
-	snap = RegisterSnapshot(GetLatestSnapshot());
+	if (pgt_refresh_pinned_snapshot != NULL)
+	{
+		/* a diamond group: the group's snapshot, seeing what members wrote */
+		PushCopiedSnapshot(pgt_refresh_pinned_snapshot);
+		UpdateActiveSnapshotCommandId();
+		snap = RegisterSnapshot(GetActiveSnapshot());
+		PopActiveSnapshot();
+	}
+	else
+		snap = RegisterSnapshot(GetLatestSnapshot());
 	PGT_WAITPOINT("refresh-after-snapshot", 1);
 
 	pgt_role_switch(owner, true, &save);
@@ -299,6 +308,14 @@ typedef struct DeltaPlanEntry
 static HTAB *delta_plans = NULL;
 
 int64		pgt_running_history_id = 0;
+
+/*
+ * When set, refreshes read their sources with this snapshot (plus this
+ * transaction's own writes) instead of a new one: the members of a diamond
+ * group see one moment.  Their catalog rows must be locked before it was
+ * taken.
+ */
+Snapshot	pgt_refresh_pinned_snapshot = NULL;
 
 /*
  * refresh_differential applies the delta of the window to st.  Returns

@@ -58,46 +58,75 @@
 #include "utils/timestamp.h"
 
 #include "pg_trickle/catalog.h"
+#include "pg_trickle/dag.h"
 #include "pg_trickle/pg_trickle.h"
 #include "pg_trickle/refresh.h"
 #include "pg_trickle/schedule.h"
 #include "pg_trickle/scheduler.h"
 #include "pg_trickle/util.h"
 
+/* what a pass knows of one stream table, beyond its PgtDagNode */
 typedef struct SchedSt
 {
-	int64		pgt_id;
-	Oid			relid;
-	char	   *schedule;		/* NULL = calculated */
-	char	   *status;
-	bool		differential;
-	bool		needs_full;		/* never populated or needs reinit */
-	bool		has_refreshed;
-	double		since;			/* seconds since the last refresh */
-	TimestampTz last_refresh;
-	double		interval;		/* effective interval, seconds; <0 = cron */
 	PgtSchedule sched;
-	bool		visited;
-	int			indegree;
-	bool		refreshed_now;
+	double		since;			/* seconds since the last refresh */
+	double		interval;		/* effective interval, seconds */
+	bool		interval_known;
+	bool		changed_now;	/* refreshed with changes in this pass */
+	int			unit;
 } SchedSt;
+
+/*
+ * A refresh unit: one stream table, or a diamond group refreshed in one
+ * transaction.  Units form a DAG too; a unit is decided (due or not) once
+ * every unit upstream of it has finished in this pass.
+ */
+typedef struct SchedUnit
+{
+	List	   *members;		/* node indexes, upstream first */
+	List	   *dependents;		/* units reading this one */
+	int			waiting;		/* upstream units not finished yet */
+	bool		slowest;		/* diamond_schedule_policy of the group */
+	PgtRefreshUnit run;			/* the members being refreshed */
+	int			job;			/* job slot while a worker runs it */
+	TimestampTz started;
+} SchedUnit;
 
 typedef struct SeenEntry
 {
 	Oid			relid;
-	uint64		seq;
+	uint64		seq;			/* change counter at its last refresh */
+	double		backoff;		/* auto_backoff's interval factor */
 } SeenEntry;
+
+typedef struct Pass
+{
+	PgtDag	   *dag;
+	SchedSt    *sts;
+	SchedUnit  *units;
+	int			nunits;
+	List	   *ready;			/* units whose upstream units finished */
+	List	   *idle;			/* pgt_ids due with nothing pending */
+	bool		prepared;
+	uint64		seq;
+	TimestampTz now;
+	double		next_due;
+} Pass;
 
 static int	my_slot = -1;
 static HTAB *seen = NULL;
 static TimestampTz last_prune = 0;
 
 static long scheduler_pass(MemoryContext loopcxt);
+static bool build_units(Pass *p);
+static bool decide_unit(Pass *p, int u);
+static void finish_unit(Pass *p, int u, bool failed, uint64 changed_mask);
+static void collect_jobs(Pass *p, int *running, bool wait);
+static SeenEntry *seen_entry(Oid relid);
 static bool extension_present(void);
 static void claim_slot(Oid dboid);
 static void scheduler_exit(int code, Datum arg);
-static double effective_interval(SchedSt *sts, int n, List **readers, int i);
-static bool refresh_one(SchedSt *st, MemoryContext loopcxt, bool *failed_out);
+static double effective_interval(Pass *p, int i);
 static void prune_history(void);
 static void touch_idle(List *ids);
 static void catalog_statement(const char *sql, Oid *argtypes, Datum *values, int expected);
@@ -134,6 +163,9 @@ pgt_scheduler_main(Datum arg)
 
 	loopcxt = AllocSetContextCreate(TopMemoryContext, "pg_trickle scheduler loop",
 									ALLOCSET_DEFAULT_SIZES);
+
+	/* refresh workers a previous scheduler started finish first */
+	pgt_jobs_reclaim(dboid);
 	if (extension_present())
 	{
 		SetCurrentStatementStartTimestamp();
@@ -192,220 +224,127 @@ pgt_scheduler_main(Datum arg)
 static long
 scheduler_pass(MemoryContext loopcxt)
 {
-	SchedSt    *sts = NULL;
-	int			n = 0;
-	List	  **readers;		/* readers[i]: indexes of stream tables reading i */
-	List	  **sources;		/* sources[i]: indexes of stream tables i reads */
-	List	   *order = NIL;
-	List	   *queue = NIL;
-	List	   *idle = NIL;
-	bool		prepared = false;
-	double		next_due = (double) pgt_scheduler_interval_ms / 1000.0;
-	uint64		seq = pg_atomic_read_u64(&pgt_shared->slots[my_slot].change_seq);
-	TimestampTz now;
-	ListCell   *lc;
+	Pass		pass;
+	Pass	   *p = &pass;
+	List	   *torun = NIL;
+	int			running = 0;
+
+	memset(p, 0, sizeof(Pass));
+	p->next_due = (double) pgt_scheduler_interval_ms / 1000.0;
+	p->seq = pg_atomic_read_u64(&pgt_shared->slots[my_slot].change_seq);
 
 	/* read the stream tables and the edges between them */
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	now = GetCurrentTimestamp();
-	if (SPI_execute("SELECT pgt_id, pgt_relid, schedule, status, "
-					"effective_refresh_mode <> 'FULL', "
-					"NOT is_populated OR needs_reinit, last_refresh_at "
-					"FROM pgtrickle.pgt_stream_tables ORDER BY pgt_id", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read pgtrickle.pgt_stream_tables");
-	n = (int) SPI_processed;
+	p->now = GetCurrentTimestamp();
+	p->dag = pgt_dag_load();
 
 	/*
 	 * COMMIT PREPARED runs in a backend that captured nothing and so wakes
 	 * no one (PREPARE does wake): while prepared transactions exist, and
 	 * once more after they are gone, no stream table is assumed idle.
 	 */
-	prepared = prepared_seen;
+	p->prepared = prepared_seen;
 	prepared_seen = false;
 	if (max_prepared_xacts > 0)
 	{
-		SPITupleTable *sts_tab = SPI_tuptable;
-
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
 		if (SPI_execute("SELECT 1 FROM pg_catalog.pg_prepared_xacts "
 						"WHERE database = pg_catalog.current_database() LIMIT 1",
 						true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read pg_prepared_xacts");
 		prepared_seen = SPI_processed > 0;
-		prepared = prepared || prepared_seen;
-		SPI_tuptable = sts_tab;
+		p->prepared = p->prepared || prepared_seen;
+		SPI_finish();
 	}
-	MemoryContextSwitchTo(loopcxt);
-	sts = palloc0(sizeof(SchedSt) * Max(n, 1));
-	for (int i = 0; i < n; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		char	   *detail;
-		Datum		d;
-
-		sts[i].pgt_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		sts[i].relid = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
-		sts[i].schedule = SPI_getvalue(tup, desc, 3);
-		sts[i].status = SPI_getvalue(tup, desc, 4);
-		sts[i].differential = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
-		sts[i].needs_full = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
-		d = SPI_getbinval(tup, desc, 7, &isnull);
-		sts[i].has_refreshed = !isnull;
-		sts[i].last_refresh = isnull ? 0 : DatumGetTimestampTz(d);
-		sts[i].since = isnull ? DBL_MAX :
-			(double) (now - sts[i].last_refresh) / USECS_PER_SEC;
-		sts[i].interval = 0;
-		if (sts[i].schedule == NULL ||
-			!pgt_schedule_parse(sts[i].schedule, &sts[i].sched, &detail))
-			sts[i].sched.kind = PGT_SCHEDULE_CALCULATED;
-	}
-	readers = palloc0(sizeof(List *) * Max(n, 1));
-	sources = palloc0(sizeof(List *) * Max(n, 1));
-	if (SPI_execute("SELECT s.pgt_relid, d.source_relid FROM pgtrickle.pgt_dependencies d "
-					"JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) "
-					"WHERE d.source_type = 'STREAM_TABLE'", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read pgtrickle.pgt_dependencies");
-	MemoryContextSwitchTo(loopcxt);
-	for (uint64 e = 0; e < SPI_processed; e++)
-	{
-		bool		isnull;
-		Oid			reader = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[e],
-															SPI_tuptable->tupdesc, 1, &isnull));
-		Oid			source = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[e],
-															SPI_tuptable->tupdesc, 2, &isnull));
-		int			ri = -1;
-		int			si = -1;
-
-		for (int i = 0; i < n; i++)
-		{
-			if (sts[i].relid == reader)
-				ri = i;
-			if (sts[i].relid == source)
-				si = i;
-		}
-		if (ri < 0 || si < 0)
-			continue;
-		readers[si] = lappend_int(readers[si], ri);
-		sources[ri] = lappend_int(sources[ri], si);
-		sts[ri].indegree++;
-	}
-	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(loopcxt);
 
-	for (int i = 0; i < n; i++)
-		sts[i].interval = effective_interval(sts, n, readers, i);
-
-	/* topological order: upstream first */
-	for (int i = 0; i < n; i++)
-		if (sts[i].indegree == 0)
-			queue = lappend_int(queue, i);
-	while (queue != NIL)
+	p->sts = palloc0(sizeof(SchedSt) * Max(p->dag->n, 1));
+	for (int i = 0; i < p->dag->n; i++)
 	{
-		int			i = linitial_int(queue);
+		PgtDagNode *node = &p->dag->nodes[i];
+		SchedSt    *st = &p->sts[i];
+		char	   *detail;
 
-		queue = list_delete_first(queue);
-		order = lappend_int(order, i);
-		foreach(lc, readers[i])
-		{
-			int			r = lfirst_int(lc);
+		st->since = node->has_refreshed ?
+			(double) (p->now - node->last_refresh) / USECS_PER_SEC : DBL_MAX;
+		if (node->schedule == NULL ||
+			!pgt_schedule_parse(node->schedule, &st->sched, &detail))
+			st->sched.kind = PGT_SCHEDULE_CALCULATED;
+	}
+	for (int i = 0; i < p->dag->n; i++)
+		(void) effective_interval(p, i);
 
-			if (--sts[r].indegree == 0)
-				queue = lappend_int(queue, r);
-		}
+	if (!build_units(p))
+	{
+		/* groups that would form a cycle of units: refresh one by one */
+		pgt_dag_dissolve_groups(p->dag);
+		(void) build_units(p);
 	}
 
-	foreach(lc, order)
+	/*
+	 * Decide the ready units; run the due ones, all but one in workers when
+	 * several are due at once, the last here; wait for workers when nothing
+	 * is left to start.
+	 */
+	for (;;)
 	{
-		SchedSt    *st = &sts[lfirst_int(lc)];
-		bool		due = false;
-		bool		upstream_changed = false;
-		SeenEntry  *se;
-		bool		found;
-		bool		failed = false;
-		ListCell   *lc2;
+		bool		parallel = pgt_parallel_refresh_mode && pgt_max_concurrent_refreshes > 1 &&
+			pgt_max_dynamic_refresh_workers > 0;
 
 		CHECK_FOR_INTERRUPTS();
-		if (strcmp(st->status, "ACTIVE") != 0 && strcmp(st->status, "INITIALIZING") != 0)
-			continue;
-
-		foreach(lc2, sources[lfirst_int(lc)])
+		while (p->ready != NIL)
 		{
-			if (sts[lfirst_int(lc2)].refreshed_now)
-				upstream_changed = true;
-		}
+			int			u = linitial_int(p->ready);
 
-		if (!st->has_refreshed || st->needs_full)
-			due = true;
-		else if (st->sched.kind == PGT_SCHEDULE_CRON)
-		{
-			TimestampTz fire = pgt_schedule_next_fire(&st->sched, st->last_refresh);
-
-			if (fire <= now)
-				due = true;
+			p->ready = list_delete_first(p->ready);
+			if (decide_unit(p, u))
+				torun = lappend_int(torun, u);
 			else
-				next_due = Min(next_due, (double) (fire - now) / USECS_PER_SEC);
+				finish_unit(p, u, false, 0);
 		}
-		else if (st->since >= st->interval)
-			due = true;
+		if (torun == NIL && running == 0)
+			break;
+
+		while (parallel && torun != NIL &&
+			   (list_length(torun) > 1 || running > 0) &&
+			   running < pgt_max_concurrent_refreshes - 1)
+		{
+			int			u = linitial_int(torun);
+			SchedUnit  *unit = &p->units[u];
+
+			unit->started = GetCurrentTimestamp();
+			unit->job = pgt_job_launch(&unit->run);
+			if (unit->job < 0)
+				break;
+			torun = list_delete_first(torun);
+			running++;
+		}
+
+		if (torun != NIL)
+		{
+			int			u = linitial_int(torun);
+			SchedUnit  *unit = &p->units[u];
+			uint64		mask = 0;
+			bool		ok;
+
+			torun = list_delete_first(torun);
+			unit->started = GetCurrentTimestamp();
+			ok = pgt_refresh_unit(&unit->run, &mask);
+			MemoryContextSwitchTo(loopcxt);
+			finish_unit(p, u, !ok, mask);
+			collect_jobs(p, &running, false);
+		}
 		else
-			next_due = Min(next_due, st->interval - st->since);
-
-		if (upstream_changed && st->sched.kind == PGT_SCHEDULE_CALCULATED)
-			due = true;
-		if (!due)
-			continue;
-
-		/* nothing committed since this one's last refresh: nothing pending */
-		se = hash_search(seen, &st->relid, HASH_ENTER, &found);
-		if (!found)
-			se->seq = UINT64_MAX;
-		if (st->differential && !st->needs_full && st->has_refreshed &&
-			!upstream_changed && !prepared && se->seq == seq)
-		{
-			/* nothing can be pending: it is as fresh as a refresh would make it */
-			idle = lappend_int(idle, (int) st->pgt_id);
-			continue;
-		}
-
-		se->seq = seq;
-		st->refreshed_now = refresh_one(st, loopcxt, &failed);
-
-		/*
-		 * This process's own commits do not count as changes (they would
-		 * make every due stream table refresh again, for nothing, one
-		 * interval later); the stream tables reading this one are marked
-		 * instead, so they pick up what it wrote when they are due.
-		 */
-		if (st->refreshed_now)
-		{
-			foreach(lc2, readers[lfirst_int(lc)])
-			{
-				SeenEntry  *re = hash_search(seen, &sts[lfirst_int(lc2)].relid,
-											 HASH_ENTER, NULL);
-
-				re->seq = UINT64_MAX;
-			}
-		}
-		if (failed)
-		{
-			/* retried on its next interval even if nothing else changes */
-			se = hash_search(seen, &st->relid, HASH_FIND, NULL);
-			if (se)
-				se->seq = UINT64_MAX;
-		}
-		if (st->interval > 0)
-			next_due = Min(next_due, st->interval);
+			collect_jobs(p, &running, true);
 	}
 
-	if (idle != NIL)
-		touch_idle(idle);
+	if (p->idle != NIL)
+		touch_idle(p->idle);
 
 	if (TimestampDifferenceExceeds(last_prune, GetCurrentTimestamp(), 60 * 1000))
 	{
@@ -417,7 +356,312 @@ scheduler_pass(MemoryContext loopcxt)
 	pgt_shared->slots[my_slot].last_tick = GetCurrentTimestamp();
 	LWLockRelease(pgt_shared->lock);
 
-	return (long) ceil(Max(next_due, 0.001) * 1000.0);
+	return (long) ceil(Max(p->next_due, 0.001) * 1000.0);
+}
+
+/*
+ * build_units makes one unit per diamond group and per other stream table
+ * and links them; false if the links form a cycle.
+ */
+static bool
+build_units(Pass *p)
+{
+	PgtDag	   *dag = p->dag;
+	int		   *group_unit = palloc0(sizeof(int) * (dag->ngroups + 1));
+	int			finished = 0;
+	int		   *waiting;
+	List	   *queue = NIL;
+
+	p->units = palloc0(sizeof(SchedUnit) * Max(dag->n, 1));
+	p->nunits = 0;
+	for (int k = 0; k < dag->n_ordered; k++)
+	{
+		int			i = dag->order[k];
+		PgtDagNode *node = &dag->nodes[i];
+		int			u;
+
+		if (node->group > 0 && group_unit[node->group] > 0)
+			u = group_unit[node->group] - 1;
+		else
+		{
+			u = p->nunits++;
+			p->units[u].job = -1;
+			p->units[u].slowest = true;
+			if (node->group > 0)
+				group_unit[node->group] = u + 1;
+		}
+		p->units[u].members = lappend_int(p->units[u].members, i);
+		if (node->convergence && !node->slowest)
+			p->units[u].slowest = false;
+		p->sts[i].unit = u;
+	}
+	for (int u = 0; u < p->nunits; u++)
+	{
+		SchedUnit  *unit = &p->units[u];
+		ListCell   *lc;
+		bool		convergence = false;
+
+		foreach(lc, unit->members)
+		{
+			int			i = lfirst_int(lc);
+			ListCell   *lc2;
+
+			convergence = convergence || dag->nodes[i].convergence;
+			foreach(lc2, dag->nodes[i].sources)
+			{
+				int			su = p->sts[lfirst_int(lc2)].unit;
+
+				if (su != u && !list_member_int(p->units[su].dependents, u))
+				{
+					p->units[su].dependents = lappend_int(p->units[su].dependents, u);
+					unit->waiting++;
+				}
+			}
+		}
+		if (!convergence)
+			unit->slowest = false;
+	}
+
+	/* the units must be acyclic */
+	waiting = palloc(sizeof(int) * Max(p->nunits, 1));
+	for (int u = 0; u < p->nunits; u++)
+	{
+		waiting[u] = p->units[u].waiting;
+		if (waiting[u] == 0)
+			queue = lappend_int(queue, u);
+	}
+	p->ready = list_copy(queue);
+	while (queue != NIL)
+	{
+		int			u = linitial_int(queue);
+		ListCell   *lc;
+
+		queue = list_delete_first(queue);
+		finished++;
+		foreach(lc, p->units[u].dependents)
+		{
+			if (--waiting[lfirst_int(lc)] == 0)
+				queue = lappend_int(queue, lfirst_int(lc));
+		}
+	}
+	return finished == p->nunits;
+}
+
+/*
+ * decide_unit says whether unit u is to be refreshed now, and if so fills
+ * in its members to refresh (the active ones).  A unit with one member is
+ * due by that member's schedule; a diamond group when any member is due
+ * (policy 'fastest') or when every member with a schedule of its own is
+ * ('slowest'), and at once when a member was never populated.  A due unit
+ * with nothing pending is recorded as idle instead.
+ */
+static bool
+decide_unit(Pass *p, int u)
+{
+	SchedUnit  *unit = &p->units[u];
+	bool		any_due = false;
+	bool		all_scheduled_due = true;
+	bool		any_scheduled = false;
+	bool		forced = false;
+	bool		all_idle = true;
+	ListCell   *lc;
+
+	unit->run.nmembers = 0;
+	foreach(lc, unit->members)
+	{
+		int			i = lfirst_int(lc);
+		PgtDagNode *node = &p->dag->nodes[i];
+		SchedSt    *st = &p->sts[i];
+		SeenEntry  *se = seen_entry(node->relid);
+		bool		due = false;
+		bool		upstream_changed = false;
+		double		interval = st->interval * se->backoff;
+		ListCell   *lc2;
+
+		if (strcmp(node->status, "ACTIVE") != 0 && strcmp(node->status, "INITIALIZING") != 0)
+			continue;
+		if (unit->run.nmembers >= PGT_MAX_UNIT_MEMBERS)
+			break;
+
+		foreach(lc2, node->sources)
+		{
+			if (p->sts[lfirst_int(lc2)].changed_now &&
+				p->sts[lfirst_int(lc2)].unit != u)
+				upstream_changed = true;
+		}
+
+		if (!node->has_refreshed || node->needs_full)
+			forced = due = true;
+		else if (st->sched.kind == PGT_SCHEDULE_CRON)
+		{
+			TimestampTz fire = pgt_schedule_next_fire(&st->sched, node->last_refresh);
+
+			if (fire <= p->now)
+				due = true;
+			else
+				p->next_due = Min(p->next_due, (double) (fire - p->now) / USECS_PER_SEC);
+		}
+		else if (st->since >= interval)
+			due = true;
+		else
+			p->next_due = Min(p->next_due, interval - st->since);
+
+		if (upstream_changed && st->sched.kind == PGT_SCHEDULE_CALCULATED)
+			due = true;
+		if (st->sched.kind != PGT_SCHEDULE_CALCULATED)
+		{
+			any_scheduled = true;
+			all_scheduled_due = all_scheduled_due && due;
+		}
+		any_due = any_due || due;
+
+		/* nothing committed since its last refresh: nothing pending */
+		if (!node->differential || node->needs_full || !node->has_refreshed ||
+			upstream_changed || p->prepared || se->seq != p->seq)
+			all_idle = false;
+
+		unit->run.relids[unit->run.nmembers] = node->relid;
+		unit->run.pgt_ids[unit->run.nmembers] = node->pgt_id;
+		unit->run.nmembers++;
+	}
+
+	if (unit->run.nmembers == 0)
+		return false;
+	if ((unit->slowest && !forced && any_scheduled) ? !all_scheduled_due : !any_due)
+		return false;
+	if (all_idle)
+	{
+		/* it is as fresh as a refresh would make it */
+		for (int m = 0; m < unit->run.nmembers; m++)
+			p->idle = lappend_int(p->idle, (int) unit->run.pgt_ids[m]);
+		return false;
+	}
+	for (int m = 0; m < unit->run.nmembers; m++)
+		seen_entry(unit->run.relids[m])->seq = p->seq;
+	return true;
+}
+
+/*
+ * finish_unit takes note of a unit's outcome (nothing ran when
+ * unit->started is 0) and readies the units waiting for it.
+ */
+static void
+finish_unit(Pass *p, int u, bool failed, uint64 changed_mask)
+{
+	SchedUnit  *unit = &p->units[u];
+	double		took = 0;
+	ListCell   *lc;
+
+	if (unit->started != 0)
+		took = (double) (GetCurrentTimestamp() - unit->started) / USECS_PER_SEC;
+	for (int m = 0; unit->started != 0 && m < unit->run.nmembers; m++)
+	{
+		SeenEntry  *se = seen_entry(unit->run.relids[m]);
+		int			i = -1;
+
+		for (int k = 0; k < p->dag->n; k++)
+			if (p->dag->nodes[k].relid == unit->run.relids[m])
+				i = k;
+		if (i < 0)
+			continue;
+
+		/* retried on its next interval even if nothing else changes */
+		if (failed)
+			se->seq = UINT64_MAX;
+
+		/*
+		 * This process's own commits (and its workers') do not count as
+		 * changes (they would make every due stream table refresh again,
+		 * for nothing, one interval later); the stream tables reading this
+		 * one are marked instead, so they pick up what it wrote when due.
+		 */
+		if (m < 64 && (changed_mask & (UINT64CONST(1) << m)))
+		{
+			p->sts[i].changed_now = true;
+			foreach(lc, p->dag->nodes[i].readers)
+				seen_entry(p->dag->nodes[lfirst_int(lc)].relid)->seq = UINT64_MAX;
+		}
+
+		/* auto_backoff: stretch an interval the refresh cannot keep */
+		if (p->sts[i].sched.kind != PGT_SCHEDULE_CRON && p->sts[i].interval > 0 && !failed)
+		{
+			double		eff = p->sts[i].interval * se->backoff;
+			double		before = se->backoff;
+
+			if (!pgt_auto_backoff)
+				se->backoff = 1.0;
+			else if (took > 0.95 * eff && se->backoff < 8.0)
+				se->backoff = Min(se->backoff * 2.0, 8.0);
+			else if (took < 0.45 * eff && se->backoff > 1.0)
+				se->backoff = Max(se->backoff / 2.0, 1.0);
+			if (se->backoff != before && pgt_auto_backoff)
+				ereport(LOG,
+						(errmsg("pg_trickle: refreshing stream table %u took %.3f s of its %.3f s interval; its interval is now %.3f s",
+								unit->run.relids[m], took, eff,
+								p->sts[i].interval * se->backoff)));
+			p->next_due = Min(p->next_due, p->sts[i].interval * se->backoff);
+		}
+	}
+
+	foreach(lc, unit->dependents)
+	{
+		int			d = lfirst_int(lc);
+
+		if (--p->units[d].waiting == 0)
+			p->ready = lappend_int(p->ready, d);
+	}
+}
+
+/*
+ * collect_jobs finishes the units whose workers ended; with wait, sleeps
+ * until at least one did.
+ */
+static void
+collect_jobs(Pass *p, int *running, bool wait)
+{
+	for (;;)
+	{
+		int			ended = 0;
+
+		for (int u = 0; u < p->nunits; u++)
+		{
+			SchedUnit  *unit = &p->units[u];
+			bool		failed;
+			uint64		mask;
+
+			if (unit->job < 0 || !pgt_job_poll(unit->job, &failed, &mask))
+				continue;
+			unit->job = -1;
+			(*running)--;
+			ended++;
+			finish_unit(p, u, failed, mask);
+		}
+		if (ended > 0 || !wait || *running == 0)
+			return;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1000L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+	}
+}
+
+static SeenEntry *
+seen_entry(Oid relid)
+{
+	bool		found;
+	SeenEntry  *se = hash_search(seen, &relid, HASH_ENTER, &found);
+
+	if (!found)
+	{
+		se->seq = UINT64_MAX;
+		se->backoff = 1.0;
+	}
+	return se;
 }
 
 /*
@@ -427,15 +671,15 @@ scheduler_pass(MemoryContext loopcxt)
  * count as their nominal gap for their upstreams.
  */
 static double
-effective_interval(SchedSt *sts, int n, List **readers, int i)
+effective_interval(Pass *p, int i)
 {
-	SchedSt    *st = &sts[i];
+	SchedSt    *st = &p->sts[i];
 	double		best = DBL_MAX;
 	ListCell   *lc;
 
-	if (st->visited)
+	if (st->interval_known)
 		return st->interval > 0 ? st->interval : pgt_default_schedule_seconds;
-	st->visited = true;
+	st->interval_known = true;
 	switch (st->sched.kind)
 	{
 		case PGT_SCHEDULE_INTERVAL:
@@ -445,80 +689,12 @@ effective_interval(SchedSt *sts, int n, List **readers, int i)
 			st->interval = 60.0;
 			return st->interval;
 		case PGT_SCHEDULE_CALCULATED:
-			foreach(lc, readers[i])
-				best = Min(best, effective_interval(sts, n, readers, lfirst_int(lc)));
+			foreach(lc, p->dag->nodes[i].readers)
+				best = Min(best, effective_interval(p, lfirst_int(lc)));
 			st->interval = best == DBL_MAX ? (double) pgt_default_schedule_seconds : best;
 			return st->interval;
 	}
 	return pgt_default_schedule_seconds;	/* keep compiler quiet */
-}
-
-/*
- * refresh_one refreshes st in a transaction of its own; returns true if it
- * changed the stream table's rows.  A failure is recorded, never raised.
- */
-static bool
-refresh_one(SchedSt *st, MemoryContext loopcxt, bool *failed_out)
-{
-	bool		changed = false;
-	volatile bool failed = false;
-	ErrorData  *edata = NULL;
-
-	/* a committed RUNNING row shows a refresh that a crash interrupted */
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgt_running_history_id = pgt_catalog_history_start(st->pgt_id);
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(loopcxt);
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	PG_TRY();
-	{
-		changed = pgt_refresh_run(st->relid, PGT_INITIATED_SCHEDULER, false);
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(loopcxt);
-		edata = CopyErrorData();
-		/* the RUNNING row committed; the failure row replaces it */
-		FlushErrorState();
-		AbortCurrentTransaction();
-		failed = true;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(loopcxt);
-
-	if (failed)
-	{
-		ereport(LOG,
-				(errmsg("pg_trickle could not refresh stream table %u: %s",
-						st->relid, edata->message)));
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		pgt_catalog_record_failure(st->pgt_id, "SCHEDULER", edata->message,
-								   pgt_max_consecutive_errors);
-		pgt_running_history_id = 0;
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		MemoryContextSwitchTo(loopcxt);
-		LWLockAcquire(pgt_shared->lock, LW_EXCLUSIVE);
-		pgt_shared->slots[my_slot].failures++;
-		LWLockRelease(pgt_shared->lock);
-		*failed_out = true;
-		return false;
-	}
-	pgt_running_history_id = 0;
-	LWLockAcquire(pgt_shared->lock, LW_EXCLUSIVE);
-	pgt_shared->slots[my_slot].refreshes++;
-	LWLockRelease(pgt_shared->lock);
-	return changed;
 }
 
 static bool

@@ -147,9 +147,10 @@ pgt_scheduler_note_absent(Oid dboid)
 }
 
 /*
- * pgt_scheduler_stop_database asks dboid's scheduler to exit, keeps the
- * launcher from starting another (the database counts as absent until
- * pgt_scheduler_wake_launcher), and waits up to 10 s for it to be gone.
+ * pgt_scheduler_stop_database asks dboid's scheduler and refresh workers
+ * to exit, keeps the launcher from starting another scheduler (the
+ * database counts as absent until pgt_scheduler_wake_launcher), and waits
+ * up to 10 s for them to be gone.
  */
 void
 pgt_scheduler_stop_database(Oid dboid)
@@ -161,17 +162,33 @@ pgt_scheduler_stop_database(Oid dboid)
 	{
 		int			pid = 0;
 
+		int			workers[PGT_MAX_REFRESH_JOBS];
+		int			nworkers = 0;
+
 		LWLockAcquire(pgt_shared->lock, LW_SHARED);
 		for (int i = 0; i < PGT_MAX_DATABASES; i++)
 		{
 			if (pgt_shared->slots[i].dboid == dboid && pgt_shared->slots[i].pid != 0)
 				pid = pgt_shared->slots[i].pid;
 		}
+		for (int i = 0; i < PGT_MAX_REFRESH_JOBS; i++)
+		{
+			PgtRefreshJob *j = &pgt_shared->jobs[i];
+
+			if (j->state == PGT_JOB_CLAIMED && j->dboid == dboid && j->worker_pid != 0 &&
+				kill(j->worker_pid, 0) == 0)
+				workers[nworkers++] = j->worker_pid;
+		}
 		LWLockRelease(pgt_shared->lock);
-		if (pid == 0)
+		if (pid == 0 && nworkers == 0)
 			return;
 		if (waited == 0)
-			(void) kill(pid, SIGTERM);
+		{
+			if (pid != 0)
+				(void) kill(pid, SIGTERM);
+			for (int i = 0; i < nworkers; i++)
+				(void) kill(workers[i], SIGTERM);
+		}
 		CHECK_FOR_INTERRUPTS();
 		pg_usleep(10000L);
 	}
@@ -238,4 +255,23 @@ wake_xact_callback(XactEvent event, void *arg)
 		default:
 			break;
 	}
+}
+
+/* pgt_scheduler_count adds to dboid's scheduler statistics */
+void
+pgt_scheduler_count(Oid dboid, int refreshes, int failures)
+{
+	if (pgt_shared == NULL)
+		return;
+	LWLockAcquire(pgt_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < PGT_MAX_DATABASES; i++)
+	{
+		if (pgt_shared->slots[i].dboid == dboid && pgt_shared->slots[i].pid != 0)
+		{
+			pgt_shared->slots[i].refreshes += refreshes;
+			pgt_shared->slots[i].failures += failures;
+			break;
+		}
+	}
+	LWLockRelease(pgt_shared->lock);
 }
