@@ -60,6 +60,7 @@ typedef struct PgtRefreshJob
 	int64		pgt_ids[PGT_MAX_UNIT_MEMBERS];
 	bool		failed;
 	uint64		changed_mask;	/* bit i: member i changed rows */
+	double		seconds;		/* how long the refresh took */
 } PgtRefreshJob;
 
 /* what one refresh unit is, for pgt_refresh_unit */
@@ -100,7 +101,8 @@ extern void pgt_scheduler_count(Oid dboid, int refreshes, int failures);
 /* worker.c */
 extern bool pgt_refresh_unit(const PgtRefreshUnit *unit, uint64 *changed_mask);
 extern int	pgt_job_launch(const PgtRefreshUnit *unit);
-extern bool pgt_job_poll(int job, bool *failed, uint64 *changed_mask);
+extern bool pgt_job_poll(int job, bool *failed, uint64 *changed_mask,
+						 double *seconds);
 extern void pgt_jobs_reclaim(Oid dboid);
 extern int	pgt_jobs_running(Oid dboid);
 

@@ -120,7 +120,8 @@ static TimestampTz last_prune = 0;
 static long scheduler_pass(MemoryContext loopcxt);
 static bool build_units(Pass *p);
 static bool decide_unit(Pass *p, int u);
-static void finish_unit(Pass *p, int u, bool failed, uint64 changed_mask);
+static void finish_unit(Pass *p, int u, bool failed, uint64 changed_mask,
+						double took);
 static void collect_jobs(Pass *p, int *running, bool wait);
 static SeenEntry *seen_entry(Oid relid);
 static bool extension_present(void);
@@ -238,6 +239,8 @@ scheduler_pass(MemoryContext loopcxt)
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	p->now = GetCurrentTimestamp();
+	/* the graph outlives this transaction */
+	MemoryContextSwitchTo(loopcxt);
 	p->dag = pgt_dag_load();
 
 	/*
@@ -305,7 +308,7 @@ scheduler_pass(MemoryContext loopcxt)
 			if (decide_unit(p, u))
 				torun = lappend_int(torun, u);
 			else
-				finish_unit(p, u, false, 0);
+				finish_unit(p, u, false, 0, 0);
 		}
 		if (torun == NIL && running == 0)
 			break;
@@ -336,7 +339,8 @@ scheduler_pass(MemoryContext loopcxt)
 			unit->started = GetCurrentTimestamp();
 			ok = pgt_refresh_unit(&unit->run, &mask);
 			MemoryContextSwitchTo(loopcxt);
-			finish_unit(p, u, !ok, mask);
+			finish_unit(p, u, !ok, mask,
+						(double) (GetCurrentTimestamp() - unit->started) / USECS_PER_SEC);
 			collect_jobs(p, &running, false);
 		}
 		else
@@ -543,17 +547,15 @@ decide_unit(Pass *p, int u)
 
 /*
  * finish_unit takes note of a unit's outcome (nothing ran when
- * unit->started is 0) and readies the units waiting for it.
+ * unit->started is 0; took is how long the refresh took) and readies the
+ * units waiting for it.
  */
 static void
-finish_unit(Pass *p, int u, bool failed, uint64 changed_mask)
+finish_unit(Pass *p, int u, bool failed, uint64 changed_mask, double took)
 {
 	SchedUnit  *unit = &p->units[u];
-	double		took = 0;
 	ListCell   *lc;
 
-	if (unit->started != 0)
-		took = (double) (GetCurrentTimestamp() - unit->started) / USECS_PER_SEC;
 	for (int m = 0; unit->started != 0 && m < unit->run.nmembers; m++)
 	{
 		SeenEntry  *se = seen_entry(unit->run.relids[m]);
@@ -599,8 +601,12 @@ finish_unit(Pass *p, int u, bool failed, uint64 changed_mask)
 						(errmsg("pg_trickle: refreshing stream table %u took %.3f s of its %.3f s interval; its interval is now %.3f s",
 								unit->run.relids[m], took, eff,
 								p->sts[i].interval * se->backoff)));
-			p->next_due = Min(p->next_due, p->sts[i].interval * se->backoff);
+			/* due again one (stretched) interval after this refresh began */
+			p->next_due = Min(p->next_due,
+							  Max(p->sts[i].interval * se->backoff - took, 0.0));
 		}
+		else if (failed && p->sts[i].interval > 0)
+			p->next_due = Min(p->next_due, p->sts[i].interval * se->backoff);
 	}
 
 	foreach(lc, unit->dependents)
@@ -628,13 +634,16 @@ collect_jobs(Pass *p, int *running, bool wait)
 			SchedUnit  *unit = &p->units[u];
 			bool		failed;
 			uint64		mask;
+			double		took;
 
-			if (unit->job < 0 || !pgt_job_poll(unit->job, &failed, &mask))
+			if (unit->job < 0 || !pgt_job_poll(unit->job, &failed, &mask, &took))
 				continue;
 			unit->job = -1;
 			(*running)--;
 			ended++;
-			finish_unit(p, u, failed, mask);
+			if (took < 0)
+				took = (double) (GetCurrentTimestamp() - unit->started) / USECS_PER_SEC;
+			finish_unit(p, u, failed, mask, took);
 		}
 		if (ended > 0 || !wait || *running == 0)
 			return;

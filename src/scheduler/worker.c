@@ -42,6 +42,7 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 #include "pg_trickle/catalog.h"
 #include "pg_trickle/pg_trickle.h"
@@ -242,10 +243,11 @@ pgt_job_launch(const PgtRefreshUnit *unit)
 /*
  * pgt_job_poll returns true once job has ended, with its outcome, and
  * frees the slot.  A worker that stopped without reporting counts as a
- * failure that may have changed every member.
+ * failure that may have changed every member (and an unknown duration,
+ * -1).
  */
 bool
-pgt_job_poll(int job, bool *failed, uint64 *changed_mask)
+pgt_job_poll(int job, bool *failed, uint64 *changed_mask, double *seconds)
 {
 	PgtRefreshJob *j = &pgt_shared->jobs[job];
 	bool		ended = false;
@@ -258,12 +260,14 @@ pgt_job_poll(int job, bool *failed, uint64 *changed_mask)
 	{
 		*failed = j->failed;
 		*changed_mask = j->changed_mask;
+		*seconds = j->seconds;
 		ended = true;
 	}
 	else if (stopped)
 	{
 		*failed = true;
 		*changed_mask = ~UINT64CONST(0);
+		*seconds = -1;
 		ended = true;
 	}
 	if (ended)
@@ -345,6 +349,7 @@ pgt_refresh_worker_main(Datum arg)
 	Oid			dboid;
 	uint64		mask = 0;
 	bool		ok;
+	TimestampTz started;
 
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
@@ -376,10 +381,12 @@ pgt_refresh_worker_main(Datum arg)
 	/* like the scheduler's: readers are marked by the scheduler instead */
 	pgt_scheduler_silent_commits = true;
 
+	started = GetCurrentTimestamp();
 	ok = pgt_refresh_unit(&unit, &mask);
 	(void) pgstat_report_stat(true);
 
 	LWLockAcquire(pgt_shared->lock, LW_EXCLUSIVE);
+	j->seconds = (double) (GetCurrentTimestamp() - started) / USECS_PER_SEC;
 	j->failed = !ok;
 	j->changed_mask = mask;
 	j->state = PGT_JOB_DONE;
