@@ -465,7 +465,7 @@ spj_blocker(Query *q, BlockerContext *ctx)
 	const char *r0;
 
 	if (q->hasSubLinks)
-		return "Subqueries in expressions (EXISTS, IN, scalar subqueries) are not supported by the differential engine yet.";
+		return "Subqueries in expressions are not supported by the differential engine yet, except [NOT] EXISTS and IN conditions in WHERE that are correlated by equality (NOT IN only over NOT NULL columns): scalar subqueries, subqueries under OR, in the select list or in JOIN ... ON, and NOT IN over nullable columns are not.";
 	if (q->hasWindowFuncs || q->hasTargetSRFs || q->limitCount != NULL ||
 		q->limitOffset != NULL || q->setOperations != NULL ||
 		q->groupingSets != NIL || q->hasRecursive)

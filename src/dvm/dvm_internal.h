@@ -20,4 +20,7 @@ extern Node *pgt_dvm_wrap_jointree_node(Query *q, Node *node);
 extern void pgt_dvm_collect_rtindexes(Node *node, List **list);
 extern JoinExpr *pgt_dvm_find_join(Node *node, int rtindex);
 
+/* sublink.c */
+extern void pgt_dvm_pull_up_sublinks(Query *q);
+
 #endif							/* PG_TRICKLE_DVM_INTERNAL_H */

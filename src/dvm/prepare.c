@@ -59,6 +59,7 @@ pgt_dvm_prepare_query(Query *query)
 		elog(ERROR, "unexpected rewrite result for a stream table query");
 	q = linitial_node(Query, rewritten);
 	inline_ctes(q, NIL);
+	pgt_dvm_pull_up_sublinks(q);
 	normalize_joins(q);
 	return q;
 }

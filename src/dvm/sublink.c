@@ -1,0 +1,696 @@
+/*-------------------------------------------------------------------------
+ *
+ * sublink.c
+ *	  Turning subqueries in WHERE into joins the delta engine maintains.
+ *
+ *	  A top-level conjunct of a WHERE clause of the form
+ *
+ *	    EXISTS (SELECT ... FROM ... WHERE i1 = o1 AND ... AND rest)
+ *	    x IN (SELECT y FROM ... WHERE i1 = o1 AND ... AND rest)
+ *
+ *	  where o1.. refer to the outer query and i1.., y and rest only to the
+ *	  subquery, is a semi-join.  It becomes an inner join with the derived
+ *	  table
+ *
+ *	    (SELECT DISTINCT y, i1, ... FROM ... WHERE rest) s
+ *	    ON x = s.y AND s.i1 = o1 AND ...
+ *
+ *	  Every comparison is the equality DISTINCT uses, so an outer row meets
+ *	  at most one row of s: the join keeps each outer row once when the
+ *	  subquery has a match and drops it otherwise, exactly like the
+ *	  semi-join.  NOT EXISTS (and NOT IN when neither x nor y can be NULL,
+ *	  where it means the same) is the anti-join: the outer rows go into a
+ *	  subquery that is LEFT JOINed to s, keeping the rows where s.y (or the
+ *	  first key) IS NULL -- a matched row has it equal to a non-NULL outer
+ *	  value.  The delta engine then maintains s like any DISTINCT subquery
+ *	  (a change in the subquery's tables touches only the keys it changes)
+ *	  and the joins by its join rules.
+ *
+ *	  Anything else -- a correlation that is not such an equality, a
+ *	  subquery with aggregates or LIMIT, a subquery under OR, in the select
+ *	  list or in a join condition, NOT IN over nullable values -- is left in
+ *	  place and refused by the engine's blocker as before.
+ *
+ * IDENTIFICATION
+ *	  src/dvm/sublink.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_attribute.h"
+#include "catalog/pg_type.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "optimizer/tlist.h"
+#include "parser/parse_oper.h"
+#include "parser/parse_relation.h"
+#include "parser/parsetree.h"
+#include "rewrite/rewriteManip.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+#include "utils/typcache.h"
+
+#include "dvm_internal.h"
+
+/* a subquery conjunct that can become a join */
+typedef struct PulledSublink
+{
+	Query	   *derived;		/* SELECT DISTINCT ... */
+	List	   *conds;			/* join conditions, outer side at level 0 */
+	bool		anti;
+	Index		rtindex;		/* of the derived table, once added */
+} PulledSublink;
+
+static int	derived_counter = 0;
+
+static PulledSublink *pull_conjunct(Query *q, Node *conjunct);
+static PulledSublink *pull_sublink(Query *q, SubLink *sl, bool negated);
+static bool split_correlation(Node *clause, Node **inner, Node **outer);
+static bool is_distinct_equality(Oid opno, Node *left, Node *right);
+static Node *replace_params(Node *node, List *vars);
+static Node *replace_params_mutator(Node *node, List *vars);
+static bool expr_never_null(Query *q, Node *expr, int levelsup);
+static Index add_derived(Query *q, Query *derived);
+static Query *wrap_in_from(Query *s);
+static bool output_is_distinct(Query *s);
+static PulledSublink *pull_distinct_in(Query *q, SubLink *sl, Query *s, bool negated);
+static JoinExpr *make_left_join(Query *q, Node *larg, Index rrti, Node *quals);
+static void expand_jointree_node(Query *q, Node *node, List **names, List **vars);
+static void reset_sublink_flags(Query *q);
+
+/*
+ * pgt_dvm_pull_up_sublinks rewrites the subquery conjuncts of the WHERE
+ * clauses of q and of its subqueries in FROM (see the file header).
+ */
+void
+pgt_dvm_pull_up_sublinks(Query *q)
+{
+	List	   *conjuncts;
+	List	   *kept = NIL;
+	List	   *anti = NIL;
+	ListCell   *lc;
+
+	if (q->setOperations != NULL)
+	{
+		foreach(lc, q->rtable)
+		{
+			RangeTblEntry *rte = lfirst(lc);
+
+			if (rte->rtekind == RTE_SUBQUERY)
+				pgt_dvm_pull_up_sublinks(rte->subquery);
+		}
+		reset_sublink_flags(q);
+		return;
+	}
+
+	if (q->hasSubLinks && q->jointree != NULL && q->jointree->quals != NULL &&
+		q->commandType == CMD_SELECT)
+	{
+		conjuncts = make_ands_implicit((Expr *) q->jointree->quals);
+		foreach(lc, conjuncts)
+		{
+			Node	   *c = lfirst(lc);
+			PulledSublink *p = checkExprHasSubLink(c) ? pull_conjunct(q, c) : NULL;
+			ListCell   *lc2;
+
+			if (p == NULL)
+				kept = lappend(kept, c);
+			else if (!p->anti)
+			{
+				/* semi-join: an inner join with the derived table */
+				RangeTblRef *rtr = makeNode(RangeTblRef);
+
+				rtr->rtindex = add_derived(q, p->derived);
+				p->rtindex = rtr->rtindex;
+				q->jointree->fromlist = lappend(q->jointree->fromlist, rtr);
+				foreach(lc2, p->conds)
+				{
+					Node	   *c2 = copyObject(lfirst(lc2));
+
+					ChangeVarNodes(c2, 0, rtr->rtindex, 0);
+					kept = lappend(kept, c2);
+				}
+			}
+			else
+				anti = lappend(anti, p);
+		}
+		q->jointree->quals = (Node *) make_ands_explicit(kept);
+
+		if (anti != NIL)
+		{
+			/*
+			 * Anti-joins: the outer rows so far become the left side of a
+			 * LEFT JOIN per subquery.  The join conditions ride along as
+			 * the outer quals while the left side is wrapped, so that the
+			 * columns they need are kept and remapped.
+			 */
+			List	   *conds = NIL;
+			List	   *nulltests = NIL;
+			FromExpr   *left = makeFromExpr(q->jointree->fromlist, q->jointree->quals);
+			Node	   *larg;
+
+			foreach(lc, anti)
+			{
+				PulledSublink *p = lfirst(lc);
+				Node	   *c2 = (Node *) make_ands_explicit(copyObject(p->conds));
+
+				p->rtindex = add_derived(q, p->derived);
+				ChangeVarNodes(c2, 0, p->rtindex, 0);
+				conds = lappend(conds, c2);
+			}
+			q->jointree = makeFromExpr(list_make1(left), (Node *) conds);
+			larg = pgt_dvm_wrap_jointree_node(q, (Node *) left);
+			conds = (List *) q->jointree->quals;
+			foreach(lc, anti)
+			{
+				PulledSublink *p = lfirst(lc);
+				TargetEntry *first = linitial_node(TargetEntry, p->derived->targetList);
+				NullTest   *nt = makeNode(NullTest);
+
+				larg = (Node *) make_left_join(q, larg, p->rtindex,
+											   list_nth(conds, foreach_current_index(lc)));
+				nt->arg = (Expr *) makeVar(p->rtindex, 1, exprType((Node *) first->expr),
+										   exprTypmod((Node *) first->expr),
+										   exprCollation((Node *) first->expr), 0);
+				nt->nulltesttype = IS_NULL;
+				nt->argisrow = false;
+				nt->location = -1;
+				nulltests = lappend(nulltests, nt);
+			}
+			q->jointree = makeFromExpr(list_make1(larg),
+									   (Node *) make_ands_explicit(nulltests));
+		}
+	}
+
+	foreach(lc, q->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+
+		if (rte->rtekind == RTE_SUBQUERY)
+			pgt_dvm_pull_up_sublinks(rte->subquery);
+	}
+	reset_sublink_flags(q);
+}
+
+/* pull_conjunct recognizes [NOT] EXISTS, IN and NOT IN conjuncts */
+static PulledSublink *
+pull_conjunct(Query *q, Node *conjunct)
+{
+	if (IsA(conjunct, SubLink))
+		return pull_sublink(q, (SubLink *) conjunct, false);
+	if (is_notclause(conjunct) && IsA(get_notclausearg((Expr *) conjunct), SubLink))
+		return pull_sublink(q, (SubLink *) get_notclausearg((Expr *) conjunct), true);
+	return NULL;
+}
+
+static PulledSublink *
+pull_sublink(Query *q, SubLink *sl, bool negated)
+{
+	Query	   *s = castNode(Query, sl->subselect);
+	Query	   *d;
+	PulledSublink *p;
+	List	   *rest = NIL;
+	List	   *tlist = NIL;
+	List	   *outer_vars = NIL;	/* for IN: the derived columns of y */
+	List	   *inner = NIL;
+	List	   *outer = NIL;
+	List	   *ops = NIL;
+	ListCell   *lc;
+	AttrNumber	resno = 1;
+
+	if (sl->subLinkType != EXISTS_SUBLINK && sl->subLinkType != ANY_SUBLINK)
+		return NULL;
+	if (s->commandType != CMD_SELECT || s->cteList != NIL || s->hasRecursive ||
+		s->hasModifyingCTE || s->rowMarks != NIL || s->jointree == NULL)
+		return NULL;
+	if (s->setOperations != NULL || s->hasAggs || s->groupClause != NIL ||
+		s->groupingSets != NIL || s->havingQual != NULL || s->hasWindowFuncs ||
+		s->hasTargetSRFs || s->limitCount != NULL || s->limitOffset != NULL ||
+		s->hasDistinctOn)
+	{
+		/* uncorrelated: SELECT DISTINCT over it as a subquery in FROM */
+		if (contain_vars_of_level((Node *) s, 1))
+			return NULL;
+		if (sl->subLinkType == ANY_SUBLINK && output_is_distinct(s))
+			return pull_distinct_in(q, sl, s, negated);
+		s = wrap_in_from(s);
+	}
+	/* the FROM list must not be correlated (that would be LATERAL) */
+	foreach(lc, s->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+
+		if (rte->rtekind == RTE_CTE)
+			return NULL;
+		if (rte->lateral || contain_vars_of_level((Node *) rte->subquery, 1) ||
+			contain_vars_of_level((Node *) rte->functions, 1) ||
+			contain_vars_of_level((Node *) rte->values_lists, 1))
+			return NULL;
+	}
+	if (contain_vars_of_level((Node *) s->targetList, 1) ||
+		contain_vars_of_level((Node *) s->jointree->fromlist, 1))
+		return NULL;
+
+	/* split the WHERE clause into correlation equalities and the rest */
+	foreach(lc, make_ands_implicit((Expr *) s->jointree->quals))
+	{
+		Node	   *c = lfirst(lc);
+		Node	   *i;
+		Node	   *o;
+
+		if (!contain_vars_of_level(c, 1))
+		{
+			rest = lappend(rest, c);
+			continue;
+		}
+		if (!split_correlation(c, &i, &o))
+			return NULL;
+		inner = lappend(inner, i);
+		outer = lappend(outer, o);
+		ops = lappend_oid(ops, ((OpExpr *) c)->opno);
+	}
+
+	d = copyObject(s);
+	d->jointree->quals = (Node *) make_ands_explicit(copyObject(rest));
+	d->sortClause = NIL;
+	d->distinctClause = NIL;
+
+	/* IN: the subquery's output columns come first */
+	if (sl->subLinkType == ANY_SUBLINK)
+	{
+		foreach(lc, s->targetList)
+		{
+			TargetEntry *tle = lfirst(lc);
+
+			if (tle->resjunk)
+				continue;
+			tlist = lappend(tlist, makeTargetEntry(copyObject(tle->expr), resno,
+												   psprintf("__pgt_y%d", resno), false));
+			outer_vars = lappend(outer_vars,
+								 makeVar(0, resno, exprType((Node *) tle->expr),
+										 exprTypmod((Node *) tle->expr),
+										 exprCollation((Node *) tle->expr), 0));
+			resno++;
+		}
+	}
+	foreach(lc, inner)
+	{
+		tlist = lappend(tlist, makeTargetEntry(copyObject(lfirst(lc)), resno,
+											   psprintf("__pgt_k%d", resno), false));
+		resno++;
+	}
+	if (tlist == NIL)
+		tlist = list_make1(makeTargetEntry((Expr *) makeBoolConst(true, false), resno++,
+										   pstrdup("__pgt_k1"), false));
+	d->targetList = tlist;
+
+	/* DISTINCT over every column */
+	foreach(lc, tlist)
+	{
+		TargetEntry *tle = lfirst(lc);
+		SortGroupClause *sgc = makeNode(SortGroupClause);
+		Oid			type = exprType((Node *) tle->expr);
+		Oid			sortop;
+		Oid			eqop;
+		bool		hashable;
+
+		get_sort_group_operators(type, false, false, false, &sortop, &eqop, NULL, &hashable);
+		if (!OidIsValid(eqop) || (!OidIsValid(sortop) && !hashable))
+			return NULL;
+		tle->ressortgroupref = tle->resno;
+		sgc->tleSortGroupRef = tle->resno;
+		sgc->eqop = eqop;
+		sgc->sortop = sortop;
+		sgc->nulls_first = false;
+		sgc->hashable = hashable;
+		d->distinctClause = lappend(d->distinctClause, sgc);
+	}
+
+	p = palloc0(sizeof(PulledSublink));
+	p->derived = d;
+	p->anti = negated;
+
+	/* join conditions, with varno 0 standing for the derived table */
+	if (sl->subLinkType == ANY_SUBLINK)
+	{
+		Node	   *test = replace_params(copyObject(sl->testexpr), outer_vars);
+
+		if (test == NULL)
+			return NULL;
+		foreach(lc, make_ands_implicit((Expr *) test))
+		{
+			OpExpr	   *op = lfirst(lc);
+
+			if (!IsA(op, OpExpr) || list_length(op->args) != 2 ||
+				!is_distinct_equality(op->opno, linitial(op->args), lsecond(op->args)))
+				return NULL;
+			/* NOT IN means NOT EXISTS only when neither side can be NULL */
+			if (negated &&
+				(!expr_never_null(q, linitial(op->args), 0) ||
+				 !expr_never_null(s, (Node *) ((TargetEntry *) list_nth(s->targetList,
+																		((Var *) lsecond(op->args))->varattno - 1))->expr, 0)))
+				return NULL;
+		}
+		p->conds = make_ands_implicit((Expr *) test);
+	}
+	else if (negated && contain_volatile_functions((Node *) s))
+		return NULL;
+	foreach(lc, inner)
+	{
+		int			k = (sl->subLinkType == ANY_SUBLINK ? list_length(outer_vars) : 0) +
+			foreach_current_index(lc) + 1;
+		Node	   *i = lfirst(lc);
+		Node	   *o = copyObject(list_nth(outer, foreach_current_index(lc)));
+		Var		   *v = makeVar(0, k, exprType(i), exprTypmod(i), exprCollation(i), 0);
+
+		IncrementVarSublevelsUp(o, -1, 1);
+		p->conds = lappend(p->conds,
+						   make_opclause(list_nth_oid(ops, foreach_current_index(lc)), BOOLOID,
+										 false, (Expr *) v, (Expr *) o, InvalidOid,
+										 exprCollation(i)));
+	}
+	if (p->conds == NIL)
+		p->conds = list_make1(makeBoolConst(true, false));
+	/* the derived table is a subquery of q now, no longer a sublink */
+	return p;
+}
+
+/*
+ * split_correlation: clause is "inner = outer" (either order) with the
+ * equality DISTINCT uses, inner referring only to the subquery and outer
+ * only to the query one level up.
+ */
+static bool
+split_correlation(Node *clause, Node **inner, Node **outer)
+{
+	OpExpr	   *op = (OpExpr *) clause;
+	Node	   *a;
+	Node	   *b;
+
+	if (!IsA(clause, OpExpr) || list_length(op->args) != 2)
+		return false;
+	a = linitial(op->args);
+	b = lsecond(op->args);
+	if (contain_vars_of_level(a, 1) && !contain_vars_of_level(b, 1))
+	{
+		Node	   *t = a;
+
+		a = b;
+		b = t;
+	}
+	if (contain_vars_of_level(a, 1) || contain_vars_of_level(b, 0) ||
+		!contain_vars_of_level(b, 1) || contain_volatile_functions(clause) ||
+		checkExprHasSubLink(clause))
+		return false;
+	/* nothing from further up than the query itself */
+	for (int level = 2; level < 16; level++)
+		if (contain_vars_of_level(b, level))
+			return false;
+	if (!is_distinct_equality(op->opno, a, b))
+		return false;
+	*inner = a;
+	*outer = b;
+	return true;
+}
+
+/* is_distinct_equality: opno is the equality of the (same) type of both sides */
+static bool
+is_distinct_equality(Oid opno, Node *left, Node *right)
+{
+	Oid			type = exprType(left);
+	TypeCacheEntry *tc;
+
+	if (type != exprType(right))
+		return false;
+	tc = lookup_type_cache(type, TYPECACHE_EQ_OPR);
+	return OidIsValid(tc->eq_opr) && tc->eq_opr == opno;
+}
+
+/*
+ * replace_params replaces the PARAM_SUBLINK references of an IN test by
+ * the derived table's columns; NULL if the test has another shape.
+ */
+static Node *
+replace_params(Node *node, List *vars)
+{
+	return replace_params_mutator(node, vars);
+}
+
+static Node *
+replace_params_mutator(Node *node, List *vars)
+{
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, Param))
+	{
+		Param	   *param = (Param *) node;
+
+		if (param->paramkind != PARAM_SUBLINK || param->paramid < 1 ||
+			param->paramid > list_length(vars))
+			elog(ERROR, "unexpected parameter in a subquery test");
+		return copyObject(list_nth(vars, param->paramid - 1));
+	}
+	return expression_tree_mutator(node, replace_params_mutator, vars);
+}
+
+/*
+ * expr_never_null: expr is a column of a table with NOT NULL, read in q
+ * outside the nullable side of any outer join (q has none).
+ */
+static bool
+expr_never_null(Query *q, Node *expr, int levelsup)
+{
+	Var		   *v = (Var *) expr;
+	RangeTblEntry *rte;
+	HeapTuple	tup;
+	bool		notnull = false;
+	ListCell   *lc;
+
+	if (!IsA(expr, Var) || v->varlevelsup != levelsup || v->varattno <= 0)
+		return false;
+	foreach(lc, q->rtable)
+	{
+		RangeTblEntry *other = lfirst(lc);
+
+		if (other->rtekind == RTE_JOIN && other->jointype != JOIN_INNER)
+			return false;
+	}
+	rte = rt_fetch(v->varno, q->rtable);
+	if (rte->rtekind != RTE_RELATION)
+		return false;
+	tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(rte->relid), Int16GetDatum(v->varattno));
+	if (HeapTupleIsValid(tup))
+	{
+		notnull = ((Form_pg_attribute) GETSTRUCT(tup))->attnotnull;
+		ReleaseSysCache(tup);
+	}
+	return notnull;
+}
+
+/*
+ * output_is_distinct: s returns each row at most once because it groups
+ * by exactly its output columns (or aggregates without GROUP BY).
+ */
+static bool
+output_is_distinct(Query *s)
+{
+	ListCell   *lc;
+	int			outputs = 0;
+
+	if (s->setOperations != NULL || s->groupingSets != NIL || s->hasTargetSRFs ||
+		s->hasWindowFuncs || s->limitOffset != NULL)
+		return false;
+	if (s->groupClause == NIL)
+		return s->hasAggs;
+	foreach(lc, s->targetList)
+	{
+		TargetEntry *tle = lfirst(lc);
+
+		if (tle->resjunk)
+			return false;
+		if (tle->ressortgroupref == 0 ||
+			get_sortgroupref_clause_noerr(tle->ressortgroupref, s->groupClause) == NULL)
+			return false;
+		outputs++;
+	}
+	return outputs == list_length(s->groupClause);
+}
+
+/*
+ * pull_distinct_in: x IN (s) where s's rows are distinct already: s itself
+ * is the derived table, joined on the IN test.
+ */
+static PulledSublink *
+pull_distinct_in(Query *q, SubLink *sl, Query *s, bool negated)
+{
+	PulledSublink *p;
+	List	   *vars = NIL;
+	Node	   *test;
+	ListCell   *lc;
+
+	if (negated)
+		return NULL;			/* NOT IN needs NULL-free columns */
+	foreach(lc, s->targetList)
+	{
+		TargetEntry *tle = lfirst(lc);
+
+		vars = lappend(vars, makeVar(0, tle->resno, exprType((Node *) tle->expr),
+									 exprTypmod((Node *) tle->expr),
+									 exprCollation((Node *) tle->expr), 0));
+	}
+	test = replace_params(copyObject(sl->testexpr), vars);
+	foreach(lc, make_ands_implicit((Expr *) test))
+	{
+		OpExpr	   *op = lfirst(lc);
+
+		if (!IsA(op, OpExpr) || list_length(op->args) != 2 ||
+			!is_distinct_equality(op->opno, linitial(op->args), lsecond(op->args)))
+			return NULL;
+	}
+	p = palloc0(sizeof(PulledSublink));
+	p->derived = copyObject(s);
+	p->derived->sortClause = NIL;
+	p->conds = make_ands_implicit((Expr *) test);
+	return p;
+}
+
+/* wrap_in_from returns SELECT <every output column> FROM (s) */
+static Query *
+wrap_in_from(Query *s)
+{
+	Query	   *w = makeNode(Query);
+	Query	   *sub = copyObject(s);
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+	RangeTblRef *rtr = makeNode(RangeTblRef);
+	List	   *names = NIL;
+	ListCell   *lc;
+	AttrNumber	resno = 1;
+
+	/* one level deeper than before: no outer references, nothing to adjust */
+	foreach(lc, sub->targetList)
+	{
+		TargetEntry *tle = lfirst(lc);
+
+		if (tle->resjunk)
+			continue;
+		names = lappend(names, makeString(psprintf("__pgt_c%d", resno)));
+		w->targetList = lappend(w->targetList,
+								makeTargetEntry((Expr *) makeVar(1, tle->resno,
+																 exprType((Node *) tle->expr),
+																 exprTypmod((Node *) tle->expr),
+																 exprCollation((Node *) tle->expr), 0),
+												resno, psprintf("__pgt_c%d", resno), false));
+		resno++;
+	}
+	rte->rtekind = RTE_SUBQUERY;
+	rte->subquery = sub;
+	rte->alias = makeAlias("__pgt_s", copyObject(names));
+	rte->eref = makeAlias("__pgt_s", names);
+	rte->inFromCl = true;
+	rtr->rtindex = 1;
+	w->commandType = CMD_SELECT;
+	w->querySource = QSRC_ORIGINAL;
+	w->canSetTag = true;
+	w->rtable = list_make1(rte);
+	w->jointree = makeFromExpr(list_make1(rtr), NULL);
+	return w;
+}
+
+/* add_derived appends derived to q's range table; returns its index */
+static Index
+add_derived(Query *q, Query *derived)
+{
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+	List	   *names = NIL;
+	char	   *alias = psprintf("__pgt_sl%d", ++derived_counter);
+
+	ListCell   *lc;
+
+	foreach(lc, derived->targetList)
+		names = lappend(names, makeString(pstrdup(((TargetEntry *) lfirst(lc))->resname)));
+	rte->rtekind = RTE_SUBQUERY;
+	rte->subquery = derived;
+	rte->alias = makeAlias(alias, copyObject(names));
+	rte->eref = makeAlias(alias, names);
+	rte->inFromCl = true;
+	q->rtable = lappend(q->rtable, rte);
+	return list_length(q->rtable);
+}
+
+/*
+ * make_left_join builds "larg LEFT JOIN <rrti> ON quals" with its join
+ * range table entry.
+ */
+static JoinExpr *
+make_left_join(Query *q, Node *larg, Index rrti, Node *quals)
+{
+	JoinExpr   *j = makeNode(JoinExpr);
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+	RangeTblRef *rtr = makeNode(RangeTblRef);
+	List	   *lnames = NIL;
+	List	   *lvars = NIL;
+	List	   *rnames = NIL;
+	List	   *rvars = NIL;
+	List	   *lcols = NIL;
+	List	   *rcols = NIL;
+
+	rtr->rtindex = rrti;
+	expand_jointree_node(q, larg, &lnames, &lvars);
+	expand_jointree_node(q, (Node *) rtr, &rnames, &rvars);
+	for (int i = 1; i <= list_length(lvars); i++)
+		lcols = lappend_int(lcols, i);
+	for (int i = 1; i <= list_length(rvars); i++)
+		rcols = lappend_int(rcols, i);
+
+	rte->rtekind = RTE_JOIN;
+	rte->jointype = JOIN_LEFT;
+	rte->joinmergedcols = 0;
+	rte->joinaliasvars = list_concat(lvars, rvars);
+	rte->joinleftcols = lcols;
+	rte->joinrightcols = rcols;
+	rte->eref = makeAlias("unnamed_join", list_concat(lnames, rnames));
+	rte->inFromCl = true;
+	q->rtable = lappend(q->rtable, rte);
+
+	j->jointype = JOIN_LEFT;
+	j->isNatural = false;
+	j->larg = larg;
+	j->rarg = (Node *) rtr;
+	j->quals = quals;
+	j->rtindex = list_length(q->rtable);
+	return j;
+}
+
+/* expand_jointree_node lists the output columns of a join tree node */
+static void
+expand_jointree_node(Query *q, Node *node, List **names, List **vars)
+{
+	Index		rti;
+	RangeTblEntry *rte;
+	List	   *n = NIL;
+	List	   *v = NIL;
+
+	if (IsA(node, RangeTblRef))
+		rti = ((RangeTblRef *) node)->rtindex;
+	else if (IsA(node, JoinExpr))
+		rti = ((JoinExpr *) node)->rtindex;
+	else
+		elog(ERROR, "unexpected join tree node %d", (int) nodeTag(node));
+	rte = rt_fetch(rti, q->rtable);
+	expandRTE(rte, rti, 0, -1, false, &n, &v);
+	*names = list_concat(*names, n);
+	*vars = list_concat(*vars, v);
+}
+
+/* reset_sublink_flags recomputes hasSubLinks of q after the rewrite */
+static void
+reset_sublink_flags(Query *q)
+{
+	q->hasSubLinks = checkExprHasSubLink((Node *) q->targetList) ||
+		checkExprHasSubLink((Node *) q->jointree) ||
+		checkExprHasSubLink(q->havingQual) ||
+		checkExprHasSubLink((Node *) q->returningList);
+}
