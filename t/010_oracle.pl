@@ -360,6 +360,11 @@ my @SHAPES = (
 	{ name => 'not_in_not_null', query => 'SELECT c.id, c.name FROM customers c WHERE c.id NOT IN (SELECT o.id FROM orders o WHERE o.amount > 50)' },
 	{ name => 'anti_after_join', query => "SELECT o.id, c.name FROM orders o JOIN customers c ON c.id = o.cust_id WHERE c.segment <> 'C' AND NOT EXISTS (SELECT 1 FROM items i WHERE i.order_id = o.id AND i.qty > 2)" },
 	{ name => 'semi_in_from_subquery', query => 'SELECT s.cust_id, count(*) AS n FROM (SELECT o.cust_id FROM orders o WHERE EXISTS (SELECT 1 FROM items i WHERE i.order_id = o.id)) s GROUP BY s.cust_id' },
+	{ name => 'scalar_uncorrelated_where', query => 'SELECT id, amount FROM orders WHERE amount > (SELECT avg(amount) FROM orders)' },
+	{ name => 'scalar_one_row_select_list', query => "SELECT c.id, c.name, (SELECT count(*) FROM orders WHERE status = 'open') AS nopen FROM customers c" },
+	{ name => 'scalar_correlated_avg', query => 'SELECT i.order_id, i.sku, i.qty FROM items i WHERE i.qty < (SELECT avg(i2.qty) FROM items i2 WHERE i2.sku = i.sku)' },
+	{ name => 'scalar_correlated_min', query => 'SELECT s.sku, s.wh, s.qty FROM stock s WHERE s.qty = (SELECT min(s2.qty) FROM stock s2 WHERE s2.sku = s.sku AND s2.wh > 1)' },
+	{ name => 'scalar_inside_in', query => 'SELECT p.sku, p.weight FROM products p WHERE p.sku IN (SELECT s.sku FROM stock s WHERE s.qty > (SELECT sum(i.qty) / 4.0 FROM items i WHERE i.sku = s.sku))' },
 	{ name => 'scalar_subquery', query => 'SELECT c.id, (SELECT count(*) FROM orders o WHERE o.cust_id = c.id) AS n FROM customers c' },
 
 	# --- window, top-k, lateral
@@ -759,6 +764,7 @@ my %DIFF_UNSUPPORTED = (
 	except => qr/INTERSECT and EXCEPT/,
 	except_all => qr/INTERSECT and EXCEPT/,
 	not_in_with_nulls => qr/Subqueries in expressions/,
+	scalar_inside_in => qr/would exceed/,
 	scalar_subquery => qr/Subqueries in expressions/,
 	window_partition => qr/Window functions/,
 	topk_order_limit => qr/TopK/,

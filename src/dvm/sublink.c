@@ -39,7 +39,9 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/pg_aggregate.h"
 #include "catalog/pg_attribute.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
@@ -64,6 +66,14 @@ typedef struct PulledSublink
 	Index		rtindex;		/* of the derived table, once added */
 } PulledSublink;
 
+/* what scalar_mutator works on */
+typedef struct ScalarContext
+{
+	Query	   *q;
+	Node	   *conjunct;		/* the WHERE conjunct, NULL in the select list */
+	List	   *conds;			/* join conditions to add to WHERE */
+} ScalarContext;
+
 static int	derived_counter = 0;
 
 static PulledSublink *pull_conjunct(Query *q, Node *conjunct);
@@ -80,6 +90,15 @@ static PulledSublink *pull_distinct_in(Query *q, SubLink *sl, Query *s, bool neg
 static JoinExpr *make_left_join(Query *q, Node *larg, Index rrti, Node *quals);
 static void expand_jointree_node(Query *q, Node *node, List **names, List **vars);
 static void reset_sublink_flags(Query *q);
+static Node *pull_scalars(Query *q, Node *conjunct, List **extra);
+static Node *scalar_mutator(Node *node, ScalarContext *ctx);
+static bool null_on_empty(Node *expr);
+static bool aggs_start_null(Node *node, void *context);
+static bool aggs_start_not_null_walker(Node *node, void *context);
+static Node *aggs_to_null(Node *node, void *context);
+static bool false_when_null(Node *conjunct, Node *sl);
+static Node *replace_node(Node *node, Node *target);
+static Node *replace_node_mutator(Node *node, Node *target);
 
 /*
  * pgt_dvm_pull_up_sublinks rewrites the subquery conjuncts of the WHERE
@@ -117,7 +136,14 @@ pgt_dvm_pull_up_sublinks(Query *q)
 			ListCell   *lc2;
 
 			if (p == NULL)
+			{
+				List	   *extra = NIL;
+
+				if (checkExprHasSubLink(c))
+					c = pull_scalars(q, c, &extra);
 				kept = lappend(kept, c);
+				kept = list_concat(kept, extra);
+			}
 			else if (!p->anti)
 			{
 				/* semi-join: an inner join with the derived table */
@@ -185,6 +211,16 @@ pgt_dvm_pull_up_sublinks(Query *q)
 		}
 	}
 
+	if (q->hasSubLinks && q->commandType == CMD_SELECT && q->jointree != NULL &&
+		!q->hasAggs && q->groupClause == NIL && q->groupingSets == NIL &&
+		q->havingQual == NULL && !q->hasWindowFuncs &&
+		checkExprHasSubLink((Node *) q->targetList))
+	{
+		ScalarContext ctx = {q, NULL, NIL};
+
+		q->targetList = (List *) scalar_mutator((Node *) q->targetList, &ctx);
+	}
+
 	foreach(lc, q->rtable)
 	{
 		RangeTblEntry *rte = lfirst(lc);
@@ -193,6 +229,267 @@ pgt_dvm_pull_up_sublinks(Query *q)
 			pgt_dvm_pull_up_sublinks(rte->subquery);
 	}
 	reset_sublink_flags(q);
+}
+
+/*
+ * pull_scalars replaces the scalar subqueries of a WHERE conjunct by
+ * columns of derived tables joined into q, adding the join conditions to
+ * *extra:
+ *
+ *  - an uncorrelated subquery that aggregates without GROUP BY, HAVING or
+ *    LIMIT returns exactly one row: a cross join with it is exact;
+ *  - an aggregate subquery correlated by equalities, whose value over no
+ *    rows is NULL (its aggregates start from a NULL state, like sum, avg,
+ *    min, max, and nothing around them turns NULL into a value), in a
+ *    conjunct that is not true when that value is NULL: an inner join with
+ *    the subquery grouped by its correlation columns.  An outer row without
+ *    a group would see NULL and be filtered out, exactly as the join drops
+ *    it.
+ */
+static Node *
+pull_scalars(Query *q, Node *conjunct, List **extra)
+{
+	ScalarContext ctx = {q, conjunct, NIL};
+	Node	   *result = scalar_mutator(conjunct, &ctx);
+
+	*extra = ctx.conds;
+	return result;
+}
+
+static Node *
+scalar_mutator(Node *node, ScalarContext *ctx)
+{
+	SubLink    *sl;
+	Query	   *s;
+	Query	   *d;
+	RangeTblRef *rtr;
+	TargetEntry *val = NULL;
+	List	   *inner = NIL;
+	List	   *outer = NIL;
+	List	   *ops = NIL;
+	List	   *rest = NIL;
+	ListCell   *lc;
+	AttrNumber	resno = 1;
+	bool		one_row;
+
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, Query))
+		return node;			/* nested levels are handled on their own */
+	if (!IsA(node, SubLink) || ((SubLink *) node)->subLinkType != EXPR_SUBLINK)
+		return expression_tree_mutator(node, scalar_mutator, ctx);
+
+	sl = (SubLink *) node;
+	s = castNode(Query, sl->subselect);
+	if (s->commandType != CMD_SELECT || s->setOperations != NULL || !s->hasAggs ||
+		s->groupClause != NIL || s->groupingSets != NIL || s->havingQual != NULL ||
+		s->hasWindowFuncs || s->hasTargetSRFs || s->limitCount != NULL ||
+		s->limitOffset != NULL || s->cteList != NIL || s->hasDistinctOn ||
+		s->distinctClause != NIL || s->jointree == NULL)
+		return node;
+	foreach(lc, s->targetList)
+	{
+		TargetEntry *tle = lfirst(lc);
+
+		if (tle->resjunk)
+			continue;
+		if (val != NULL)
+			return node;
+		val = tle;
+	}
+	if (val == NULL)
+		return node;
+
+	one_row = !contain_vars_of_level((Node *) s, 1);
+	if (!one_row)
+	{
+		/* correlated: only in a WHERE conjunct, only by equalities */
+		if (ctx->conjunct == NULL || !null_on_empty((Node *) val->expr) ||
+			!false_when_null(ctx->conjunct, node))
+			return node;
+		foreach(lc, s->rtable)
+		{
+			RangeTblEntry *rte = lfirst(lc);
+
+			if (rte->rtekind == RTE_CTE || rte->lateral ||
+				contain_vars_of_level((Node *) rte->subquery, 1) ||
+				contain_vars_of_level((Node *) rte->functions, 1) ||
+				contain_vars_of_level((Node *) rte->values_lists, 1))
+				return node;
+		}
+		if (contain_vars_of_level((Node *) s->targetList, 1) ||
+			contain_vars_of_level((Node *) s->jointree->fromlist, 1))
+			return node;
+		foreach(lc, make_ands_implicit((Expr *) s->jointree->quals))
+		{
+			Node	   *c = lfirst(lc);
+			Node	   *i;
+			Node	   *o;
+
+			if (!contain_vars_of_level(c, 1))
+			{
+				rest = lappend(rest, c);
+				continue;
+			}
+			if (!split_correlation(c, &i, &o))
+				return node;
+			inner = lappend(inner, i);
+			outer = lappend(outer, o);
+			ops = lappend_oid(ops, ((OpExpr *) c)->opno);
+		}
+	}
+
+	d = copyObject(s);
+	d->sortClause = NIL;
+	if (!one_row)
+	{
+		d->jointree->quals = (Node *) make_ands_explicit(copyObject(rest));
+		d->targetList = NIL;
+		foreach(lc, inner)
+		{
+			TargetEntry *tle = makeTargetEntry(copyObject(lfirst(lc)), resno,
+											   psprintf("__pgt_k%d", resno), false);
+			SortGroupClause *sgc = makeNode(SortGroupClause);
+			Oid			type = exprType(lfirst(lc));
+			bool		hashable;
+
+			get_sort_group_operators(type, false, false, false, &sgc->sortop,
+									 &sgc->eqop, NULL, &hashable);
+			if (!OidIsValid(sgc->eqop) || (!OidIsValid(sgc->sortop) && !hashable))
+				return node;
+			sgc->hashable = hashable;
+			sgc->tleSortGroupRef = resno;
+			tle->ressortgroupref = resno;
+			d->groupClause = lappend(d->groupClause, sgc);
+			d->targetList = lappend(d->targetList, tle);
+			resno++;
+		}
+		d->targetList = lappend(d->targetList,
+								makeTargetEntry(copyObject(val->expr), resno,
+												pstrdup("__pgt_v"), false));
+	}
+	else
+	{
+		d->targetList = list_make1(makeTargetEntry(copyObject(val->expr), 1,
+												   pstrdup("__pgt_v"), false));
+		resno = 1;
+	}
+
+	rtr = makeNode(RangeTblRef);
+	rtr->rtindex = add_derived(ctx->q, d);
+	ctx->q->jointree->fromlist = lappend(ctx->q->jointree->fromlist, rtr);
+	foreach(lc, inner)
+	{
+		Node	   *i = lfirst(lc);
+		Node	   *o = copyObject(list_nth(outer, foreach_current_index(lc)));
+		Var		   *v = makeVar(rtr->rtindex, foreach_current_index(lc) + 1, exprType(i),
+								exprTypmod(i), exprCollation(i), 0);
+
+		IncrementVarSublevelsUp(o, -1, 1);
+		ctx->conds = lappend(ctx->conds,
+							 make_opclause(list_nth_oid(ops, foreach_current_index(lc)), BOOLOID,
+										   false, (Expr *) v, (Expr *) o, InvalidOid,
+										   exprCollation(i)));
+	}
+	return (Node *) makeVar(rtr->rtindex, resno, exprType((Node *) val->expr),
+							exprTypmod((Node *) val->expr),
+							exprCollation((Node *) val->expr), 0);
+}
+
+/*
+ * null_on_empty: expr, evaluated over no rows, is NULL: every aggregate in
+ * it is (a built-in other than count, or one without an initial state)
+ * and the expression around them is NULL when they are.
+ */
+static bool
+null_on_empty(Node *expr)
+{
+	Node	   *folded;
+
+	if (!aggs_start_null(expr, NULL))
+		return false;
+	folded = eval_const_expressions(NULL, aggs_to_null(copyObject(expr), NULL));
+	return IsA(folded, Const) && ((Const *) folded)->constisnull;
+}
+
+static bool
+aggs_start_null(Node *node, void *context)
+{
+	if (node == NULL)
+		return true;
+	if (IsA(node, Aggref))
+	{
+		Aggref	   *agg = (Aggref *) node;
+		HeapTuple	tup;
+		bool		isnull = false;
+		char	   *name;
+
+		if (agg->aggfilter != NULL)
+			return false;
+		/* built-in aggregates are NULL over no rows, except the counts */
+		name = get_func_name(agg->aggfnoid);
+		if (get_func_namespace(agg->aggfnoid) == PG_CATALOG_NAMESPACE)
+			return strcmp(name, "count") != 0 && strcmp(name, "regr_count") != 0;
+		/* others when they start from a NULL state */
+		tup = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(agg->aggfnoid));
+		if (!HeapTupleIsValid(tup))
+			return false;
+		(void) SysCacheGetAttr(AGGFNOID, tup, Anum_pg_aggregate_agginitval, &isnull);
+		ReleaseSysCache(tup);
+		return isnull;
+	}
+	if (IsA(node, Query))
+		return false;
+	return !expression_tree_walker(node, aggs_start_not_null_walker, context);
+}
+
+static bool
+aggs_start_not_null_walker(Node *node, void *context)
+{
+	return !aggs_start_null(node, context);
+}
+
+static Node *
+aggs_to_null(Node *node, void *context)
+{
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, Aggref))
+		return (Node *) makeNullConst(exprType(node), exprTypmod(node), exprCollation(node));
+	return expression_tree_mutator(node, aggs_to_null, context);
+}
+
+/*
+ * false_when_null: the conjunct is NULL or false when the subquery value
+ * sl is NULL (it is then dropped from the result like a missing join row).
+ */
+static bool
+false_when_null(Node *conjunct, Node *sl)
+{
+	Node	   *replaced = replace_node(copyObject(conjunct), sl);
+	Node	   *folded = eval_const_expressions(NULL, replaced);
+
+	return IsA(folded, Const) &&
+		(((Const *) folded)->constisnull || !DatumGetBool(((Const *) folded)->constvalue));
+}
+
+/* replace_node replaces the node equal to target by a NULL constant */
+static Node *
+replace_node(Node *node, Node *target)
+{
+	return replace_node_mutator(node, target);
+}
+
+static Node *
+replace_node_mutator(Node *node, Node *target)
+{
+	if (node == NULL)
+		return NULL;
+	if (equal(node, target))
+		return (Node *) makeNullConst(exprType(node), exprTypmod(node), exprCollation(node));
+	if (IsA(node, Query))
+		return node;
+	return expression_tree_mutator(node, replace_node_mutator, target);
 }
 
 /* pull_conjunct recognizes [NOT] EXISTS, IN and NOT IN conjuncts */

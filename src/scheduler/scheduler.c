@@ -97,6 +97,7 @@ typedef struct SeenEntry
 	Oid			relid;
 	uint64		seq;			/* change counter at its last refresh */
 	double		backoff;		/* auto_backoff's interval factor */
+	TimestampTz failed_at;		/* last failed refresh since the last success */
 } SeenEntry;
 
 typedef struct Pass
@@ -510,6 +511,18 @@ decide_unit(Pass *p, int u)
 		else
 			p->next_due = Min(p->next_due, interval - st->since);
 
+		/* a failed refresh is retried one interval after the failure */
+		if (due && se->failed_at != 0)
+		{
+			double		since_failure = (double) (p->now - se->failed_at) / USECS_PER_SEC;
+
+			if (since_failure < interval)
+			{
+				due = false;
+				p->next_due = Min(p->next_due, interval - since_failure);
+			}
+		}
+
 		if (upstream_changed && st->sched.kind == PGT_SCHEDULE_CALCULATED)
 			due = true;
 		if (st->sched.kind != PGT_SCHEDULE_CALCULATED)
@@ -569,7 +582,12 @@ finish_unit(Pass *p, int u, bool failed, uint64 changed_mask, double took)
 
 		/* retried on its next interval even if nothing else changes */
 		if (failed)
+		{
 			se->seq = UINT64_MAX;
+			se->failed_at = GetCurrentTimestamp();
+		}
+		else
+			se->failed_at = 0;
 
 		/*
 		 * This process's own commits (and its workers') do not count as
@@ -669,6 +687,7 @@ seen_entry(Oid relid)
 	{
 		se->seq = UINT64_MAX;
 		se->backoff = 1.0;
+		se->failed_at = 0;
 	}
 	return se;
 }
