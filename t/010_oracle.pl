@@ -365,6 +365,7 @@ my @SHAPES = (
 	{ name => 'scalar_correlated_avg', query => 'SELECT i.order_id, i.sku, i.qty FROM items i WHERE i.qty < (SELECT avg(i2.qty) FROM items i2 WHERE i2.sku = i.sku)' },
 	{ name => 'scalar_correlated_min', query => 'SELECT s.sku, s.wh, s.qty FROM stock s WHERE s.qty = (SELECT min(s2.qty) FROM stock s2 WHERE s2.sku = s.sku AND s2.wh > 1)' },
 	{ name => 'scalar_inside_in', query => 'SELECT p.sku, p.weight FROM products p WHERE p.sku IN (SELECT s.sku FROM stock s WHERE s.qty > (SELECT sum(i.qty) / 4.0 FROM items i WHERE i.sku = s.sku))' },
+	{ name => 'scalar_in_having', query => 'SELECT cust_id, sum(amount) AS s, count(*) AS n FROM orders GROUP BY cust_id HAVING sum(amount) > (SELECT avg(amount) * 2 FROM orders)' },
 	{ name => 'scalar_subquery', query => 'SELECT c.id, (SELECT count(*) FROM orders o WHERE o.cust_id = c.id) AS n FROM customers c' },
 
 	# --- window, top-k, lateral

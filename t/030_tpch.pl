@@ -35,7 +35,6 @@ my %NOT_YET = (
 	q02 => qr/TopK/,
 	q03 => qr/TopK/,
 	q10 => qr/TopK/,
-	q11 => qr/Subqueries in expressions/,
 	q13 => qr/would exceed/,
 	q18 => qr/TopK/,
 	q20 => qr/would exceed/,

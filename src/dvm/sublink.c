@@ -47,6 +47,7 @@
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
 #include "optimizer/tlist.h"
+#include "parser/parse_func.h"
 #include "parser/parse_oper.h"
 #include "parser/parse_relation.h"
 #include "parser/parsetree.h"
@@ -70,8 +71,9 @@ typedef struct PulledSublink
 typedef struct ScalarContext
 {
 	Query	   *q;
-	Node	   *conjunct;		/* the WHERE conjunct, NULL in the select list */
+	Node	   *conjunct;		/* the WHERE conjunct, NULL elsewhere */
 	List	   *conds;			/* join conditions to add to WHERE */
+	bool		in_having;		/* the value is read as min() of the group */
 } ScalarContext;
 
 static int	derived_counter = 0;
@@ -91,6 +93,7 @@ static JoinExpr *make_left_join(Query *q, Node *larg, Index rrti, Node *quals);
 static void expand_jointree_node(Query *q, Node *node, List **names, List **vars);
 static void reset_sublink_flags(Query *q);
 static Node *pull_scalars(Query *q, Node *conjunct, List **extra);
+static Node *make_min(Var *arg);
 static Node *scalar_mutator(Node *node, ScalarContext *ctx);
 static bool null_on_empty(Node *expr);
 static bool aggs_start_null(Node *node, void *context);
@@ -216,9 +219,21 @@ pgt_dvm_pull_up_sublinks(Query *q)
 		q->havingQual == NULL && !q->hasWindowFuncs &&
 		checkExprHasSubLink((Node *) q->targetList))
 	{
-		ScalarContext ctx = {q, NULL, NIL};
+		ScalarContext ctx = {q, NULL, NIL, false};
 
 		q->targetList = (List *) scalar_mutator((Node *) q->targetList, &ctx);
+	}
+
+	/*
+	 * HAVING: a one-row subquery is cross joined as well; every row of a
+	 * group then carries its value, and min() over the group reads it.
+	 */
+	if (q->hasSubLinks && q->commandType == CMD_SELECT && q->jointree != NULL &&
+		q->groupingSets == NIL && checkExprHasSubLink(q->havingQual))
+	{
+		ScalarContext ctx = {q, NULL, NIL, true};
+
+		q->havingQual = scalar_mutator(q->havingQual, &ctx);
 	}
 
 	foreach(lc, q->rtable)
@@ -229,6 +244,32 @@ pgt_dvm_pull_up_sublinks(Query *q)
 			pgt_dvm_pull_up_sublinks(rte->subquery);
 	}
 	reset_sublink_flags(q);
+}
+
+/* make_min returns min(arg) as an aggregate of the current query level */
+static Node *
+make_min(Var *arg)
+{
+	Oid			type = arg->vartype;
+	Oid			fnoid = LookupFuncName(list_make1(makeString("min")), 1, &type, true);
+	Aggref	   *agg;
+
+	if (!OidIsValid(fnoid))
+		return NULL;
+	agg = makeNode(Aggref);
+	agg->aggfnoid = fnoid;
+	agg->aggtype = get_func_rettype(fnoid);
+	agg->aggcollid = arg->varcollid;
+	agg->inputcollid = arg->varcollid;
+	agg->aggtranstype = InvalidOid;
+	agg->aggargtypes = list_make1_oid(type);
+	agg->args = list_make1(makeTargetEntry((Expr *) arg, 1, NULL, false));
+	agg->aggkind = AGGKIND_NORMAL;
+	agg->aggsplit = AGGSPLIT_SIMPLE;
+	agg->aggno = -1;
+	agg->aggtransno = -1;
+	agg->location = -1;
+	return (Node *) agg;
 }
 
 /*
@@ -249,7 +290,7 @@ pgt_dvm_pull_up_sublinks(Query *q)
 static Node *
 pull_scalars(Query *q, Node *conjunct, List **extra)
 {
-	ScalarContext ctx = {q, conjunct, NIL};
+	ScalarContext ctx = {q, conjunct, NIL, false};
 	Node	   *result = scalar_mutator(conjunct, &ctx);
 
 	*extra = ctx.conds;
@@ -301,6 +342,14 @@ scalar_mutator(Node *node, ScalarContext *ctx)
 		return node;
 
 	one_row = !contain_vars_of_level((Node *) s, 1);
+	if (ctx->in_having)
+	{
+		Var		   *probe = makeVar(1, 1, exprType((Node *) val->expr), -1,
+									exprCollation((Node *) val->expr), 0);
+
+		if (!one_row || make_min(probe) == NULL)
+			return node;
+	}
 	if (!one_row)
 	{
 		/* correlated: only in a WHERE conjunct, only by equalities */
@@ -391,9 +440,13 @@ scalar_mutator(Node *node, ScalarContext *ctx)
 										   false, (Expr *) v, (Expr *) o, InvalidOid,
 										   exprCollation(i)));
 	}
-	return (Node *) makeVar(rtr->rtindex, resno, exprType((Node *) val->expr),
-							exprTypmod((Node *) val->expr),
-							exprCollation((Node *) val->expr), 0);
+	{
+		Var		   *v = makeVar(rtr->rtindex, resno, exprType((Node *) val->expr),
+								exprTypmod((Node *) val->expr),
+								exprCollation((Node *) val->expr), 0);
+
+		return ctx->in_having ? make_min(v) : (Node *) v;
+	}
 }
 
 /*
