@@ -400,5 +400,10 @@ SELECT kind, payload, count(*) FROM c_events GROUP BY kind, payload ORDER BY kin
 SELECT n, s FROM c_empty_agg;
 SELECT k, n FROM c_empty_grouped ORDER BY k NULLS FIRST;
 
+-- ORDER BY without LIMIT is accepted, with a WARNING that it orders nothing
+SELECT pgtrickle.create_stream_table('c_ordered',
+    'SELECT id, name FROM customers ORDER BY name', refresh_mode => 'DIFFERENTIAL');
+SELECT count(*) = (SELECT count(*) FROM customers) FROM c_ordered;
+
 -- The stream tables stay for api_zz_drop_extension.
 DROP VIEW created;
