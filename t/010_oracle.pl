@@ -371,6 +371,12 @@ my @SHAPES = (
 	# --- window, top-k, lateral
 	{ name => 'window_partition', query => 'SELECT id, cust_id, amount, sum(amount) OVER (PARTITION BY cust_id) AS cust_total, row_number() OVER (PARTITION BY cust_id ORDER BY id) AS rn FROM orders' },
 	{ name => 'topk_order_limit', query => 'SELECT id, amount FROM orders ORDER BY amount DESC NULLS LAST, id LIMIT 5' },
+	{ name => 'topk_grouped', query => 'SELECT cust_id, sum(amount) AS s, count(*) AS n FROM orders GROUP BY cust_id ORDER BY s DESC NULLS LAST, cust_id NULLS LAST LIMIT 3' },
+	{ name => 'topk_join', query => 'SELECT o.id, c.name, o.amount FROM orders o JOIN customers c ON c.id = o.cust_id ORDER BY o.amount DESC NULLS LAST, o.id LIMIT 4' },
+	{ name => 'topk_limit_1_asc', query => 'SELECT id, odate FROM orders WHERE status <> \'closed\' ORDER BY odate NULLS LAST, id LIMIT 1' },
+	{ name => 'topk_distinct', query => 'SELECT DISTINCT status, cust_id FROM orders ORDER BY cust_id NULLS FIRST, status NULLS FIRST LIMIT 5' },
+	{ name => 'topk_duplicates', query => 'SELECT a, b FROM nums ORDER BY a DESC NULLS LAST, b DESC NULLS LAST LIMIT 4' },
+	{ name => 'topk_offset', query => 'SELECT id, amount FROM orders ORDER BY amount DESC NULLS LAST, id LIMIT 3 OFFSET 2' },
 	{ name => 'lateral_top1', query => 'SELECT c.id AS cid, x.id AS oid, x.amount FROM customers c CROSS JOIN LATERAL (SELECT o.id, o.amount FROM orders o WHERE o.cust_id = c.id ORDER BY o.amount DESC NULLS LAST, o.id LIMIT 1) x' },
 
 	# --- combined, TPC-H-like
@@ -768,7 +774,7 @@ my %DIFF_UNSUPPORTED = (
 	scalar_inside_in => qr/would exceed/,
 	scalar_subquery => qr/Subqueries in expressions/,
 	window_partition => qr/Window functions/,
-	topk_order_limit => qr/TopK/,
+	topk_offset => qr/OFFSET/,
 	lateral_top1 => qr/LATERAL/,
 	tpch_q13_like => qr/delta SQL would exceed/,
 	tpch_like_from_empty => qr/Whole-row references/,

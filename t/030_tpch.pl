@@ -32,13 +32,10 @@ my $dir = "$FindBin::RealBin/../bench/tpch";
 
 # what the differential engine refuses today, and why
 my %NOT_YET = (
-	q02 => qr/TopK/,
-	q03 => qr/TopK/,
-	q10 => qr/TopK/,
+	q02 => qr/would exceed/,
 	q13 => qr/would exceed/,
-	q18 => qr/TopK/,
 	q20 => qr/would exceed/,
-	q21 => qr/TopK/,
+	q21 => qr/Subqueries in expressions/,
 );
 
 my $node = PgtTest::start_node('tpch', "max_wal_size = '1GB'\n");

@@ -23,7 +23,9 @@ typedef enum PgtDeltaStrategy
 {
 	PGT_DELTA_MULTISET,			/* weighted rows: delete/insert copies */
 	PGT_DELTA_KEYED,			/* recompute the groups whose key changed */
-	PGT_DELTA_SINGLETON			/* recompute the one row */
+	PGT_DELTA_SINGLETON,		/* recompute the one row */
+	PGT_DELTA_TOPK				/* ORDER BY ... LIMIT n: the first n of the
+								 * stored rows and the changed ones */
 } PgtDeltaStrategy;
 
 /* one base relation whose change buffer feeds the delta */

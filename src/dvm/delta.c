@@ -97,6 +97,7 @@ typedef struct DvmContext
 	List	   *derived;		/* DerivedLeaf *: anti-join legs of outer joins */
 	int			nderived;
 	List	   *sources;		/* PgtDeltaSource *: columns read per relation */
+	List	   *columns;		/* PgtColumn *: the stream table's columns */
 } DvmContext;
 
 /*
@@ -166,6 +167,16 @@ static char *keyed_apply_sql(Query *q, PgtAnalysis *analysis,
 							 const char *storage, DvmContext *ctx);
 static char *multiset_apply_sql(Query *q, PgtAnalysis *analysis,
 								const char *storage, DvmContext *ctx);
+static const char *topk_blocker(Query *q);
+static char *topk_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
+							DvmContext *ctx);
+static char *order_by_sql(Query *q, PgtAnalysis *analysis);
+static bool topk_limit(Query *q, int64 *n);
+static void consolidation_lists(List *columns, StringInfo sel, StringInfo grp);
+static void append_apply_consolidated(StringInfo sql, PgtAnalysis *analysis,
+									  const char *storage, const char *third);
+static void keyed_parts(Query *q, DvmContext *ctx, char **delta, char **recompute,
+						List **keytles);
 static char *singleton_apply_sql(Query *q, PgtAnalysis *analysis,
 								 const char *storage);
 static bool expr_is_not_null(Query *q, Node *expr);
@@ -279,6 +290,8 @@ pgt_dvm_apply_sql(Query *query, PgtAnalysis *analysis, const char *storage,
 			return keyed_apply_sql(q, analysis, storage, &ctx);
 		case PGT_DELTA_SINGLETON:
 			return singleton_apply_sql(q, analysis, storage);
+		case PGT_DELTA_TOPK:
+			return topk_apply_sql(q, analysis, storage, &ctx);
 	}
 	return NULL;				/* keep compiler quiet */
 }
@@ -376,7 +389,21 @@ top_blocker(Query *q, PgtDeltaStrategy *strategy, List **sources)
 	if (q->hasTargetSRFs)
 		return "Set-returning functions in the select list are not supported by the differential engine yet.";
 	if (q->limitCount != NULL || q->limitOffset != NULL)
-		return "ORDER BY ... LIMIT (TopK) is not supported by the differential engine yet.";
+	{
+		Query	   *b;
+
+		if ((reason = topk_blocker(q)) != NULL)
+			return reason;
+		/* the rest of the rules apply to the query without ORDER BY/LIMIT */
+		b = copyObject(q);
+		b->limitCount = NULL;
+		b->limitOffset = NULL;
+		b->sortClause = NIL;
+		if ((reason = top_blocker(b, strategy, sources)) != NULL)
+			return reason;
+		*strategy = PGT_DELTA_TOPK;
+		return NULL;
+	}
 	if (q->groupingSets != NIL)
 		return "GROUPING SETS, ROLLUP and CUBE are not supported by the differential engine yet.";
 	if (q->hasDistinctOn)
@@ -1347,49 +1374,15 @@ multiset_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
 				   DvmContext *ctx)
 {
 	StringInfoData sql;
-	ListCell   *lc;
 	char	   *delta = any_delta(q, ctx);
 	const char *cols = col_list(analysis->columns, "", false);
 	StringInfoData sel;
 	StringInfoData grp;
-	bool		first = true;
 
 	if (delta == NULL)
 		return NULL;
 
-	initStringInfo(&sel);
-	initStringInfo(&grp);
-	foreach(lc, analysis->columns)
-	{
-		PgtColumn  *col = lfirst(lc);
-		TypeCacheEntry *tc = lookup_type_cache(col->typid, TYPECACHE_EQ_OPR);
-		const char *qn = quote_identifier(col->name);
-
-		if (!first)
-		{
-			appendStringInfoString(&sel, ", ");
-			appendStringInfoString(&grp, ", ");
-		}
-		first = false;
-		if (OidIsValid(tc->eq_opr))
-		{
-			appendStringInfo(&sel, "d.%s", qn);
-			appendStringInfo(&grp, "d.%s", qn);
-			/* equal but differently printed values are different rows */
-			if (!pgt_storage_equal_is_identity(col->typid, col->collation))
-				appendStringInfo(&grp, ", d.%s::pg_catalog.text", qn);
-		}
-		else
-		{
-			/* no equality: group on the text form, keep one value */
-			appendStringInfo(&sel, "(pg_catalog.min(d.%s::pg_catalog.text))::%s AS %s", qn,
-							 format_type_extended(col->typid, col->typmod,
-												  FORMAT_TYPE_TYPEMOD_GIVEN |
-												  FORMAT_TYPE_FORCE_QUALIFY), qn);
-			appendStringInfo(&grp, "d.%s::pg_catalog.text", qn);
-		}
-	}
-
+	consolidation_lists(analysis->columns, &sel, &grp);
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
 					 "WITH __pgt_d AS (SELECT * FROM (%s) AS __pgt_d0(%s, __pgt_w)), "
@@ -1397,7 +1390,69 @@ multiset_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
 					 "pg_catalog.row_number() OVER () AS __pgt_cid "
 					 "FROM __pgt_d d GROUP BY %s HAVING pg_catalog.sum(d.__pgt_w) <> 0), ",
 					 delta, cols, sel.data, grp.data);
-	appendStringInfo(&sql,
+	append_apply_consolidated(&sql, analysis, storage,
+							  "(SELECT pg_catalog.count(*) FROM __pgt_d)");
+	return sql.data;
+}
+
+/*
+ * consolidation_lists fills sel and grp, the select and GROUP BY lists
+ * that consolidate weighted rows "d" per distinct row: values that are
+ * equal but print differently stay different rows, and a type without
+ * equality is grouped on its text form.
+ */
+static void
+consolidation_lists(List *columns, StringInfo sel, StringInfo grp)
+{
+	ListCell   *lc;
+	bool		first = true;
+
+	initStringInfo(sel);
+	initStringInfo(grp);
+	foreach(lc, columns)
+	{
+		PgtColumn  *col = lfirst(lc);
+		TypeCacheEntry *tc = lookup_type_cache(col->typid, TYPECACHE_EQ_OPR);
+		const char *qn = quote_identifier(col->name);
+
+		if (!first)
+		{
+			appendStringInfoString(sel, ", ");
+			appendStringInfoString(grp, ", ");
+		}
+		first = false;
+		if (OidIsValid(tc->eq_opr))
+		{
+			appendStringInfo(sel, "d.%s", qn);
+			appendStringInfo(grp, "d.%s", qn);
+			/* equal but differently printed values are different rows */
+			if (!pgt_storage_equal_is_identity(col->typid, col->collation))
+				appendStringInfo(grp, ", d.%s::pg_catalog.text", qn);
+		}
+		else
+		{
+			/* no equality: group on the text form, keep one value */
+			appendStringInfo(sel, "(pg_catalog.min(d.%s::pg_catalog.text))::%s AS %s", qn,
+							 format_type_extended(col->typid, col->typmod,
+												  FORMAT_TYPE_TYPEMOD_GIVEN |
+												  FORMAT_TYPE_FORCE_QUALIFY), qn);
+			appendStringInfo(grp, "d.%s::pg_catalog.text", qn);
+		}
+	}
+}
+
+/*
+ * append_apply_consolidated finishes a statement whose CTE __pgt_c holds
+ * consolidated weighted rows (columns, __pgt_w, __pgt_cid): it deletes |w|
+ * stored copies of rows with w < 0, inserts w copies of rows with w > 0,
+ * and returns rows deleted, rows inserted, third (an SQL expression) and
+ * the number of copies it meant to delete.
+ */
+static void
+append_apply_consolidated(StringInfo sql, PgtAnalysis *analysis, const char *storage,
+						  const char *third)
+{
+	appendStringInfo(sql,
 					 "__pgt_del AS (DELETE FROM %s WHERE ctid = ANY (ARRAY("
 					 "SELECT x.ctid FROM (SELECT t.ctid, -c.__pgt_w AS n, "
 					 "pg_catalog.row_number() OVER (PARTITION BY c.__pgt_cid ORDER BY t.ctid) AS rn "
@@ -1406,42 +1461,36 @@ multiset_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
 					 storage, storage,
 					 pgt_storage_row_id_expr(analysis->columns, PGT_IDENTITY_ALL_COLUMNS, "c"),
 					 recheck_sql(analysis->columns, "t", "c", true, false));
-	appendStringInfo(&sql,
+	appendStringInfo(sql,
 					 "__pgt_ins AS (INSERT INTO %s (%s, " PGT_ROW_ID_COLUMN ") "
 					 "SELECT %s, %s FROM __pgt_c c CROSS JOIN LATERAL "
 					 "pg_catalog.generate_series(1::pg_catalog.int8, c.__pgt_w) "
 					 "WHERE c.__pgt_w > 0 RETURNING 1) "
 					 "SELECT (SELECT pg_catalog.count(*) FROM __pgt_del), "
 					 "(SELECT pg_catalog.count(*) FROM __pgt_ins), "
-					 "(SELECT pg_catalog.count(*) FROM __pgt_d), "
+					 "%s, "
 					 "(SELECT COALESCE(pg_catalog.sum(-__pgt_w), 0) FROM __pgt_c WHERE __pgt_w < 0)",
-					 storage, cols,
+					 storage, col_list(analysis->columns, "", false),
 					 col_list(analysis->columns, "c.", false),
-					 pgt_storage_row_id_expr(analysis->columns, PGT_IDENTITY_ALL_COLUMNS, "c"));
-	return sql.data;
+					 pgt_storage_row_id_expr(analysis->columns, PGT_IDENTITY_ALL_COLUMNS, "c"),
+					 third);
 }
 
 /*
- * keyed_apply_sql: collect the keys touched by the delta of the FROM/WHERE
- * part, recompute those groups with the query itself, and MERGE them into
- * storage (update, insert, or delete a group that vanished).
+ * keyed_parts returns the SQL of the group keys touched by the delta of
+ * q's FROM/WHERE part (columns: the keys, __pgt_w; NULL if nothing
+ * changed) and of q restricted to the keys of a CTE named __pgt_k, and
+ * the key target entries.
  */
-static char *
-keyed_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
-				DvmContext *ctx)
+static void
+keyed_parts(Query *q, DvmContext *ctx, char **delta_out, char **recompute_out,
+			List **keytles_out)
 {
-	StringInfoData sql;
 	Query	   *child;
 	Query	   *restricted;
 	char	   *delta;
-	List	   *keynames = NIL;
 	List	   *keytles = NIL;
 	ListCell   *lc;
-	StringInfoData kcols;
-	StringInfoData ucols;
-	StringInfoData on;
-	StringInfoData set;
-	int			n;
 	char	   *recompute;
 
 	/* key columns: for GROUP BY the grouping columns, else all columns */
@@ -1456,7 +1505,6 @@ keyed_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
 			 get_sortgroupref_clause_noerr(tle->ressortgroupref, q->groupClause) == NULL))
 			continue;
 		keytles = lappend(keytles, tle);
-		keynames = lappend(keynames, tle->resname);
 	}
 
 	if (q->setOperations != NULL)
@@ -1464,7 +1512,7 @@ keyed_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
 		/* UNION: keys are whole rows; the delta of UNION ALL gives them */
 		delta = setop_delta(q, ctx);
 		recompute = psprintf("SELECT r0.* FROM (%s) AS r0 WHERE EXISTS (SELECT 1 FROM __pgt_k k WHERE %s)",
-							 deparse(q), recheck_sql(analysis->columns, "r0", "k", false, false));
+							 deparse(q), recheck_sql(ctx->columns, "r0", "k", false, false));
 	}
 	else
 	{
@@ -1559,6 +1607,32 @@ keyed_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
 		recompute = deparse(restricted);
 	}
 
+	*delta_out = delta;
+	*recompute_out = recompute;
+	*keytles_out = keytles;
+}
+
+/*
+ * keyed_apply_sql: MERGE the recomputed touched groups into storage
+ * (update, insert, or delete a group that vanished).
+ */
+static char *
+keyed_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
+				DvmContext *ctx)
+{
+	StringInfoData sql;
+	char	   *delta;
+	List	   *keytles;
+	ListCell   *lc;
+	StringInfoData kcols;
+	StringInfoData ucols;
+	StringInfoData on;
+	StringInfoData set;
+	int			n;
+	char	   *recompute;
+
+	ctx->columns = analysis->columns;
+	keyed_parts(q, ctx, &delta, &recompute, &keytles);
 	if (delta == NULL)
 		return NULL;
 
@@ -1604,7 +1678,6 @@ keyed_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
 					 on.data, set.data,
 					 col_list(analysis->columns, "", false),
 					 col_list(analysis->columns, "u.", false));
-	(void) keynames;
 	return sql.data;
 }
 
@@ -1621,6 +1694,234 @@ singleton_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage)
 					"(SELECT pg_catalog.count(*) FROM __pgt_ins), 1::pg_catalog.int8, "
 					"0::pg_catalog.int8",
 					storage, storage, cols, deparse(q), cols);
+}
+
+/*
+ * topk_blocker: ORDER BY ... LIMIT n is maintained when n is a constant,
+ * there is no OFFSET, every ORDER BY expression is an output column, and
+ * the query without ORDER BY/LIMIT is plain or grouped (not an aggregate
+ * without GROUP BY, not a set operation).
+ */
+static const char *
+topk_blocker(Query *q)
+{
+	ListCell   *lc;
+
+	int64		n;
+
+	if (q->limitOffset != NULL)
+	{
+		Node	   *off = eval_const_expressions(NULL, copyObject(q->limitOffset));
+
+		if (!(IsA(off, Const) && (((Const *) off)->constisnull ||
+								  DatumGetInt64(((Const *) off)->constvalue) == 0)))
+			return "OFFSET is not supported by the differential engine yet (ORDER BY ... LIMIT without OFFSET is).";
+	}
+	if (!topk_limit(q, &n) || n <= 0)
+		return "LIMIT must be a positive constant for the differential engine.";
+	if (q->limitOption != LIMIT_OPTION_COUNT)
+		return "FETCH FIRST ... WITH TIES is not supported by the differential engine yet.";
+	if (q->setOperations != NULL || (q->hasAggs && q->groupClause == NIL))
+		return "ORDER BY ... LIMIT over a set operation or over an aggregate without GROUP BY is not supported by the differential engine yet.";
+	foreach(lc, q->sortClause)
+	{
+		TargetEntry *tle = get_sortgroupclause_tle(lfirst(lc), q->targetList);
+
+		TypeCacheEntry *tc = lookup_type_cache(exprType((Node *) tle->expr),
+											   TYPECACHE_LT_OPR | TYPECACHE_GT_OPR);
+
+		if (tle->resjunk)
+			return "ORDER BY ... LIMIT ordered by an expression that is not an output column is not supported by the differential engine yet.";
+		if (((SortGroupClause *) lfirst(lc))->sortop != tc->lt_opr &&
+			((SortGroupClause *) lfirst(lc))->sortop != tc->gt_opr)
+			return "ORDER BY ... USING in an ORDER BY ... LIMIT query is not supported by the differential engine yet.";
+	}
+	foreach(lc, q->targetList)
+	{
+		TargetEntry *tle = lfirst(lc);
+
+		if (!tle->resjunk &&
+			!OidIsValid(lookup_type_cache(exprType((Node *) tle->expr), TYPECACHE_EQ_OPR)->eq_opr))
+			return psprintf("Column \"%s\" of an ORDER BY ... LIMIT query has a type without equality.",
+							tle->resname);
+	}
+	return NULL;
+}
+
+/* topk_limit sets *n to q's LIMIT if it folds to a non-NULL constant */
+static bool
+topk_limit(Query *q, int64 *n)
+{
+	Node	   *lim;
+
+	if (q->limitCount == NULL)
+		return false;
+	lim = eval_const_expressions(NULL, copyObject(q->limitCount));
+	if (!IsA(lim, Const) || ((Const *) lim)->constisnull)
+		return false;
+	*n = DatumGetInt64(((Const *) lim)->constvalue);
+	return true;
+}
+
+/*
+ * order_by_sql returns q's ORDER BY over the stream table's column names.
+ */
+static char *
+order_by_sql(Query *q, PgtAnalysis *analysis)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, q->sortClause)
+	{
+		SortGroupClause *sgc = lfirst(lc);
+		TargetEntry *tle = get_sortgroupclause_tle(sgc, q->targetList);
+		Oid			type = exprType((Node *) tle->expr);
+		TypeCacheEntry *tc = lookup_type_cache(type, TYPECACHE_LT_OPR | TYPECACHE_GT_OPR);
+		int			pos = 0;
+		ListCell   *lc2;
+		PgtColumn  *col = NULL;
+
+		/* the output column's position among the visible ones */
+		foreach(lc2, q->targetList)
+		{
+			TargetEntry *t = lfirst(lc2);
+
+			if (t->resjunk)
+				continue;
+			if (t == tle)
+				break;
+			pos++;
+		}
+		col = list_nth(analysis->columns, pos);
+		appendStringInfo(&buf, "%s%s", buf.len > 0 ? ", " : "", quote_identifier(col->name));
+		if (sgc->sortop == tc->lt_opr)
+			appendStringInfoString(&buf, " ASC");
+		else if (sgc->sortop == tc->gt_opr)
+			appendStringInfoString(&buf, " DESC");
+		else
+			elog(ERROR, "unexpected sort operator %u", sgc->sortop);
+		appendStringInfoString(&buf, sgc->nulls_first ? " NULLS FIRST" : " NULLS LAST");
+	}
+	return buf.data;
+}
+
+/*
+ * topk_apply_sql maintains "B ORDER BY o LIMIT n" whose stored rows are
+ * the first n rows of B.
+ *
+ * The candidates are the stored rows and what changed in B: for a plain B
+ * the stored rows plus its weighted delta, consolidated; for a grouped B
+ * the stored rows of untouched groups plus the touched groups recomputed.
+ * Every row of B that is not a candidate was outside the first n before
+ * and did not change, so it ranks after the n-th stored row, b.  Hence
+ * the first n candidates are the new first n rows of B whenever at least
+ * n candidates rank before b (or tie with it), or fewer than n rows were
+ * stored (B had no other rows).  Otherwise a row left the top and its
+ * place may belong to a row that is not a candidate: the statement then
+ * runs the query itself ("refill").  The stored rows are brought to the
+ * new first n by deleting and inserting only the rows that differ.
+ */
+static char *
+topk_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage, DvmContext *ctx)
+{
+	Query	   *b = copyObject(q);
+	int64		n = 0;
+	char	   *order = order_by_sql(q, analysis);
+	const char *cols = col_list(analysis->columns, "", false);
+	StringInfoData sql;
+	StringInfoData sel;
+	StringInfoData grp;
+
+	if (!topk_limit(q, &n))
+		elog(ERROR, "LIMIT of a TopK query is not a constant");
+	b->sortClause = NIL;
+	b->limitCount = NULL;
+	b->limitOffset = NULL;
+	ctx->columns = analysis->columns;
+	initStringInfo(&sql);
+
+	if (b->groupClause != NIL || b->distinctClause != NIL)
+	{
+		char	   *delta;
+		char	   *recompute;
+		List	   *keytles;
+		StringInfoData keys;
+		StringInfoData match;
+		ListCell   *lc;
+
+		keyed_parts(b, ctx, &delta, &recompute, &keytles);
+		if (delta == NULL)
+			return NULL;
+		initStringInfo(&keys);
+		initStringInfo(&match);
+		foreach(lc, keytles)
+		{
+			const char *qn = quote_identifier(((TargetEntry *) lfirst(lc))->resname);
+
+			appendStringInfo(&keys, "%s%s", keys.len > 0 ? ", " : "", qn);
+			appendStringInfo(&match, "%ss.%s IS NOT DISTINCT FROM k.%s",
+							 match.len > 0 ? " AND " : "", qn, qn);
+		}
+		appendStringInfo(&sql,
+						 "WITH __pgt_k AS (SELECT DISTINCT %s FROM (%s) AS __pgt_d0(%s, __pgt_w)), "
+						 "__pgt_r AS (%s), "
+						 "__pgt_cand AS (SELECT %s FROM %s s WHERE NOT EXISTS "
+						 "(SELECT 1 FROM __pgt_k k WHERE %s) "
+						 "UNION ALL SELECT %s FROM __pgt_r AS r(%s)), ",
+						 keys.data, delta, keys.data, recompute,
+						 col_list(analysis->columns, "s.", false), storage, match.data,
+						 col_list(analysis->columns, "r.", false), cols);
+	}
+	else
+	{
+		char	   *delta = any_delta(b, ctx);
+
+		if (delta == NULL)
+			return NULL;
+		consolidation_lists(analysis->columns, &sel, &grp);
+		appendStringInfo(&sql,
+						 "WITH __pgt_d AS (SELECT * FROM (%s) AS __pgt_d0(%s, __pgt_w)), "
+						 "__pgt_cand AS (SELECT %s FROM (SELECT %s, pg_catalog.sum(d.__pgt_w) AS __pgt_n "
+						 "FROM (SELECT %s, 1::pg_catalog.int8 AS __pgt_w FROM %s "
+						 "UNION ALL SELECT %s, __pgt_w FROM __pgt_d) d GROUP BY %s "
+						 "HAVING pg_catalog.sum(d.__pgt_w) > 0) x CROSS JOIN LATERAL "
+						 "pg_catalog.generate_series(1::pg_catalog.int8, x.__pgt_n::pg_catalog.int8)), ",
+						 delta, cols,
+						 col_list(analysis->columns, "x.", false), sel.data,
+						 cols, storage, cols, grp.data);
+	}
+
+	/* b, the n-th stored row, and whether n candidates rank no later */
+	appendStringInfo(&sql,
+					 "__pgt_b AS (SELECT %s FROM %s ORDER BY %s OFFSET " INT64_FORMAT " LIMIT 1), "
+					 "__pgt_f AS (SELECT COALESCE((SELECT v.__pgt_rn <= " INT64_FORMAT " FROM "
+					 "(SELECT u.__pgt_tag, pg_catalog.row_number() OVER (ORDER BY %s, u.__pgt_tag) AS __pgt_rn "
+					 "FROM (SELECT %s, 0 AS __pgt_tag FROM __pgt_cand UNION ALL "
+					 "SELECT %s, 1 FROM __pgt_b) u) v WHERE v.__pgt_tag = 1), false) AS refill), ",
+					 cols, storage, order, n - 1, n, order, cols, cols);
+
+	/* the new first n rows: from the candidates, or a fresh run */
+	appendStringInfo(&sql,
+					 "__pgt_new AS (SELECT %s FROM (%s) AS f(%s) WHERE (SELECT refill FROM __pgt_f) "
+					 "UNION ALL SELECT %s FROM (SELECT %s FROM __pgt_cand ORDER BY %s LIMIT " INT64_FORMAT ") c "
+					 "WHERE NOT (SELECT refill FROM __pgt_f)), ",
+					 col_list(analysis->columns, "f.", false), deparse(q), cols,
+					 col_list(analysis->columns, "c.", false), cols, order, n);
+
+	/* the difference to the stored rows */
+	consolidation_lists(analysis->columns, &sel, &grp);
+	appendStringInfo(&sql,
+					 "__pgt_c AS (SELECT %s, pg_catalog.sum(d.__pgt_w)::pg_catalog.int8 AS __pgt_w, "
+					 "pg_catalog.row_number() OVER () AS __pgt_cid "
+					 "FROM (SELECT %s, 1::pg_catalog.int8 AS __pgt_w FROM __pgt_new "
+					 "UNION ALL SELECT %s, -1::pg_catalog.int8 FROM %s) d "
+					 "GROUP BY %s HAVING pg_catalog.sum(d.__pgt_w) <> 0), ",
+					 sel.data, cols, cols, storage, grp.data);
+	append_apply_consolidated(&sql, analysis, storage,
+							  "(SELECT pg_catalog.count(*) FROM __pgt_cand)");
+	return sql.data;
 }
 
 /*
