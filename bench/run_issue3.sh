@@ -21,9 +21,6 @@ set -euo pipefail
 
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$BENCH/.." && pwd)"
-PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}"
-unset MAKEFLAGS MFLAGS MAKELEVEL   # see scripts/build.sh
-
 SCALE="${BENCH_SCALE:-1}"
 REPEAT="${BENCH_REPEAT:-3}"
 PGB_SECS="${BENCH_PGBENCH_SECONDS:-15}"
@@ -31,15 +28,12 @@ CAP_RUNS="${BENCH_CAPTURE_RUNS:-5}"
 NOCHANGE_RUNS="${BENCH_NOCHANGE_RUNS:-20}"
 BATCHES="${BENCH_BATCHES:-0.01% 0.1% 1% 10%}"
 CHECK="${BENCH_CHECK:-1}"
-TIMEOUT="${BENCH_STATEMENT_TIMEOUT:-20min}"
 PORT="${BENCH_PORT:-5498}"
 CLUSTER="$BENCH/.cluster"
-DATA="$CLUSTER/data"
-SERVER_LOG="$CLUSTER/server.log"
-PSQL_LOG="$CLUSTER/psql.log"
-
-log() { echo "[bench $(date +%H:%M:%S)] $*" >&2; }
-die() { log "error: $*"; exit 1; }
+NAME=run_issue3.sh
+EXTRA_CONF=""
+# shellcheck source=bench/lib.sh
+. "$BENCH/lib.sh"
 
 [[ "$SCALE" =~ ^([0-9]+\.?[0-9]*|\.[0-9]+)$ ]] || die "BENCH_SCALE must be a positive number"
 [[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPEAT must be a positive integer"
@@ -55,117 +49,14 @@ N_CUSTOMERS="$(awk -v s="$SCALE" 'BEGIN { printf "%d", 100000 * s + 0.5 }')"
 BULK_ROWS="$(awk -v s="$SCALE" 'BEGIN { printf "%d", 100000 * s + 0.5 }')"
 [ "$N_ORDERS" -ge 1000 ] && [ "$N_CUSTOMERS" -ge 100 ] || die "BENCH_SCALE too small"
 
-if [ "$(id -u)" -eq 0 ]; then
-    AS_PG=(runuser -u postgres --)   # initdb and postgres refuse to run as root
-else
-    AS_PG=()
-fi
-
 STARTED_AT="$(date +%s)"
 LOADAVG="$(cut -d" " -f1-3 /proc/loadavg)"
 STAMP="$(date +%Y-%m-%d_%H%M%S)"
 RESULTS="$BENCH/results"
 REPORT="$RESULTS/issue3-$STAMP.md"
 
-PGBIN="$("$PG_CONFIG" --bindir)"
-pg_ctl() { "${AS_PG[@]}" "$PGBIN/pg_ctl" -D "$DATA" "$@"; }
-# psql on the bench database; statement_timeout bounds every statement
-bpsql() {
-    "${AS_PG[@]}" env PGOPTIONS="-c statement_timeout=$TIMEOUT -c client_min_messages=warning" \
-        "$PGBIN/psql" -X -q -h "$CLUSTER" -p "$PORT" -d bench -v ON_ERROR_STOP=1 "$@"
-}
-# one value from one query
-sqlv() { bpsql -At -c "$1"; }
-
-server_running() { [ -f "$DATA/PG_VERSION" ] && pg_ctl status >/dev/null 2>&1; }
-
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    if [ $rc -ne 0 ] && [ -f "$SERVER_LOG" ]; then
-        log "failed (exit $rc); tail of $SERVER_LOG:"
-        tail -n 20 "$SERVER_LOG" >&2 || true
-        if [ -f "$PSQL_LOG" ]; then
-            log "tail of $PSQL_LOG:"
-            tail -n 20 "$PSQL_LOG" >&2 || true
-        fi
-    fi
-    if server_running; then
-        log "stopping the server"
-        pg_ctl stop -m fast >/dev/null || true
-    fi
-    if [ "${BENCH_KEEP_CLUSTER:-0}" = 1 ]; then
-        log "kept $CLUSTER (stopped)"
-    else
-        rm -rf "$CLUSTER"
-    fi
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# ------------------------------------------------------------------ build
-
-if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
-    log "building and installing pg_trickle (scripts/build.sh)"
-    buildlog="$(mktemp)"
-    if ! "$ROOT/scripts/build.sh" >"$buildlog" 2>&1; then
-        cat "$buildlog" >&2
-        rm -f "$buildlog"
-        die "build failed"
-    fi
-    rm -f "$buildlog"
-fi
-
-# ------------------------------------------------------------------ cluster
-
-# A server left running by an interrupted run of this script is stopped;
-# the cluster is always created afresh.
-if server_running; then
-    log "stopping a server left in $CLUSTER"
-    pg_ctl stop -m fast >/dev/null
-fi
-rm -rf "$CLUSTER"
-mkdir -p "$CLUSTER" "$RESULTS"
-if [ "$(id -u)" -eq 0 ]; then
-    chown postgres:postgres "$CLUSTER"
-fi
-"${AS_PG[@]}" test -w "$CLUSTER" ||
-    die "the server cannot write $CLUSTER (is every directory above it traversable?)"
-
-log "initdb in $DATA"
-"${AS_PG[@]}" "$PGBIN/initdb" -D "$DATA" -E UTF8 --no-locale \
-    --auth-local=peer --auth-host=scram-sha-256 >/dev/null
-
-# Settings for a 2-core, 24 GiB machine.  Durability stays at its defaults
-# (fsync, synchronous_commit, full_page_writes on).  autovacuum is off and
-# the harness runs VACUUM ANALYZE itself at fixed points, so no background
-# vacuum lands inside a measurement; pg_trickle.enabled = off keeps the
-# scheduler from refreshing anything: every refresh here is explicit.
-"${AS_PG[@]}" tee -a "$DATA/postgresql.conf" >/dev/null <<EOF
-
-# ---- bench/run_issue3.sh
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '${CLUSTER//\'/\'\'}'
-shared_preload_libraries = 'pg_trickle'
-shared_buffers = 2GB
-effective_cache_size = 16GB
-work_mem = 64MB
-maintenance_work_mem = 1GB
-max_wal_size = 8GB
-checkpoint_timeout = 30min
-autovacuum = off
-pg_trickle.enabled = off
-logging_collector = off
-EOF
-
-log "starting the server (log: $SERVER_LOG)"
-pg_ctl start -w -l "$SERVER_LOG" >/dev/null || die "server did not start"
-
-"${AS_PG[@]}" "$PGBIN/psql" -X -q -h "$CLUSTER" -p "$PORT" -d postgres -v ON_ERROR_STOP=1 \
-    -c 'CREATE DATABASE bench'
+bench_build
+bench_start_cluster
 bpsql -c 'CREATE EXTENSION pg_trickle' <"/dev/null"
 bpsql <"$BENCH/sql/setup.sql" >>"$PSQL_LOG"
 bpsql >>"$PSQL_LOG" <<EOF

@@ -21,9 +21,6 @@ set -euo pipefail
 
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$BENCH/.." && pwd)"
-PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}"
-unset MAKEFLAGS MFLAGS MAKELEVEL   # see scripts/build.sh
-
 SAMPLES="${BENCH_SAMPLES:-30}"
 GAP="${BENCH_GAP:-1.1}"
 NIDLE="${BENCH_IDLE_TABLES:-500}"
@@ -32,12 +29,22 @@ BUSY_PERIOD="${BENCH_BUSY_PERIOD:-0.1}"
 PORT="${BENCH_PORT:-5497}"
 RESULTS="$BENCH/results"
 CLUSTER="$RESULTS/.cluster-issue4"
-DATA="$CLUSTER/data"
-SERVER_LOG="$CLUSTER/server.log"
-PSQL_LOG="$CLUSTER/psql.log"
-
-log() { echo "[bench4 $(date +%H:%M:%S)] $*" >&2; }
-die() { log "error: $*"; exit 1; }
+NAME=run_issue4.sh
+# Durability stays at its defaults: every refresh commits with a WAL flush,
+# as it would in production.  The scheduler runs with the default
+# pg_trickle settings (scheduler_interval_ms = 1000,
+# default_schedule_seconds = 1).
+EXTRA_CONF="shared_buffers = 256MB
+max_locks_per_transaction = 256
+pg_trickle.enabled = on"
+BG_PID=""
+bench_exit_hook() {
+    if [ -n "$BG_PID" ] && kill -0 "$BG_PID" 2>/dev/null; then
+        kill "$BG_PID" 2>/dev/null || true
+    fi
+}
+# shellcheck source=bench/lib.sh
+. "$BENCH/lib.sh"
 
 [[ "$SAMPLES" =~ ^[1-9][0-9]*$ ]] || die "BENCH_SAMPLES must be a positive integer"
 [[ "$GAP" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "BENCH_GAP must be a number of seconds"
@@ -46,113 +53,14 @@ die() { log "error: $*"; exit 1; }
 [[ "$BUSY_PERIOD" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "BENCH_BUSY_PERIOD must be a number of seconds"
 [[ "$PORT" =~ ^[0-9]+$ ]] || die "BENCH_PORT must be a number"
 
-if [ "$(id -u)" -eq 0 ]; then
-    AS_PG=(runuser -u postgres --)   # initdb and postgres refuse to run as root
-else
-    AS_PG=()
-fi
-
 STARTED_AT="$(date +%s)"
 LOADAVG="$(cut -d" " -f1-3 /proc/loadavg)"
 STAMP="$(date +%Y-%m-%d_%H%M%S)"
 REPORT="$RESULTS/issue4-$STAMP.md"
 CLK_TCK="$(getconf CLK_TCK)"
 
-PGBIN="$("$PG_CONFIG" --bindir)"
-pg_ctl() { "${AS_PG[@]}" "$PGBIN/pg_ctl" -D "$DATA" "$@"; }
-# psql on database $DB (default bench)
-bpsql() {
-    "${AS_PG[@]}" env PGOPTIONS="-c client_min_messages=warning" \
-        "$PGBIN/psql" -X -q -h "$CLUSTER" -p "$PORT" -d "${DB:-bench}" -v ON_ERROR_STOP=1 "$@"
-}
-sqlv() { bpsql -At -c "$1"; }
-
-server_running() { [ -f "$DATA/PG_VERSION" ] && pg_ctl status >/dev/null 2>&1; }
-
-BG_PID=""
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    if [ -n "$BG_PID" ] && kill -0 "$BG_PID" 2>/dev/null; then
-        kill "$BG_PID" 2>/dev/null || true
-    fi
-    if [ $rc -ne 0 ] && [ -f "$SERVER_LOG" ]; then
-        log "failed (exit $rc); tail of $SERVER_LOG:"
-        tail -n 20 "$SERVER_LOG" >&2 || true
-        if [ -f "$PSQL_LOG" ]; then
-            log "tail of $PSQL_LOG:"
-            tail -n 20 "$PSQL_LOG" >&2 || true
-        fi
-    fi
-    if server_running; then
-        log "stopping the server"
-        pg_ctl stop -m fast >/dev/null || true
-    fi
-    if [ "${BENCH_KEEP_CLUSTER:-0}" = 1 ]; then
-        log "kept $CLUSTER (stopped)"
-    else
-        rm -rf "$CLUSTER"
-    fi
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# ------------------------------------------------------------------ build
-
-if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
-    log "building and installing pg_trickle (scripts/build.sh)"
-    buildlog="$(mktemp)"
-    if ! "$ROOT/scripts/build.sh" >"$buildlog" 2>&1; then
-        cat "$buildlog" >&2
-        rm -f "$buildlog"
-        die "build failed"
-    fi
-    rm -f "$buildlog"
-fi
-
-# ------------------------------------------------------------------ cluster
-
-# A server left running by an interrupted run of this script is stopped;
-# the cluster is always created afresh.
-if server_running; then
-    log "stopping a server left in $CLUSTER"
-    pg_ctl stop -m fast >/dev/null
-fi
-rm -rf "$CLUSTER"
-mkdir -p "$CLUSTER"
-if [ "$(id -u)" -eq 0 ]; then
-    chown postgres:postgres "$CLUSTER"
-fi
-"${AS_PG[@]}" test -w "$CLUSTER" ||
-    die "the server cannot write $CLUSTER (is every directory above it traversable?)"
-
-log "initdb in $DATA"
-"${AS_PG[@]}" "$PGBIN/initdb" -D "$DATA" -E UTF8 --no-locale \
-    --auth-local=peer --auth-host=scram-sha-256 >/dev/null
-
-# Durability stays at its defaults: every refresh commits with a WAL flush,
-# as it would in production.  autovacuum is off so that no vacuum worker
-# competes with the measurements; the pg_trickle settings are the defaults
-# (scheduler_interval_ms = 1000, default_schedule_seconds = 1).
-"${AS_PG[@]}" tee -a "$DATA/postgresql.conf" >/dev/null <<EOF
-
-# ---- bench/run_issue4.sh
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '${CLUSTER//\'/\'\'}'
-shared_preload_libraries = 'pg_trickle'
-shared_buffers = 256MB
-max_locks_per_transaction = 256
-autovacuum = off
-logging_collector = off
-EOF
-
-log "starting the server (log: $SERVER_LOG)"
-pg_ctl start -w -l "$SERVER_LOG" >/dev/null || die "server did not start"
-
-DB=postgres bpsql -c 'CREATE DATABASE bench'
+bench_build
+bench_start_cluster
 DB=postgres bpsql <"$BENCH/sql/issue4_sampler.sql" >>"$PSQL_LOG"
 bpsql -c 'CREATE EXTENSION pg_trickle'
 bpsql <"$BENCH/sql/issue4_setup.sql" >>"$PSQL_LOG"
