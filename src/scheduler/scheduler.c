@@ -97,6 +97,7 @@ typedef struct SeenEntry
 	Oid			relid;
 	uint64		seq;			/* change counter at its last refresh */
 	double		backoff;		/* auto_backoff's interval factor */
+	double		took;			/* seconds its last refresh took, -1 unknown */
 	TimestampTz failed_at;		/* last failed refresh since the last success */
 } SeenEntry;
 
@@ -114,6 +115,9 @@ typedef struct Pass
 	double		next_due;
 } Pass;
 
+/* a refresh shorter than this is not worth a worker's start */
+#define PGT_WORKER_MIN_SECONDS 0.05
+
 static int	my_slot = -1;
 static HTAB *seen = NULL;
 static TimestampTz last_prune = 0;
@@ -125,6 +129,7 @@ static void finish_unit(Pass *p, int u, bool failed, uint64 changed_mask,
 						double took);
 static void collect_jobs(Pass *p, int *running, bool wait);
 static SeenEntry *seen_entry(Oid relid);
+static double unit_estimate(SchedUnit *unit);
 static bool extension_present(void);
 static void claim_slot(Oid dboid);
 static void scheduler_exit(int code, Datum arg);
@@ -285,7 +290,7 @@ scheduler_pass(MemoryContext loopcxt)
 
 	if (!build_units(p))
 	{
-		/* groups that would form a cycle of units: refresh one by one */
+		/* groups that would form a cycle of units, or too big: one by one */
 		pgt_dag_dissolve_groups(p->dag);
 		(void) build_units(p);
 	}
@@ -314,19 +319,32 @@ scheduler_pass(MemoryContext loopcxt)
 		if (torun == NIL && running == 0)
 			break;
 
-		while (parallel && torun != NIL &&
-			   (list_length(torun) > 1 || running > 0) &&
-			   running < pgt_max_concurrent_refreshes - 1)
+		/*
+		 * Units whose last refresh took long enough to repay a worker's
+		 * start go to workers while there is other work for this process;
+		 * the rest run here, one by one.
+		 */
+		if (parallel)
 		{
-			int			u = linitial_int(torun);
-			SchedUnit  *unit = &p->units[u];
+			ListCell   *lc;
 
-			unit->started = GetCurrentTimestamp();
-			unit->job = pgt_job_launch(&unit->run);
-			if (unit->job < 0)
-				break;
-			torun = list_delete_first(torun);
-			running++;
+			foreach(lc, torun)
+			{
+				int			u = lfirst_int(lc);
+				SchedUnit  *unit = &p->units[u];
+
+				if (running >= pgt_max_concurrent_refreshes - 1 ||
+					(list_length(torun) < 2 && running == 0))
+					break;
+				if (unit_estimate(unit) < PGT_WORKER_MIN_SECONDS)
+					continue;
+				unit->started = GetCurrentTimestamp();
+				unit->job = pgt_job_launch(&unit->run);
+				if (unit->job < 0)
+					break;
+				torun = foreach_delete_current(torun, lc);
+				running++;
+			}
 		}
 
 		if (torun != NIL)
@@ -366,7 +384,8 @@ scheduler_pass(MemoryContext loopcxt)
 
 /*
  * build_units makes one unit per diamond group and per other stream table
- * and links them; false if the links form a cycle.
+ * and links them; false if the links form a cycle or a group has more
+ * than PGT_MAX_UNIT_MEMBERS members.
  */
 static bool
 build_units(Pass *p)
@@ -396,6 +415,8 @@ build_units(Pass *p)
 				group_unit[node->group] = u + 1;
 		}
 		p->units[u].members = lappend_int(p->units[u].members, i);
+		if (list_length(p->units[u].members) > PGT_MAX_UNIT_MEMBERS)
+			return false;		/* too big for one refresh unit: no groups */
 		if (node->convergence && !node->slowest)
 			p->units[u].slowest = false;
 		p->sts[i].unit = u;
@@ -580,6 +601,8 @@ finish_unit(Pass *p, int u, bool failed, uint64 changed_mask, double took)
 		if (i < 0)
 			continue;
 
+		se->took = took / unit->run.nmembers;
+
 		/* retried on its next interval even if nothing else changes */
 		if (failed)
 		{
@@ -599,7 +622,11 @@ finish_unit(Pass *p, int u, bool failed, uint64 changed_mask, double took)
 		{
 			p->sts[i].changed_now = true;
 			foreach(lc, p->dag->nodes[i].readers)
-				seen_entry(p->dag->nodes[lfirst_int(lc)].relid)->seq = UINT64_MAX;
+			{
+				/* members of the same unit already read it in its transaction */
+				if (p->sts[lfirst_int(lc)].unit != u)
+					seen_entry(p->dag->nodes[lfirst_int(lc)].relid)->seq = UINT64_MAX;
+			}
 		}
 
 		/* auto_backoff: stretch an interval the refresh cannot keep */
@@ -677,6 +704,26 @@ collect_jobs(Pass *p, int *running, bool wait)
 	}
 }
 
+/*
+ * unit_estimate is what the unit's members took last time, in seconds (0
+ * when one of them has not been refreshed by this process yet).
+ */
+static double
+unit_estimate(SchedUnit *unit)
+{
+	double		total = 0;
+
+	for (int m = 0; m < unit->run.nmembers; m++)
+	{
+		SeenEntry  *se = seen_entry(unit->run.relids[m]);
+
+		if (se->took < 0)
+			return 0;
+		total += se->took;
+	}
+	return total;
+}
+
 static SeenEntry *
 seen_entry(Oid relid)
 {
@@ -688,6 +735,7 @@ seen_entry(Oid relid)
 		se->seq = UINT64_MAX;
 		se->backoff = 1.0;
 		se->failed_at = 0;
+		se->took = -1;
 	}
 	return se;
 }
