@@ -124,6 +124,7 @@ pgt_st_create(const char *name, const char *query, PgtSettingsArgs *args,
 			existing = pgt_st_resolve(name, AccessExclusiveLock, true);
 			cur = pgt_catalog_get(existing, true);
 			analysis = pgt_analyze_query(query, rv->relname);
+			pgt_warn_ignored_order(analysis, rv->relname);
 			new_settings = cur->settings;
 			/* unlike alter, every setting takes its given or default value */
 			memset(&new_settings, 0, sizeof(new_settings));
@@ -161,6 +162,7 @@ pgt_st_create(const char *name, const char *query, PgtSettingsArgs *args,
 	}
 
 	analysis = pgt_analyze_query(query, rv->relname);
+	pgt_warn_ignored_order(analysis, rv->relname);
 	check_can_read(analysis);
 
 	st = palloc0(sizeof(PgtStreamTable));
@@ -222,6 +224,7 @@ pgt_st_alter(const char *name, const char *query, PgtSettingsArgs *args,
 	{
 		PgtAnalysis *analysis = pgt_analyze_query(query, stname);
 
+		pgt_warn_ignored_order(analysis, stname);
 		check_no_cycle(relid, analysis, stname);
 		check_can_read(analysis);
 		replace_query(st, analysis, query, stname);

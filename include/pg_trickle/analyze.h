@@ -64,6 +64,7 @@ typedef struct PgtAnalysis
 	const char *time_function;	/* now(), CURRENT_DATE, ... or NULL */
 } PgtAnalysis;
 
+extern void pgt_warn_ignored_order(PgtAnalysis *analysis, const char *stname);
 extern PgtAnalysis *pgt_analyze_query(const char *query_text,
 									  const char *stname);
 extern PgtAnalysis *pgt_analyze_query_ext(const char *query_text,

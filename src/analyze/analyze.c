@@ -130,17 +130,24 @@ pgt_analyze_query_ext(const char *query_text, const char *stname, bool deparse)
 	if (analysis->identity != PGT_IDENTITY_ALL_COLUMNS)
 		analysis->agg_layout = pgt_dvm_agg_layout(query);
 	if (deparse)
-	{
 		analysis->defining_query = pgt_deparse_query(query);
-		if (query->sortClause != NIL && !is_limit_present(query))
-			ereport(WARNING,
-					(errmsg("ORDER BY in the query of stream table \"%s\" has no effect on its rows",
-							stname),
-					 errdetail("A stream table is stored like any table, without an order."),
-					 errhint("Order the rows when you read them.")));
-	}
 
 	return analysis;
+}
+
+/*
+ * pgt_warn_ignored_order warns, when a stream table is defined, that an
+ * ORDER BY without LIMIT in its query orders nothing.
+ */
+void
+pgt_warn_ignored_order(PgtAnalysis *analysis, const char *stname)
+{
+	if (analysis->query->sortClause != NIL && !is_limit_present(analysis->query))
+		ereport(WARNING,
+				(errmsg("ORDER BY in the query of stream table \"%s\" has no effect on its rows",
+						stname),
+				 errdetail("A stream table is stored like any table, without an order."),
+				 errhint("Order the rows when you read them.")));
 }
 
 /*

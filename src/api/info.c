@@ -16,6 +16,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/fmgrprotos.h"
 #include "catalog/pg_type.h"
 #include "utils/lsyscache.h"
@@ -219,6 +220,9 @@ pgt_explain_st(PG_FUNCTION_ARGS)
 		PG_TRY();
 		{
 			pgt_role_switch(st_owner, true, &save);
+			/* as a refresh runs it (refresh.c): without JIT */
+			(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
+									 GUC_ACTION_SAVE, true, 0, false);
 			if (SPI_connect() != SPI_OK_CONNECT)
 				elog(ERROR, "SPI_connect failed");
 			{

@@ -865,8 +865,14 @@ agg_subquery_delta(Query *q, DvmContext *ctx)
 			op = (OpExpr *) make_opclause(tc->eq_opr, BOOLOID, false, (Expr *) e,
 										  (Expr *) kv, InvalidOid, exprCollation(e));
 			set_opfuncid(op);
-			NodeSetTag(op, T_DistinctExpr);
-			cond = make_notclause((Expr *) op);
+			/* "=" where no NULL can occur: indexes and hash joins apply */
+			if (expr_is_not_null(rchild, e))
+				cond = (Expr *) op;
+			else
+			{
+				NodeSetTag(op, T_DistinctExpr);
+				cond = make_notclause((Expr *) op);
+			}
 			quals = lappend(quals, cond);
 		}
 		if (rchild->jointree->quals != NULL)
