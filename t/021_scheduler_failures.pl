@@ -23,64 +23,26 @@
 
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
+use FindBin;
+use lib $FindBin::RealBin;
+use PgtTest;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
 
 # ------------------------------------------------------------------ helpers
 
-my $node = PostgreSQL::Test::Cluster->new('schedfail');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'pg_trickle'
-autovacuum = off
-log_lock_waits = on
-log_min_messages = warning
-restart_after_crash = on
-});
-$node->start;
+my $node = PgtTest::start_node('schedfail', "log_lock_waits = on\nrestart_after_crash = on\n");
 
-sub sql
-{
-	my ($db, $q) = @_;
-	return $node->safe_psql($db, $q);
-}
-
-# poll_until(db, sql, expected, timeout) -> (matched, seconds, last output)
-sub poll_until
-{
-	my ($db, $q, $expected, $timeout) = @_;
-	my $t0 = time;
-	my ($out, $err) = ('', '');
-	while (1)
-	{
-		$node->psql($db, $q, stdout => \$out, stderr => \$err);
-		$out //= '';
-		return (1, time - $t0, $out) if $out eq $expected && ($err // '') eq '';
-		last if time - $t0 > $timeout;
-		usleep(50_000);
-	}
-	return (0, time - $t0, $out . (($err // '') ne '' ? " (stderr: $err)" : ''));
-}
+sub sql { return PgtTest::sql($node, @_); }
 
 sub wait_ok
 {
-	my ($db, $q, $expected, $timeout, $name) = @_;
 	local $Test::Builder::Level = $Test::Builder::Level + 1;
-	my ($ok, $secs, $out) = poll_until($db, $q, $expected, $timeout);
-	ok($ok, $name . ($ok ? sprintf(' (%.2fs)', $secs) : ''))
-	  or diag "waited ${timeout}s for\n  $q\nto return '$expected'; last output: '$out'";
-	return $ok ? $secs : undef;
+	return PgtTest::wait_ok($node, @_);
 }
 
-sub diff_sql
-{
-	my ($st, $cols, $query) = @_;
-	return "SELECT (SELECT count(*) FROM (SELECT $cols FROM $st EXCEPT ALL SELECT * FROM ($query) q) a) "
-	  . "|| ' ' || (SELECT count(*) FROM (SELECT * FROM ($query) q EXCEPT ALL SELECT $cols FROM $st) b)";
-}
+sub diff_sql { return PgtTest::diff_sql(@_); }
 
 sub st_state
 {

@@ -26,62 +26,26 @@
 
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
+use FindBin;
+use lib $FindBin::RealBin;
+use PgtTest;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
 
 # ------------------------------------------------------------------ helpers
 
-my $node = PostgreSQL::Test::Cluster->new('scheddag');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'pg_trickle'
-autovacuum = off
-log_lock_waits = on
-log_min_messages = warning
-});
-$node->start;
+my $node = PgtTest::start_node('scheddag', "log_lock_waits = on\n");
 
-sub sql
-{
-	my ($q) = @_;
-	return $node->safe_psql('postgres', $q);
-}
-
-sub poll_until
-{
-	my ($q, $expected, $timeout) = @_;
-	my $t0 = time;
-	my ($out, $err) = ('', '');
-	while (1)
-	{
-		$node->psql('postgres', $q, stdout => \$out, stderr => \$err);
-		$out //= '';
-		return (1, time - $t0, $out) if $out eq $expected && ($err // '') eq '';
-		last if time - $t0 > $timeout;
-		usleep(50_000);
-	}
-	return (0, time - $t0, $out . (($err // '') ne '' ? " (stderr: $err)" : ''));
-}
+sub sql { return PgtTest::sql($node, 'postgres', @_); }
+sub poll_until { return PgtTest::poll_until($node, 'postgres', @_); }
 
 sub wait_ok
 {
-	my ($q, $expected, $timeout, $name) = @_;
 	local $Test::Builder::Level = $Test::Builder::Level + 1;
-	my ($ok, $secs, $out) = poll_until($q, $expected, $timeout);
-	ok($ok, $name . ($ok ? sprintf(' (%.2fs)', $secs) : ''))
-	  or diag "waited ${timeout}s for\n  $q\nto return '$expected'; last output: '$out'";
-	return $ok ? $secs : undef;
+	return PgtTest::wait_ok($node, 'postgres', @_);
 }
-
-sub diff_sql
-{
-	my ($st, $cols, $query) = @_;
-	return "SELECT (SELECT count(*) FROM (SELECT $cols FROM $st EXCEPT ALL SELECT * FROM ($query) q) a) "
-	  . "|| ' ' || (SELECT count(*) FROM (SELECT * FROM ($query) q EXCEPT ALL SELECT $cols FROM $st) b)";
-}
+sub diff_sql { return PgtTest::diff_sql(@_); }
 
 # quiet: no member wrote a history row for 1.5 s, so the passes that
 # followed the previous change (which see the scheduler's own commits to

@@ -20,7 +20,9 @@
 
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
+use FindBin;
+use lib $FindBin::RealBin;
+use PgtTest;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
@@ -30,26 +32,10 @@ my $ROUNDS = $ENV{SCHED_ORACLE_ROUNDS} || 8;
 my $TIMEOUT = $ENV{SCHED_ORACLE_TIMEOUT} || 30;
 srand($SEED);
 
-my $node = PostgreSQL::Test::Cluster->new('schedoracle');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'pg_trickle'
-autovacuum = off
-log_lock_waits = on
-log_min_messages = warning
-log_statement = none
-});
-$node->start;
+my $node = PgtTest::start_node('schedoracle', "log_lock_waits = on\nlog_statement = none\n");
 
-sub sql { return $node->safe_psql('postgres', $_[0]); }
-
-sub diff_sql
-{
-	my ($st, $cols, $query) = @_;
-	return "SELECT (SELECT count(*) FROM (SELECT $cols FROM $st EXCEPT ALL SELECT * FROM ($query) q) a) "
-	  . "|| ' ' || (SELECT count(*) FROM (SELECT * FROM ($query) q EXCEPT ALL SELECT $cols FROM $st) b)";
-}
+sub sql { return PgtTest::sql($node, 'postgres', $_[0]); }
+sub diff_sql { return PgtTest::diff_sql(@_); }
 
 sql(q{
 CREATE EXTENSION pg_trickle;

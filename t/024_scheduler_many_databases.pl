@@ -13,53 +13,23 @@
 
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
+use FindBin;
+use lib $FindBin::RealBin;
+use PgtTest;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
 
 my $NDB = 64;
 
-my $node = PostgreSQL::Test::Cluster->new('schedmany');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'pg_trickle'
-autovacuum = off
-log_lock_waits = on
-log_min_messages = warning
-log_statement = none
-fsync = off
-});
-$node->start;
+my $node = PgtTest::start_node('schedmany', "log_lock_waits = on\nlog_statement = none\nfsync = off\n");
 
-sub sql
-{
-	my ($db, $q) = @_;
-	return $node->safe_psql($db, $q);
-}
+sub sql { return PgtTest::sql($node, @_); }
 
 sub wait_ok
 {
-	my ($db, $q, $expected, $timeout, $name) = @_;
 	local $Test::Builder::Level = $Test::Builder::Level + 1;
-	my $t0 = time;
-	my ($out, $err) = ('', '');
-	while (1)
-	{
-		$node->psql($db, $q, stdout => \$out, stderr => \$err);
-		$out //= '';
-		if ($out eq $expected && ($err // '') eq '')
-		{
-			pass(sprintf('%s (%.2fs)', $name, time - $t0));
-			return 1;
-		}
-		last if time - $t0 > $timeout;
-		usleep(100_000);
-	}
-	fail($name);
-	diag "waited ${timeout}s for\n  $q\nto return '$expected'; last output: '$out' $err";
-	return 0;
+	return PgtTest::wait_ok($node, @_);
 }
 
 sub n_schedulers

@@ -8,6 +8,7 @@
 #   PgtTest::sql($node, 'db', 'SELECT 1');
 #   my ($ok, $secs, $out) = PgtTest::poll_until($node, 'db', $q, $expected, $timeout);
 #   PgtTest::wait_ok($node, 'db', $q, $expected, $timeout, $test_name);
+#   PgtTest::diff_sql($st, $cols, $query);
 
 package PgtTest;
 
@@ -65,6 +66,16 @@ sub wait_ok
 	ok($ok, $name . ($ok ? sprintf(' (%.2fs)', $secs) : ''))
 	  or diag "waited ${timeout}s for\n  $q\nto return '$expected'; last output: '$out'";
 	return $ok ? $secs : undef;
+}
+
+# diff_sql: SQL returning '0 0' when the columns $cols of stream table $st
+# and the rows of $query are equal as multisets (else the two counts of
+# rows missing on either side)
+sub diff_sql
+{
+	my ($st, $cols, $query) = @_;
+	return "SELECT (SELECT count(*) FROM (SELECT $cols FROM $st EXCEPT ALL SELECT * FROM ($query) q) a) "
+	  . "|| ' ' || (SELECT count(*) FROM (SELECT * FROM ($query) q EXCEPT ALL SELECT $cols FROM $st) b)";
 }
 
 # set_guc sets a pg_trickle setting cluster-wide and reloads

@@ -73,6 +73,7 @@ extern void pgt_catalog_trim_buffers(List *sources);
 extern int64 pgt_catalog_history_start(int64 pgt_id);
 extern void pgt_catalog_fail_interrupted(void);
 extern void pgt_catalog_history_skip(int64 refresh_id, const char *message);
+extern void pgt_catalog_fail_running(int64 pgt_id, const char *message);
 extern void pgt_catalog_record_failure(int64 pgt_id, const char *initiated_by,
 									   const char *message, int max_errors);
 extern void pgt_catalog_record_refresh(PgtStreamTable *st,

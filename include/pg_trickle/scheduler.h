@@ -59,6 +59,7 @@ typedef struct PgtRefreshJob
 	Oid			relids[PGT_MAX_UNIT_MEMBERS];
 	int64		pgt_ids[PGT_MAX_UNIT_MEMBERS];
 	bool		failed;
+	bool		recorded;		/* the outcome is in the catalog already */
 	uint64		changed_mask;	/* bit i: member i changed rows */
 	double		seconds;		/* how long the refresh took */
 } PgtRefreshJob;
@@ -101,8 +102,9 @@ extern void pgt_scheduler_count(Oid dboid, int refreshes, int failures);
 /* worker.c */
 extern bool pgt_refresh_unit(const PgtRefreshUnit *unit, uint64 *changed_mask);
 extern int	pgt_job_launch(const PgtRefreshUnit *unit);
-extern bool pgt_job_poll(int job, bool *failed, uint64 *changed_mask,
-						 double *seconds);
+extern bool pgt_job_poll(int job, bool *failed, bool *recorded,
+						 uint64 *changed_mask, double *seconds);
+extern void pgt_refresh_unit_lost(const PgtRefreshUnit *unit, const char *message);
 extern void pgt_jobs_reclaim(Oid dboid);
 extern int	pgt_jobs_running(Oid dboid);
 

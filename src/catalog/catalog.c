@@ -602,6 +602,27 @@ pgt_catalog_fail_interrupted(void)
 }
 
 /*
+ * pgt_catalog_fail_running closes the RUNNING history rows of pgt_id as
+ * FAILED with message.
+ */
+void
+pgt_catalog_fail_running(int64 pgt_id, const char *message)
+{
+	PgtRoleSave save;
+	Oid			argtypes[2] = {INT8OID, TEXTOID};
+	Datum		values[2];
+
+	values[0] = Int64GetDatum(pgt_id);
+	values[1] = CStringGetTextDatum(message);
+	catalog_begin(&save);
+	pgt_spi_exec_args("UPDATE pgtrickle.pgt_refresh_history SET status = 'FAILED', "
+					  "end_time = pg_catalog.clock_timestamp(), error_message = $2 "
+					  "WHERE pgt_id = $1 AND status = 'RUNNING'",
+					  2, argtypes, values, NULL, false, SPI_OK_UPDATE);
+	catalog_end(&save);
+}
+
+/*
  * pgt_catalog_history_skip closes the RUNNING history row refresh_id as
  * SKIPPED with message: a member of a diamond group that was rolled back
  * because another member failed.

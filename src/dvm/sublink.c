@@ -81,7 +81,8 @@ static int	derived_counter = 0;
 static PulledSublink *pull_conjunct(Query *q, Node *conjunct);
 static PulledSublink *pull_sublink(Query *q, SubLink *sl, bool negated);
 static bool split_correlation(Node *clause, Node **inner, Node **outer);
-static bool is_distinct_equality(Oid opno, Node *left, Node *right);
+static bool split_where(Query *s, List **rest, List **inner, List **outer, List **ops);
+static bool is_distinct_equality(OpExpr *op, Node *left, Node *right);
 static Node *replace_params(Node *node, List *vars);
 static Node *replace_params_mutator(Node *node, List *vars);
 static bool expr_never_null(Query *q, Node *expr, int levelsup);
@@ -229,11 +230,14 @@ pgt_dvm_pull_up_sublinks(Query *q)
 	 * group then carries its value, and min() over the group reads it.
 	 */
 	if (q->hasSubLinks && q->commandType == CMD_SELECT && q->jointree != NULL &&
-		q->groupingSets == NIL && checkExprHasSubLink(q->havingQual))
+		q->groupClause != NIL && q->groupingSets == NIL &&
+		checkExprHasSubLink(q->havingQual))
 	{
+		/* (without GROUP BY an empty input still has its one group) */
 		ScalarContext ctx = {q, NULL, NIL, true};
 
 		q->havingQual = scalar_mutator(q->havingQual, &ctx);
+		q->hasAggs = true;
 	}
 
 	foreach(lc, q->rtable)
@@ -356,36 +360,8 @@ scalar_mutator(Node *node, ScalarContext *ctx)
 		if (ctx->conjunct == NULL || !null_on_empty((Node *) val->expr) ||
 			!false_when_null(ctx->conjunct, node))
 			return node;
-		foreach(lc, s->rtable)
-		{
-			RangeTblEntry *rte = lfirst(lc);
-
-			if (rte->rtekind == RTE_CTE || rte->lateral ||
-				contain_vars_of_level((Node *) rte->subquery, 1) ||
-				contain_vars_of_level((Node *) rte->functions, 1) ||
-				contain_vars_of_level((Node *) rte->values_lists, 1))
-				return node;
-		}
-		if (contain_vars_of_level((Node *) s->targetList, 1) ||
-			contain_vars_of_level((Node *) s->jointree->fromlist, 1))
+		if (!split_where(s, &rest, &inner, &outer, &ops))
 			return node;
-		foreach(lc, make_ands_implicit((Expr *) s->jointree->quals))
-		{
-			Node	   *c = lfirst(lc);
-			Node	   *i;
-			Node	   *o;
-
-			if (!contain_vars_of_level(c, 1))
-			{
-				rest = lappend(rest, c);
-				continue;
-			}
-			if (!split_correlation(c, &i, &o))
-				return node;
-			inner = lappend(inner, i);
-			outer = lappend(outer, o);
-			ops = lappend_oid(ops, ((OpExpr *) c)->opno);
-		}
 	}
 
 	d = copyObject(s);
@@ -588,40 +564,8 @@ pull_sublink(Query *q, SubLink *sl, bool negated)
 			return pull_distinct_in(q, sl, s, negated);
 		s = wrap_in_from(s);
 	}
-	/* the FROM list must not be correlated (that would be LATERAL) */
-	foreach(lc, s->rtable)
-	{
-		RangeTblEntry *rte = lfirst(lc);
-
-		if (rte->rtekind == RTE_CTE)
-			return NULL;
-		if (rte->lateral || contain_vars_of_level((Node *) rte->subquery, 1) ||
-			contain_vars_of_level((Node *) rte->functions, 1) ||
-			contain_vars_of_level((Node *) rte->values_lists, 1))
-			return NULL;
-	}
-	if (contain_vars_of_level((Node *) s->targetList, 1) ||
-		contain_vars_of_level((Node *) s->jointree->fromlist, 1))
+	if (!split_where(s, &rest, &inner, &outer, &ops))
 		return NULL;
-
-	/* split the WHERE clause into correlation equalities and the rest */
-	foreach(lc, make_ands_implicit((Expr *) s->jointree->quals))
-	{
-		Node	   *c = lfirst(lc);
-		Node	   *i;
-		Node	   *o;
-
-		if (!contain_vars_of_level(c, 1))
-		{
-			rest = lappend(rest, c);
-			continue;
-		}
-		if (!split_correlation(c, &i, &o))
-			return NULL;
-		inner = lappend(inner, i);
-		outer = lappend(outer, o);
-		ops = lappend_oid(ops, ((OpExpr *) c)->opno);
-	}
 
 	d = copyObject(s);
 	d->jointree->quals = (Node *) make_ands_explicit(copyObject(rest));
@@ -695,7 +639,8 @@ pull_sublink(Query *q, SubLink *sl, bool negated)
 			OpExpr	   *op = lfirst(lc);
 
 			if (!IsA(op, OpExpr) || list_length(op->args) != 2 ||
-				!is_distinct_equality(op->opno, linitial(op->args), lsecond(op->args)))
+				!IsA(lsecond(op->args), Var) || ((Var *) lsecond(op->args))->varno != 0 ||
+				!is_distinct_equality(op, linitial(op->args), lsecond(op->args)))
 				return NULL;
 			/* NOT IN means NOT EXISTS only when neither side can be NULL */
 			if (negated &&
@@ -729,6 +674,52 @@ pull_sublink(Query *q, SubLink *sl, bool negated)
 }
 
 /*
+ * split_where splits the WHERE clause of subquery s into correlation
+ * equalities (inner side, outer side, operator) and the rest; false when
+ * s refers to the outer query anywhere else (its select list or FROM
+ * list: that would be LATERAL) or by anything but such an equality.
+ */
+static bool
+split_where(Query *s, List **rest, List **inner, List **outer, List **ops)
+{
+	ListCell   *lc;
+	Node	   *quals = s->jointree->quals;
+	bool		elsewhere;
+
+	foreach(lc, s->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+
+		if (rte->rtekind == RTE_CTE || rte->lateral)
+			return false;
+	}
+	/* the outer query may be referred to from the WHERE clause only */
+	s->jointree->quals = NULL;
+	elsewhere = contain_vars_of_level((Node *) s, 1);
+	s->jointree->quals = quals;
+	if (elsewhere)
+		return false;
+	foreach(lc, make_ands_implicit((Expr *) quals))
+	{
+		Node	   *c = lfirst(lc);
+		Node	   *i;
+		Node	   *o;
+
+		if (!contain_vars_of_level(c, 1))
+		{
+			*rest = lappend(*rest, c);
+			continue;
+		}
+		if (!split_correlation(c, &i, &o))
+			return false;
+		*inner = lappend(*inner, i);
+		*outer = lappend(*outer, o);
+		*ops = lappend_oid(*ops, ((OpExpr *) c)->opno);
+	}
+	return true;
+}
+
+/*
  * split_correlation: clause is "inner = outer" (either order) with the
  * equality DISTINCT uses, inner referring only to the subquery and outer
  * only to the query one level up.
@@ -759,24 +750,31 @@ split_correlation(Node *clause, Node **inner, Node **outer)
 	for (int level = 2; level < 16; level++)
 		if (contain_vars_of_level(b, level))
 			return false;
-	if (!is_distinct_equality(op->opno, a, b))
+	if (!is_distinct_equality(op, a, b))
 		return false;
 	*inner = a;
 	*outer = b;
 	return true;
 }
 
-/* is_distinct_equality: opno is the equality of the (same) type of both sides */
+/*
+ * is_distinct_equality: op is the equality of the (same) type of both
+ * sides, under the collation of the subquery's side (right for IN tests,
+ * either for correlations), so DISTINCT and GROUP BY on that side group
+ * exactly what op matches.
+ */
 static bool
-is_distinct_equality(Oid opno, Node *left, Node *right)
+is_distinct_equality(OpExpr *op, Node *left, Node *right)
 {
 	Oid			type = exprType(left);
 	TypeCacheEntry *tc;
 
 	if (type != exprType(right))
 		return false;
+	if (op->inputcollid != exprCollation(left) || op->inputcollid != exprCollation(right))
+		return false;
 	tc = lookup_type_cache(type, TYPECACHE_EQ_OPR);
-	return OidIsValid(tc->eq_opr) && tc->eq_opr == opno;
+	return OidIsValid(tc->eq_opr) && tc->eq_opr == op->opno;
 }
 
 /*
@@ -851,7 +849,7 @@ output_is_distinct(Query *s)
 	int			outputs = 0;
 
 	if (s->setOperations != NULL || s->groupingSets != NIL || s->hasTargetSRFs ||
-		s->hasWindowFuncs || s->limitOffset != NULL)
+		s->hasWindowFuncs || s->limitOffset != NULL || s->limitCount != NULL)
 		return false;
 	if (s->groupClause == NIL)
 		return s->hasAggs;
@@ -897,7 +895,7 @@ pull_distinct_in(Query *q, SubLink *sl, Query *s, bool negated)
 		OpExpr	   *op = lfirst(lc);
 
 		if (!IsA(op, OpExpr) || list_length(op->args) != 2 ||
-			!is_distinct_equality(op->opno, linitial(op->args), lsecond(op->args)))
+			!is_distinct_equality(op, linitial(op->args), lsecond(op->args)))
 			return NULL;
 	}
 	p = palloc0(sizeof(PulledSublink));

@@ -678,16 +678,29 @@ collect_jobs(Pass *p, int *running, bool wait)
 		{
 			SchedUnit  *unit = &p->units[u];
 			bool		failed;
+			bool		recorded;
 			uint64		mask;
 			double		took;
 
-			if (unit->job < 0 || !pgt_job_poll(unit->job, &failed, &mask, &took))
+			if (unit->job < 0 ||
+				!pgt_job_poll(unit->job, &failed, &recorded, &mask, &took))
 				continue;
 			unit->job = -1;
 			(*running)--;
 			ended++;
 			if (took < 0)
 				took = (double) (GetCurrentTimestamp() - unit->started) / USECS_PER_SEC;
+			if (failed && !recorded)
+			{
+				MemoryContext cxt = CurrentMemoryContext;
+
+				ereport(LOG,
+						(errmsg("pg_trickle refresh worker stopped before finishing its refresh of %d stream table(s)",
+								unit->run.nmembers)));
+				pgt_refresh_unit_lost(&unit->run,
+									  "interrupted: the refresh worker stopped before finishing");
+				MemoryContextSwitchTo(cxt);
+			}
 			finish_unit(p, u, failed, mask, took);
 		}
 		if (ended > 0 || !wait || *running == 0)

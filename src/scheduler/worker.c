@@ -55,9 +55,12 @@ PG_FUNCTION_INFO_V1(pgt_worker_pool_status);
 /* this scheduler's handles, by job slot */
 static BackgroundWorkerHandle *handles[PGT_MAX_REFRESH_JOBS];
 
-/* the refresh worker's job slot, and whether it reported */
+/* the refresh worker's job slot and its generation */
 static int	my_job = -1;
-static bool my_job_reported = false;
+static uint32 my_generation = 0;
+
+static bool job_is_mine(PgtRefreshJob *j);
+static void reap_orphans(void);
 
 static void job_exit(int code, Datum arg);
 
@@ -187,6 +190,7 @@ pgt_job_launch(const PgtRefreshUnit *unit)
 	if (unit->nmembers > PGT_MAX_UNIT_MEMBERS)
 		return -1;
 	LWLockAcquire(pgt_shared->lock, LW_EXCLUSIVE);
+	reap_orphans();
 	for (int i = 0; i < PGT_MAX_REFRESH_JOBS; i++)
 	{
 		if (pgt_shared->jobs[i].state != PGT_JOB_FREE)
@@ -213,6 +217,7 @@ pgt_job_launch(const PgtRefreshUnit *unit)
 		memcpy(j->relids, unit->relids, sizeof(Oid) * unit->nmembers);
 		memcpy(j->pgt_ids, unit->pgt_ids, sizeof(int64) * unit->nmembers);
 		j->failed = false;
+		j->recorded = false;
 		j->changed_mask = 0;
 	}
 	LWLockRelease(pgt_shared->lock);
@@ -247,7 +252,8 @@ pgt_job_launch(const PgtRefreshUnit *unit)
  * -1).
  */
 bool
-pgt_job_poll(int job, bool *failed, uint64 *changed_mask, double *seconds)
+pgt_job_poll(int job, bool *failed, bool *recorded, uint64 *changed_mask,
+			 double *seconds)
 {
 	PgtRefreshJob *j = &pgt_shared->jobs[job];
 	bool		ended = false;
@@ -259,6 +265,7 @@ pgt_job_poll(int job, bool *failed, uint64 *changed_mask, double *seconds)
 	if (j->state == PGT_JOB_DONE)
 	{
 		*failed = j->failed;
+		*recorded = j->recorded;
 		*changed_mask = j->changed_mask;
 		*seconds = j->seconds;
 		ended = true;
@@ -266,6 +273,7 @@ pgt_job_poll(int job, bool *failed, uint64 *changed_mask, double *seconds)
 	else if (stopped)
 	{
 		*failed = true;
+		*recorded = false;
 		*changed_mask = ~UINT64CONST(0);
 		*seconds = -1;
 		ended = true;
@@ -366,6 +374,7 @@ pgt_refresh_worker_main(Datum arg)
 		proc_exit(0);
 	}
 	j->worker_pid = MyProcPid;
+	my_generation = generation;
 	dboid = j->dboid;
 	unit.nmembers = j->nmembers;
 	memcpy(unit.relids, j->relids, sizeof(Oid) * j->nmembers);
@@ -386,15 +395,77 @@ pgt_refresh_worker_main(Datum arg)
 	(void) pgstat_report_stat(true);
 
 	LWLockAcquire(pgt_shared->lock, LW_EXCLUSIVE);
-	j->seconds = (double) (GetCurrentTimestamp() - started) / USECS_PER_SEC;
-	j->failed = !ok;
-	j->changed_mask = mask;
-	j->state = PGT_JOB_DONE;
-	my_job_reported = true;
-	if (j->scheduler_latch != NULL)
-		SetLatch(j->scheduler_latch);
+	if (job_is_mine(j))
+	{
+		j->seconds = (double) (GetCurrentTimestamp() - started) / USECS_PER_SEC;
+		j->failed = !ok;
+		j->recorded = true;
+		j->changed_mask = mask;
+		j->state = PGT_JOB_DONE;
+		if (j->scheduler_latch != NULL)
+			SetLatch(j->scheduler_latch);
+	}
 	LWLockRelease(pgt_shared->lock);
+	my_job = -1;
 	proc_exit(0);
+}
+
+/* job_is_mine: the slot still holds this worker's job (lock held) */
+static bool
+job_is_mine(PgtRefreshJob *j)
+{
+	return j->state == PGT_JOB_CLAIMED && j->generation == my_generation &&
+		j->worker_pid == MyProcPid;
+}
+
+/*
+ * reap_orphans frees the slots whose scheduler is gone and whose worker is
+ * gone too (lock held exclusively): a scheduler that exited for good, say
+ * for DROP DATABASE, would otherwise hold them forever.
+ */
+static void
+reap_orphans(void)
+{
+	for (int i = 0; i < PGT_MAX_REFRESH_JOBS; i++)
+	{
+		PgtRefreshJob *j = &pgt_shared->jobs[i];
+
+		if (j->state == PGT_JOB_FREE || j->scheduler_pid == MyProcPid)
+			continue;
+		if (j->scheduler_pid != 0 && kill(j->scheduler_pid, 0) == 0)
+			continue;
+		if (j->worker_pid != 0 && kill(j->worker_pid, 0) == 0)
+			continue;
+		j->state = PGT_JOB_FREE;
+		j->generation++;
+		j->worker_pid = 0;
+	}
+}
+
+/*
+ * pgt_refresh_unit_lost records a refresh whose worker stopped before it
+ * could: every member gets a FAILED history row (its RUNNING row, if the
+ * worker wrote one, is closed too) and one more consecutive error.
+ */
+void
+pgt_refresh_unit_lost(const PgtRefreshUnit *unit, const char *message)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	for (int i = 0; i < unit->nmembers; i++)
+	{
+		pgt_running_history_id = 0;
+		pgt_catalog_fail_running(unit->pgt_ids[i], message);
+		pgt_catalog_record_failure(unit->pgt_ids[i], "SCHEDULER", message,
+								   pgt_max_consecutive_errors);
+	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
+	pgt_scheduler_count(MyDatabaseId, 0, 1);
 }
 
 /* job_exit reports a worker that stops before finishing as failed */
@@ -403,13 +474,16 @@ job_exit(int code, Datum arg)
 {
 	PgtRefreshJob *j;
 
-	if (my_job < 0 || my_job_reported)
+	if (my_job < 0)
 		return;
 	j = &pgt_shared->jobs[my_job];
 	LWLockAcquire(pgt_shared->lock, LW_EXCLUSIVE);
-	if (j->state == PGT_JOB_CLAIMED && j->worker_pid == MyProcPid)
+	if (job_is_mine(j))
 	{
+		/* the scheduler records the failure: this process cannot any more */
 		j->failed = true;
+		j->recorded = false;
+		j->seconds = -1;
 		j->changed_mask = ~UINT64CONST(0);
 		j->state = PGT_JOB_DONE;
 		if (j->scheduler_latch != NULL)
