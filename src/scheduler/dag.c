@@ -25,12 +25,20 @@
 #include "funcapi.h"
 #include "nodes/bitmapset.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "pg_trickle/dag.h"
 
 PG_FUNCTION_INFO_V1(pgt_diamond_groups);
+
+/* a stream table's position in PgtDag.nodes, by relid */
+typedef struct RelidIndex
+{
+	Oid			relid;
+	int			index;
+} RelidIndex;
 
 static void topological_order(PgtDag *dag);
 static void find_diamonds(PgtDag *dag);
@@ -47,6 +55,7 @@ pgt_dag_load(void)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	PgtDag	   *dag = palloc0(sizeof(PgtDag));
+	HTAB	   *index;
 	SPITupleTable *tab;
 	TupleDesc	desc;
 
@@ -83,6 +92,22 @@ pgt_dag_load(void)
 		node->slowest = DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull));
 	}
 
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(RelidIndex);
+		ctl.hcxt = cxt;
+		index = hash_create("pg_trickle dag", Max(dag->n, 16), &ctl,
+							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		for (int i = 0; i < dag->n; i++)
+		{
+			RelidIndex *e = hash_search(index, &dag->nodes[i].relid, HASH_ENTER, NULL);
+
+			e->index = i;
+		}
+	}
 	if (SPI_execute("SELECT s.pgt_relid, d.source_relid, d.source_type = 'STREAM_TABLE' "
 					"FROM pgtrickle.pgt_dependencies d "
 					"JOIN pgtrickle.pgt_stream_tables s USING (pgt_id)", true, 0) != SPI_OK_SELECT)
@@ -95,16 +120,11 @@ pgt_dag_load(void)
 		Oid			reader = DatumGetObjectId(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
 		Oid			source = DatumGetObjectId(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
 		bool		is_st = DatumGetBool(SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull));
-		int			ri = -1;
-		int			si = -1;
+		RelidIndex *re = hash_search(index, &reader, HASH_FIND, NULL);
+		RelidIndex *se = is_st ? hash_search(index, &source, HASH_FIND, NULL) : NULL;
+		int			ri = re ? re->index : -1;
+		int			si = se ? se->index : -1;
 
-		for (int i = 0; i < dag->n; i++)
-		{
-			if (dag->nodes[i].relid == reader)
-				ri = i;
-			if (is_st && dag->nodes[i].relid == source)
-				si = i;
-		}
 		if (ri < 0)
 			continue;
 		if (si < 0)
@@ -182,6 +202,7 @@ find_diamonds(PgtDag *dag)
 	List	   *bases = NIL;
 	int		   *parent = palloc(sizeof(int) * Max(n, 1));
 	int		   *group_of_root = palloc0(sizeof(int) * Max(n, 1));
+	int		   *size = palloc0(sizeof(int) * Max(n, 1));
 
 	for (int i = 0; i < n; i++)
 		parent[i] = i;
@@ -243,17 +264,15 @@ find_diamonds(PgtDag *dag)
 	}
 
 	/* number the groups in topological order of their first member */
+	for (int i = 0; i < n; i++)
+		size[uf_find(parent, i)]++;
 	dag->ngroups = 0;
 	for (int k = 0; k < dag->n_ordered; k++)
 	{
 		int			i = dag->order[k];
 		int			root = uf_find(parent, i);
-		bool		alone = true;
 
-		for (int j = 0; j < n && alone; j++)
-			if (j != i && uf_find(parent, j) == root)
-				alone = false;
-		if (alone)
+		if (size[root] < 2)
 			continue;
 		if (group_of_root[root] == 0)
 			group_of_root[root] = ++dag->ngroups;

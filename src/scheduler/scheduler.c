@@ -88,6 +88,7 @@ typedef struct SchedUnit
 	int			waiting;		/* upstream units not finished yet */
 	bool		slowest;		/* diamond_schedule_policy of the group */
 	PgtRefreshUnit run;			/* the members being refreshed */
+	int			run_nodes[PGT_MAX_UNIT_MEMBERS];	/* their node indexes */
 	int			job;			/* job slot while a worker runs it */
 	TimestampTz started;
 } SchedUnit;
@@ -558,6 +559,7 @@ decide_unit(Pass *p, int u)
 			upstream_changed || p->prepared || se->seq != p->seq)
 			all_idle = false;
 
+		unit->run_nodes[unit->run.nmembers] = i;
 		unit->run.relids[unit->run.nmembers] = node->relid;
 		unit->run.pgt_ids[unit->run.nmembers] = node->pgt_id;
 		unit->run.nmembers++;
@@ -593,13 +595,7 @@ finish_unit(Pass *p, int u, bool failed, uint64 changed_mask, double took)
 	for (int m = 0; unit->started != 0 && m < unit->run.nmembers; m++)
 	{
 		SeenEntry  *se = seen_entry(unit->run.relids[m]);
-		int			i = -1;
-
-		for (int k = 0; k < p->dag->n; k++)
-			if (p->dag->nodes[k].relid == unit->run.relids[m])
-				i = k;
-		if (i < 0)
-			continue;
+		int			i = unit->run_nodes[m];
 
 		se->took = took / unit->run.nmembers;
 
