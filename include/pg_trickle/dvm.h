@@ -24,8 +24,9 @@ typedef enum PgtDeltaStrategy
 	PGT_DELTA_MULTISET,			/* weighted rows: delete/insert copies */
 	PGT_DELTA_KEYED,			/* recompute the groups whose key changed */
 	PGT_DELTA_SINGLETON,		/* recompute the one row */
-	PGT_DELTA_TOPK				/* ORDER BY ... LIMIT n: the first n of the
+	PGT_DELTA_TOPK,				/* ORDER BY ... LIMIT n: the first n of the
 								 * stored rows and the changed ones */
+	PGT_DELTA_SETOP				/* INTERSECT/EXCEPT: recompute the touched rows */
 } PgtDeltaStrategy;
 
 /* one base relation whose change buffer feeds the delta */

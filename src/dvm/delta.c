@@ -175,6 +175,9 @@ static bool topk_limit(Query *q, int64 *n);
 static void consolidation_lists(List *columns, StringInfo sel, StringInfo grp);
 static void append_apply_consolidated(StringInfo sql, PgtAnalysis *analysis,
 									  const char *storage, const char *third);
+static void restrict_to_keys(Query *q, List *exprs, List *names);
+static char *setop_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
+							 DvmContext *ctx);
 static void keyed_parts(Query *q, DvmContext *ctx, char **delta, char **recompute,
 						List **keytles);
 static char *singleton_apply_sql(Query *q, PgtAnalysis *analysis,
@@ -292,6 +295,8 @@ pgt_dvm_apply_sql(Query *query, PgtAnalysis *analysis, const char *storage,
 			return singleton_apply_sql(q, analysis, storage);
 		case PGT_DELTA_TOPK:
 			return topk_apply_sql(q, analysis, storage, &ctx);
+		case PGT_DELTA_SETOP:
+			return setop_apply_sql(q, analysis, storage, &ctx);
 	}
 	return NULL;				/* keep compiler quiet */
 }
@@ -412,12 +417,13 @@ top_blocker(Query *q, PgtDeltaStrategy *strategy, List **sources)
 	if (q->setOperations != NULL)
 	{
 		bool		all;
+		bool		plain_union;
 		ListCell   *lc;
 
 		if (q->hasAggs || q->groupClause != NIL || q->distinctClause != NIL)
 			return "Aggregates over UNION are not supported by the differential engine yet.";
-		if (!setop_all_union(q->setOperations, &all))
-			return "INTERSECT and EXCEPT, and UNION mixed with UNION ALL, are not supported by the differential engine yet.";
+		plain_union = setop_all_union(q->setOperations, &all);
+
 		foreach(lc, q->rtable)
 		{
 			RangeTblEntry *rte = lfirst(lc);
@@ -431,7 +437,10 @@ top_blocker(Query *q, PgtDeltaStrategy *strategy, List **sources)
 			if ((reason = spj_blocker(rte->subquery, &ctx)) != NULL)
 				return reason;
 		}
-		*strategy = all ? PGT_DELTA_MULTISET : PGT_DELTA_KEYED;
+		if (!plain_union)
+			*strategy = PGT_DELTA_SETOP;
+		else
+			*strategy = all ? PGT_DELTA_MULTISET : PGT_DELTA_KEYED;
 		*sources = ctx.sources;
 		return NULL;
 	}
@@ -1522,9 +1531,6 @@ keyed_parts(Query *q, DvmContext *ctx, char **delta_out, char **recompute_out,
 	}
 	else
 	{
-		RangeTblEntry *krte;
-		Index		krti;
-		List	   *quals = NIL;
 		int			i = 0;
 
 		/* the FROM/WHERE part, projected on the keys */
@@ -1547,68 +1553,17 @@ keyed_parts(Query *q, DvmContext *ctx, char **delta_out, char **recompute_out,
 
 		/* the query restricted to the touched keys */
 		restricted = copyObject(q);
-		krte = makeNode(RangeTblEntry);
-		krte->rtekind = RTE_CTE;
-		krte->ctename = pstrdup("__pgt_k");
-		krte->ctelevelsup = 0;
-		krte->inFromCl = true;
-		krte->alias = makeAlias("__pgt_k", NIL);
 		{
-			List	   *cn = NIL;
+			List	   *exprs = NIL;
+			List	   *names = NIL;
 
 			foreach(lc, keytles)
 			{
-				TargetEntry *tle = lfirst(lc);
-				Node	   *e = (Node *) tle->expr;
-
-				cn = lappend(cn, makeString(pstrdup(tle->resname)));
-				krte->coltypes = lappend_oid(krte->coltypes, exprType(e));
-				krte->coltypmods = lappend_int(krte->coltypmods, exprTypmod(e));
-				krte->colcollations = lappend_oid(krte->colcollations, exprCollation(e));
+				exprs = lappend(exprs, ((TargetEntry *) lfirst(lc))->expr);
+				names = lappend(names, ((TargetEntry *) lfirst(lc))->resname);
 			}
-			krte->eref = makeAlias("__pgt_k", cn);
+			restrict_to_keys(restricted, exprs, names);
 		}
-		restricted->rtable = lappend(restricted->rtable, krte);
-		krti = list_length(restricted->rtable);
-		{
-			RangeTblRef *rtr = makeNode(RangeTblRef);
-
-			rtr->rtindex = krti;
-			restricted->jointree->fromlist = lappend(restricted->jointree->fromlist, rtr);
-		}
-		i = 0;
-		foreach(lc, keytles)
-		{
-			TargetEntry *tle = lfirst(lc);
-			Expr	   *e = copyObject(tle->expr);
-			Oid			typ = exprType((Node *) e);
-			Var		   *kv = makeVar(krti, ++i, typ, exprTypmod((Node *) e),
-									 exprCollation((Node *) e), 0);
-			TypeCacheEntry *tc = lookup_type_cache(typ, TYPECACHE_EQ_OPR);
-			Expr	   *cond;
-
-			if (!OidIsValid(tc->eq_opr))
-				elog(ERROR, "no equality operator for group key type %s",
-					 format_type_be(typ));
-			if (expr_is_not_null(q, (Node *) e))
-				cond = make_opclause(tc->eq_opr, BOOLOID, false, e, (Expr *) kv,
-									 InvalidOid, exprCollation((Node *) e));
-			else
-			{
-				DistinctExpr *d = (DistinctExpr *) make_opclause(tc->eq_opr, BOOLOID, false,
-																 e, (Expr *) kv, InvalidOid,
-																 exprCollation((Node *) e));
-
-				NodeSetTag(d, T_DistinctExpr);
-				cond = make_notclause((Expr *) d);
-			}
-			set_opfuncid((OpExpr *) (IsA(cond, BoolExpr) ?
-									 linitial(((BoolExpr *) cond)->args) : cond));
-			quals = lappend(quals, cond);
-		}
-		if (restricted->jointree->quals != NULL)
-			quals = lcons(restricted->jointree->quals, quals);
-		restricted->jointree->quals = (Node *) make_ands_explicit(quals);
 		restricted->sortClause = NIL;
 		recompute = deparse(restricted);
 	}
@@ -1616,6 +1571,146 @@ keyed_parts(Query *q, DvmContext *ctx, char **delta_out, char **recompute_out,
 	*delta_out = delta;
 	*recompute_out = recompute;
 	*keytles_out = keytles;
+}
+
+/*
+ * restrict_to_keys joins q with the CTE __pgt_k, whose columns (names)
+ * have the types of exprs, on exprs matching those columns: "=" where the
+ * expression cannot be NULL (indexes apply), IS NOT DISTINCT FROM
+ * otherwise.
+ */
+static void
+restrict_to_keys(Query *q, List *exprs, List *names)
+{
+	RangeTblEntry *krte = makeNode(RangeTblEntry);
+	RangeTblRef *rtr = makeNode(RangeTblRef);
+	List	   *cn = NIL;
+	List	   *quals = NIL;
+	Index		krti;
+	ListCell   *lc;
+	int			i = 0;
+
+	krte->rtekind = RTE_CTE;
+	krte->ctename = pstrdup("__pgt_k");
+	krte->ctelevelsup = 0;
+	krte->inFromCl = true;
+	krte->alias = makeAlias("__pgt_k", NIL);
+	foreach(lc, exprs)
+	{
+		Node	   *e = lfirst(lc);
+
+		cn = lappend(cn, makeString(pstrdup(list_nth(names, foreach_current_index(lc)))));
+		krte->coltypes = lappend_oid(krte->coltypes, exprType(e));
+		krte->coltypmods = lappend_int(krte->coltypmods, exprTypmod(e));
+		krte->colcollations = lappend_oid(krte->colcollations, exprCollation(e));
+	}
+	krte->eref = makeAlias("__pgt_k", cn);
+	q->rtable = lappend(q->rtable, krte);
+	krti = list_length(q->rtable);
+	rtr->rtindex = krti;
+	q->jointree->fromlist = lappend(q->jointree->fromlist, rtr);
+
+	foreach(lc, exprs)
+	{
+		Expr	   *e = copyObject(lfirst(lc));
+		Oid			typ = exprType((Node *) e);
+		Var		   *kv = makeVar(krti, ++i, typ, exprTypmod((Node *) e),
+								 exprCollation((Node *) e), 0);
+		TypeCacheEntry *tc = lookup_type_cache(typ, TYPECACHE_EQ_OPR);
+		Expr	   *cond;
+
+		if (!OidIsValid(tc->eq_opr))
+			elog(ERROR, "no equality operator for key type %s", format_type_be(typ));
+		if (expr_is_not_null(q, (Node *) e))
+			cond = make_opclause(tc->eq_opr, BOOLOID, false, e, (Expr *) kv,
+								 InvalidOid, exprCollation((Node *) e));
+		else
+		{
+			DistinctExpr *d = (DistinctExpr *) make_opclause(tc->eq_opr, BOOLOID, false,
+															 e, (Expr *) kv, InvalidOid,
+															 exprCollation((Node *) e));
+
+			NodeSetTag(d, T_DistinctExpr);
+			cond = make_notclause((Expr *) d);
+		}
+		set_opfuncid((OpExpr *) (IsA(cond, BoolExpr) ?
+								 linitial(((BoolExpr *) cond)->args) : cond));
+		quals = lappend(quals, cond);
+	}
+	if (q->jointree->quals != NULL)
+		quals = lcons(q->jointree->quals, quals);
+	q->jointree->quals = (Node *) make_ands_explicit(quals);
+}
+
+/*
+ * setop_apply_sql maintains INTERSECT [ALL] and EXCEPT [ALL] (and UNION
+ * mixed with them) over plain SELECT ... FROM ... WHERE branches: the rows
+ * in the delta of any branch are the touched rows; the query, each branch
+ * restricted to the touched rows, gives their new copies; the stored
+ * copies of the touched rows are replaced by those, deleting and
+ * inserting only the difference.  Cost: the branches' deltas, plus each
+ * branch read for the touched rows.
+ */
+static char *
+setop_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage, DvmContext *ctx)
+{
+	Query	   *restricted = copyObject(q);
+	char	   *delta = setop_delta(q, ctx);
+	const char *cols = col_list(analysis->columns, "", false);
+	List	   *names = NIL;
+	StringInfoData sql;
+	StringInfoData sel;
+	StringInfoData grp;
+	StringInfoData match;
+	ListCell   *lc;
+
+	if (delta == NULL)
+		return NULL;
+	foreach(lc, analysis->columns)
+		names = lappend(names, ((PgtColumn *) lfirst(lc))->name);
+	foreach(lc, restricted->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+		List	   *exprs = NIL;
+		ListCell   *lc2;
+
+		if (rte->rtekind != RTE_SUBQUERY)
+			continue;
+		foreach(lc2, rte->subquery->targetList)
+		{
+			TargetEntry *tle = lfirst(lc2);
+
+			if (!tle->resjunk)
+				exprs = lappend(exprs, tle->expr);
+		}
+		restrict_to_keys(rte->subquery, exprs, names);
+	}
+
+	initStringInfo(&match);
+	foreach(lc, analysis->columns)
+	{
+		const char *qn = quote_identifier(((PgtColumn *) lfirst(lc))->name);
+
+		appendStringInfo(&match, "%ss.%s IS NOT DISTINCT FROM k.%s",
+						 match.len > 0 ? " AND " : "", qn, qn);
+	}
+	consolidation_lists(analysis->columns, &sel, &grp);
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "WITH __pgt_k AS (SELECT DISTINCT %s FROM (%s) AS __pgt_d0(%s, __pgt_w)), "
+					 "__pgt_c AS (SELECT %s, pg_catalog.sum(d.__pgt_w)::pg_catalog.int8 AS __pgt_w, "
+					 "pg_catalog.row_number() OVER () AS __pgt_cid "
+					 "FROM (SELECT %s, 1::pg_catalog.int8 AS __pgt_w FROM (%s) AS r(%s) "
+					 "UNION ALL SELECT %s, -1::pg_catalog.int8 FROM %s s WHERE EXISTS "
+					 "(SELECT 1 FROM __pgt_k k WHERE %s)) d "
+					 "GROUP BY %s HAVING pg_catalog.sum(d.__pgt_w) <> 0), ",
+					 cols, delta, cols, sel.data,
+					 col_list(analysis->columns, "r.", false), deparse(restricted), cols,
+					 col_list(analysis->columns, "s.", false), storage, match.data,
+					 grp.data);
+	append_apply_consolidated(&sql, analysis, storage,
+							  "(SELECT pg_catalog.count(*) FROM __pgt_k)");
+	return sql.data;
 }
 
 /*
