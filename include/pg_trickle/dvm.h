@@ -26,7 +26,8 @@ typedef enum PgtDeltaStrategy
 	PGT_DELTA_SINGLETON,		/* recompute the one row */
 	PGT_DELTA_TOPK,				/* ORDER BY ... LIMIT n: the first n of the
 								 * stored rows and the changed ones */
-	PGT_DELTA_SETOP				/* INTERSECT/EXCEPT: recompute the touched rows */
+	PGT_DELTA_SETOP,			/* INTERSECT/EXCEPT: recompute the touched rows */
+	PGT_DELTA_WINDOW			/* window functions: recompute touched partitions */
 } PgtDeltaStrategy;
 
 /* one base relation whose change buffer feeds the delta */

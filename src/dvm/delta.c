@@ -176,6 +176,10 @@ static void consolidation_lists(List *columns, StringInfo sel, StringInfo grp);
 static void append_apply_consolidated(StringInfo sql, PgtAnalysis *analysis,
 									  const char *storage, const char *third);
 static void restrict_to_keys(Query *q, List *exprs, List *names);
+static List *window_partition_tles(Query *q);
+static const char *window_blocker(Query *q);
+static char *window_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
+							  DvmContext *ctx);
 static char *setop_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
 							 DvmContext *ctx);
 static void keyed_parts(Query *q, DvmContext *ctx, char **delta, char **recompute,
@@ -297,6 +301,8 @@ pgt_dvm_apply_sql(Query *query, PgtAnalysis *analysis, const char *storage,
 			return topk_apply_sql(q, analysis, storage, &ctx);
 		case PGT_DELTA_SETOP:
 			return setop_apply_sql(q, analysis, storage, &ctx);
+		case PGT_DELTA_WINDOW:
+			return window_apply_sql(q, analysis, storage, &ctx);
 	}
 	return NULL;				/* keep compiler quiet */
 }
@@ -390,7 +396,20 @@ top_blocker(Query *q, PgtDeltaStrategy *strategy, List **sources)
 	if (q->hasRecursive)
 		return "WITH RECURSIVE is not supported by the differential engine yet.";
 	if (q->hasWindowFuncs)
-		return "Window functions are not supported by the differential engine yet.";
+	{
+		Query	   *b;
+
+		if ((reason = window_blocker(q)) != NULL)
+			return reason;
+		b = copyObject(q);
+		b->hasWindowFuncs = false;
+		b->windowClause = NIL;
+		if ((reason = spj_blocker(b, &ctx)) != NULL)
+			return reason;
+		*strategy = PGT_DELTA_WINDOW;
+		*sources = ctx.sources;
+		return NULL;
+	}
 	if (q->hasTargetSRFs)
 		return "Set-returning functions in the select list are not supported by the differential engine yet.";
 	if (q->limitCount != NULL || q->limitOffset != NULL)
@@ -1705,6 +1724,123 @@ setop_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage, DvmContext
 					 "(SELECT 1 FROM __pgt_k k WHERE %s)) d "
 					 "GROUP BY %s HAVING pg_catalog.sum(d.__pgt_w) <> 0), ",
 					 cols, delta, cols, sel.data,
+					 col_list(analysis->columns, "r.", false), deparse(restricted), cols,
+					 col_list(analysis->columns, "s.", false), storage, match.data,
+					 grp.data);
+	append_apply_consolidated(&sql, analysis, storage,
+							  "(SELECT pg_catalog.count(*) FROM __pgt_k)");
+	return sql.data;
+}
+
+/*
+ * window_partition_tles returns the output columns every window of q
+ * partitions by (NIL if there is none).
+ */
+static List *
+window_partition_tles(Query *q)
+{
+	List	   *common = NIL;
+	ListCell   *lc;
+
+	foreach(lc, q->windowClause)
+	{
+		WindowClause *wc = lfirst(lc);
+		List	   *these = NIL;
+		ListCell   *lc2;
+
+		foreach(lc2, wc->partitionClause)
+		{
+			TargetEntry *tle = get_sortgroupclause_tle(lfirst(lc2), q->targetList);
+
+			if (!tle->resjunk)
+				these = list_append_unique_ptr(these, tle);
+		}
+		common = foreach_current_index(lc) == 0 ? these : list_intersection(common, these);
+	}
+	return common;
+}
+
+/*
+ * window_blocker: window functions are maintained when every window
+ * partitions by at least one common output column, over a plain
+ * SELECT ... FROM ... WHERE block.
+ */
+static const char *
+window_blocker(Query *q)
+{
+	if (q->hasAggs || q->groupClause != NIL || q->distinctClause != NIL ||
+		q->setOperations != NULL || q->limitCount != NULL || q->limitOffset != NULL ||
+		q->hasTargetSRFs)
+		return "Window functions together with aggregates, DISTINCT, set operations or LIMIT are not supported by the differential engine yet.";
+	if (window_partition_tles(q) == NIL)
+		return "Window functions are maintained differentially only when every window is partitioned by a column of the select list that they all share.";
+	return NULL;
+}
+
+/*
+ * window_apply_sql maintains window functions partition by partition: the
+ * partition keys in the delta of the FROM/WHERE part are the touched
+ * partitions; the query restricted to them recomputes their rows, which
+ * replace the stored rows of those partitions (only the difference is
+ * deleted and inserted).  Cost: the rows of the touched partitions.
+ */
+static char *
+window_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage, DvmContext *ctx)
+{
+	List	   *keytles = window_partition_tles(q);
+	Query	   *child = copyObject(q);
+	Query	   *restricted = copyObject(q);
+	const char *cols = col_list(analysis->columns, "", false);
+	List	   *exprs = NIL;
+	List	   *names = NIL;
+	StringInfoData keys;
+	StringInfoData match;
+	StringInfoData sql;
+	StringInfoData sel;
+	StringInfoData grp;
+	char	   *delta;
+	ListCell   *lc;
+	int			i = 0;
+
+	/* the FROM/WHERE part, projected on the partition keys */
+	child->targetList = NIL;
+	initStringInfo(&keys);
+	initStringInfo(&match);
+	foreach(lc, keytles)
+	{
+		TargetEntry *tle = flatCopyTargetEntry(lfirst(lc));
+		const char *qn = quote_identifier(tle->resname);
+
+		tle->resno = ++i;
+		tle->ressortgroupref = 0;
+		child->targetList = lappend(child->targetList, tle);
+		exprs = lappend(exprs, tle->expr);
+		names = lappend(names, tle->resname);
+		appendStringInfo(&keys, "%s%s", keys.len > 0 ? ", " : "", qn);
+		appendStringInfo(&match, "%ss.%s IS NOT DISTINCT FROM k.%s",
+						 match.len > 0 ? " AND " : "", qn, qn);
+	}
+	child->windowClause = NIL;
+	child->hasWindowFuncs = false;
+	child->sortClause = NIL;
+	delta = spj_delta(child, ctx);
+	if (delta == NULL)
+		return NULL;
+
+	restricted->sortClause = NIL;
+	restrict_to_keys(restricted, exprs, names);
+
+	consolidation_lists(analysis->columns, &sel, &grp);
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "WITH __pgt_k AS (SELECT DISTINCT %s FROM (%s) AS __pgt_d0(%s, __pgt_w)), "
+					 "__pgt_c AS (SELECT %s, pg_catalog.sum(d.__pgt_w)::pg_catalog.int8 AS __pgt_w, "
+					 "pg_catalog.row_number() OVER () AS __pgt_cid "
+					 "FROM (SELECT %s, 1::pg_catalog.int8 AS __pgt_w FROM (%s) AS r(%s) "
+					 "UNION ALL SELECT %s, -1::pg_catalog.int8 FROM %s s WHERE EXISTS "
+					 "(SELECT 1 FROM __pgt_k k WHERE %s)) d "
+					 "GROUP BY %s HAVING pg_catalog.sum(d.__pgt_w) <> 0), ",
+					 keys.data, delta, keys.data, sel.data,
 					 col_list(analysis->columns, "r.", false), deparse(restricted), cols,
 					 col_list(analysis->columns, "s.", false), storage, match.data,
 					 grp.data);
