@@ -20,6 +20,7 @@ OBJS = \
 	src/dvm/aggregate.o \
 	src/dvm/delta.o \
 	src/dvm/prepare.o \
+	src/dvm/recompute.o \
 	src/dvm/sublink.o \
 	src/refresh/refresh.o \
 	src/schedule/schedule.o \

@@ -90,15 +90,6 @@
 
 #include "dvm_internal.h"
 
-typedef struct DvmContext
-{
-	const char *frontier;		/* SQL for the frontier: always "$1" */
-	List	   *changed;		/* relids with changes in the window */
-	List	   *derived;		/* DerivedLeaf *: anti-join legs of outer joins */
-	int			nderived;
-	List	   *sources;		/* PgtDeltaSource *: columns read per relation */
-	List	   *columns;		/* PgtColumn *: the stream table's columns */
-} DvmContext;
 
 /*
  * A derived leaf stands in the place of the preserved side of an outer
@@ -149,9 +140,6 @@ static void add_source_cols(BlockerContext *ctx, Oid relid, Bitmapset *cols);
 static bool setop_all_union(Node *setop, bool *all);
 static bool query_may_change(Query *q, DvmContext *ctx);
 static bool may_change_walker(Node *node, DvmContext *ctx);
-static char *spj_delta(Query *q, DvmContext *ctx);
-static char *setop_delta(Query *q, DvmContext *ctx);
-static char *any_delta(Query *q, DvmContext *ctx);
 static char *agg_subquery_delta(Query *q, DvmContext *ctx);
 static Query *leaf_delta_query(Query *q, Index rti, DvmContext *ctx);
 static Query *leaf_old_query(Query *q, Index rti, DvmContext *ctx);
@@ -162,32 +150,12 @@ static void replace_rte(Query *q, Index rti, Query *sub, List *colnames);
 static void finish_term(Query *t, List *wvars);
 static Query *parse_sql(const char *sql);
 static List *visible_names(Query *q);
-static char *deparse(Query *q);
 static char *keyed_apply_sql(Query *q, PgtAnalysis *analysis,
 							 const char *storage, DvmContext *ctx);
 static char *multiset_apply_sql(Query *q, PgtAnalysis *analysis,
 								const char *storage, DvmContext *ctx);
-static const char *topk_blocker(Query *q);
-static char *topk_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
-							DvmContext *ctx);
-static char *order_by_sql(Query *q, PgtAnalysis *analysis);
-static bool topk_limit(Query *q, int64 *n);
-static void consolidation_lists(List *columns, StringInfo sel, StringInfo grp);
-static void append_apply_consolidated(StringInfo sql, PgtAnalysis *analysis,
-									  const char *storage, const char *third);
-static void restrict_to_keys(Query *q, List *exprs, List *names);
-static List *window_partition_tles(Query *q);
-static const char *window_blocker(Query *q);
-static char *window_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
-							  DvmContext *ctx);
-static char *setop_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
-							 DvmContext *ctx);
-static void keyed_parts(Query *q, DvmContext *ctx, char **delta, char **recompute,
-						List **keytles);
 static char *singleton_apply_sql(Query *q, PgtAnalysis *analysis,
 								 const char *storage);
-static bool expr_is_not_null(Query *q, Node *expr);
-static const char *col_list(List *columns, const char *prefix, bool keys_only);
 static char *recheck_sql(List *columns, const char *a, const char *b, bool exact,
 						 bool keys_only);
 
@@ -281,12 +249,12 @@ pgt_dvm_apply_sql(Query *query, PgtAnalysis *analysis, const char *storage,
 			elog(ERROR, "aggregate layout of a stream table query changed");
 		child = pgt_dvm_agg_child(q, layout);
 
-		delta = any_delta(child, &ctx);
+		delta = pgt_dvm_any_delta(child, &ctx);
 		if (delta == NULL)
 			return NULL;
 		*strategy = PGT_DELTA_KEYED;
 		return pgt_dvm_agg_apply_sql(layout, analysis->columns, storage, delta,
-									 deparse(child));
+									 pgt_dvm_deparse(child));
 	}
 
 	switch (*strategy)
@@ -298,11 +266,11 @@ pgt_dvm_apply_sql(Query *query, PgtAnalysis *analysis, const char *storage,
 		case PGT_DELTA_SINGLETON:
 			return singleton_apply_sql(q, analysis, storage);
 		case PGT_DELTA_TOPK:
-			return topk_apply_sql(q, analysis, storage, &ctx);
+			return pgt_dvm_topk_apply_sql(q, analysis, storage, &ctx);
 		case PGT_DELTA_SETOP:
-			return setop_apply_sql(q, analysis, storage, &ctx);
+			return pgt_dvm_setop_apply_sql(q, analysis, storage, &ctx);
 		case PGT_DELTA_WINDOW:
-			return window_apply_sql(q, analysis, storage, &ctx);
+			return pgt_dvm_window_apply_sql(q, analysis, storage, &ctx);
 	}
 	return NULL;				/* keep compiler quiet */
 }
@@ -331,7 +299,7 @@ pgt_dvm_full_sql(Query *query, PgtAnalysis *analysis, const char *storage)
 	generated_bytes = 0;
 	q = pgt_dvm_prepare_query(query);
 	return pgt_dvm_agg_full_sql(analysis->agg_layout, analysis->columns, storage,
-								deparse(pgt_dvm_agg_child(q, pgt_dvm_agg_layout(q))));
+								pgt_dvm_deparse(pgt_dvm_agg_child(q, pgt_dvm_agg_layout(q))));
 }
 
 /*
@@ -399,7 +367,7 @@ top_blocker(Query *q, PgtDeltaStrategy *strategy, List **sources)
 	{
 		Query	   *b;
 
-		if ((reason = window_blocker(q)) != NULL)
+		if ((reason = pgt_dvm_window_blocker(q)) != NULL)
 			return reason;
 		b = copyObject(q);
 		b->hasWindowFuncs = false;
@@ -416,7 +384,7 @@ top_blocker(Query *q, PgtDeltaStrategy *strategy, List **sources)
 	{
 		Query	   *b;
 
-		if ((reason = topk_blocker(q)) != NULL)
+		if ((reason = pgt_dvm_topk_blocker(q)) != NULL)
 			return reason;
 		/* the rest of the rules apply to the query without ORDER BY/LIMIT */
 		b = copyObject(q);
@@ -764,15 +732,15 @@ may_change_walker(Node *node, DvmContext *ctx)
  * any_delta returns the delta of q (SPJ or UNION ALL), as SQL producing
  * q's visible columns followed by __pgt_w, or NULL when nothing changed.
  */
-static char *
-any_delta(Query *q, DvmContext *ctx)
+char *
+pgt_dvm_any_delta(Query *q, DvmContext *ctx)
 {
 	if (q->setOperations != NULL)
-		return setop_delta(q, ctx);
+		return pgt_dvm_setop_delta(q, ctx);
 	if (q->hasAggs || q->groupClause != NIL || q->distinctClause != NIL ||
 		q->havingQual != NULL)
 		return agg_subquery_delta(q, ctx);
-	return spj_delta(q, ctx);
+	return pgt_dvm_spj_delta(q, ctx);
 }
 
 /*
@@ -815,7 +783,7 @@ agg_subquery_delta(Query *q, DvmContext *ctx)
 
 	if (!query_may_change(child, ctx))
 		return NULL;
-	dchild = any_delta(child, ctx);
+	dchild = pgt_dvm_any_delta(child, ctx);
 	if (dchild == NULL)
 		return NULL;
 
@@ -863,7 +831,7 @@ agg_subquery_delta(Query *q, DvmContext *ctx)
 		kq->sortClause = NIL;
 		kq->limitCount = NULL;
 		kq->limitOffset = NULL;
-		kparsed = parse_sql(psprintf("SELECT DISTINCT * FROM (%s) AS __pgt_kk", deparse(kq)));
+		kparsed = parse_sql(psprintf("SELECT DISTINCT * FROM (%s) AS __pgt_kk", pgt_dvm_deparse(kq)));
 
 		/* the child restricted to K: key expressions pushed into it */
 		krte->rtekind = RTE_SUBQUERY;
@@ -894,7 +862,7 @@ agg_subquery_delta(Query *q, DvmContext *ctx)
 										  (Expr *) kv, InvalidOid, exprCollation(e));
 			set_opfuncid(op);
 			/* "=" where no NULL can occur: indexes and hash joins apply */
-			if (expr_is_not_null(rchild, e))
+			if (pgt_dvm_expr_is_not_null(rchild, e))
 				cond = (Expr *) op;
 			else
 			{
@@ -913,7 +881,7 @@ agg_subquery_delta(Query *q, DvmContext *ctx)
 	rt_fetch(ci, newq->rtable)->subquery = rchild;
 
 	/* G over the restricted old state: C' consolidated and expanded */
-	dr = any_delta(rchild, ctx);
+	dr = pgt_dvm_any_delta(rchild, ctx);
 	initStringInfo(&cols);
 	initStringInfo(&grp);
 	k = 0;
@@ -933,7 +901,7 @@ agg_subquery_delta(Query *q, DvmContext *ctx)
 						"FROM (SELECT r.*, 1::pg_catalog.int8 AS __pgt_w FROM (%s) AS r(%s)%s) AS u "
 						"GROUP BY %s HAVING pg_catalog.sum(u.__pgt_w) > 0) AS x "
 						"CROSS JOIN LATERAL pg_catalog.generate_series(1::pg_catalog.int8, x.__pgt_m)",
-						cols.data, cols.data, deparse(rchild), cols.data,
+						cols.data, cols.data, pgt_dvm_deparse(rchild), cols.data,
 						dr ? psprintf(" UNION ALL SELECT d.*, -d.__pgt_w FROM (%s) AS d(%s, __pgt_w0)",
 									  dr, cols.data) : "",
 						grp.data);
@@ -944,7 +912,7 @@ agg_subquery_delta(Query *q, DvmContext *ctx)
 							"UNION ALL SELECT %s, -d.__pgt_w0 FROM (%s) AS d(%s, __pgt_w0)) AS u "
 							"GROUP BY %s HAVING pg_catalog.sum(u.__pgt_w) > 0) AS x "
 							"CROSS JOIN LATERAL pg_catalog.generate_series(1::pg_catalog.int8, x.__pgt_m)",
-							cols.data, cols.data, deparse(rchild), cols.data,
+							cols.data, cols.data, pgt_dvm_deparse(rchild), cols.data,
 							cols.data, dr, cols.data, grp.data);
 	oldq = copyObject(g);
 	{
@@ -960,12 +928,12 @@ agg_subquery_delta(Query *q, DvmContext *ctx)
 	/* newq's child keeps the original column names */
 	return psprintf("SELECT n.*, 1::pg_catalog.int8 AS __pgt_w FROM (%s) AS n "
 					"UNION ALL SELECT o.*, -1::pg_catalog.int8 FROM (%s) AS o",
-					deparse(newq), deparse(oldq));
+					pgt_dvm_deparse(newq), pgt_dvm_deparse(oldq));
 }
 
 /* delta of a UNION [ALL] tree: the sum of the deltas of its branches */
-static char *
-setop_delta(Query *q, DvmContext *ctx)
+char *
+pgt_dvm_setop_delta(Query *q, DvmContext *ctx)
 {
 	StringInfoData buf;
 	ListCell   *lc;
@@ -978,7 +946,7 @@ setop_delta(Query *q, DvmContext *ctx)
 
 		if (rte->rtekind != RTE_SUBQUERY)
 			continue;
-		d = any_delta(rte->subquery, ctx);
+		d = pgt_dvm_any_delta(rte->subquery, ctx);
 		if (d == NULL)
 			continue;
 		if (buf.len > 0)
@@ -992,8 +960,8 @@ setop_delta(Query *q, DvmContext *ctx)
  * spj_delta applies the telescoping join rule (see the file header) to one
  * select-project-join block.
  */
-static char *
-spj_delta(Query *q, DvmContext *ctx)
+char *
+pgt_dvm_spj_delta(Query *q, DvmContext *ctx)
 {
 	List	   *leaves = NIL;
 	ListCell   *lc;
@@ -1042,7 +1010,7 @@ spj_delta(Query *q, DvmContext *ctx)
 		finish_term(t, wvars);
 		if (buf.len > 0)
 			appendStringInfoString(&buf, " UNION ALL ");
-		appendStringInfo(&buf, "%s", deparse(t));
+		appendStringInfo(&buf, "%s", pgt_dvm_deparse(t));
 	}
 	return buf.data;
 }
@@ -1059,7 +1027,7 @@ leaf_delta_query(Query *q, Index rti, DvmContext *ctx)
 		return parse_sql(dl->delta_sql);
 	if (rte->rtekind == RTE_RELATION)
 		return parse_sql(base_delta_sql(rte->relid, ctx, false, &colnames));
-	return parse_sql(any_delta(rte->subquery, ctx));
+	return parse_sql(pgt_dvm_any_delta(rte->subquery, ctx));
 }
 
 /* the pre-window state of leaf rti of q, weighted: columns, then w */
@@ -1100,8 +1068,8 @@ leaf_old_query(Query *q, Index rti, DvmContext *ctx)
 		}
 		return parse_sql(psprintf("SELECT s.*, 1::pg_catalog.int8 AS __pgt_w FROM (%s) AS s(%s) "
 								  "UNION ALL SELECT %s, -d.__pgt_w FROM (%s) AS d(%s, __pgt_w)",
-								  deparse(sub), aliases.data, cols.data,
-								  any_delta(sub, ctx), aliases.data));
+								  pgt_dvm_deparse(sub), aliases.data, cols.data,
+								  pgt_dvm_any_delta(sub, ctx), aliases.data));
 	}
 }
 
@@ -1389,8 +1357,8 @@ count_generated(const char *sql)
 				 errdetail("The generated delta SQL exceeds %d bytes.", PGT_MAX_DELTA_SQL)));
 }
 
-static char *
-deparse(Query *q)
+char *
+pgt_dvm_deparse(Query *q)
 {
 	char	   *result = pg_get_querydef(q, false);
 
@@ -1408,15 +1376,15 @@ multiset_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
 				   DvmContext *ctx)
 {
 	StringInfoData sql;
-	char	   *delta = any_delta(q, ctx);
-	const char *cols = col_list(analysis->columns, "", false);
+	char	   *delta = pgt_dvm_any_delta(q, ctx);
+	const char *cols = pgt_dvm_col_list(analysis->columns, "", false);
 	StringInfoData sel;
 	StringInfoData grp;
 
 	if (delta == NULL)
 		return NULL;
 
-	consolidation_lists(analysis->columns, &sel, &grp);
+	pgt_dvm_consolidation_lists(analysis->columns, &sel, &grp);
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
 					 "WITH __pgt_d AS (SELECT * FROM (%s) AS __pgt_d0(%s, __pgt_w)), "
@@ -1424,7 +1392,7 @@ multiset_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
 					 "pg_catalog.row_number() OVER () AS __pgt_cid "
 					 "FROM __pgt_d d GROUP BY %s HAVING pg_catalog.sum(d.__pgt_w) <> 0), ",
 					 delta, cols, sel.data, grp.data);
-	append_apply_consolidated(&sql, analysis, storage,
+	pgt_dvm_append_apply_consolidated(&sql, analysis, storage,
 							  "(SELECT pg_catalog.count(*) FROM __pgt_d)");
 	return sql.data;
 }
@@ -1435,8 +1403,8 @@ multiset_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
  * equal but print differently stay different rows, and a type without
  * equality is grouped on its text form.
  */
-static void
-consolidation_lists(List *columns, StringInfo sel, StringInfo grp)
+void
+pgt_dvm_consolidation_lists(List *columns, StringInfo sel, StringInfo grp)
 {
 	ListCell   *lc;
 	bool		first = true;
@@ -1482,8 +1450,8 @@ consolidation_lists(List *columns, StringInfo sel, StringInfo grp)
  * and returns rows deleted, rows inserted, third (an SQL expression) and
  * the number of copies it meant to delete.
  */
-static void
-append_apply_consolidated(StringInfo sql, PgtAnalysis *analysis, const char *storage,
+void
+pgt_dvm_append_apply_consolidated(StringInfo sql, PgtAnalysis *analysis, const char *storage,
 						  const char *third)
 {
 	appendStringInfo(sql,
@@ -1504,8 +1472,8 @@ append_apply_consolidated(StringInfo sql, PgtAnalysis *analysis, const char *sto
 					 "(SELECT pg_catalog.count(*) FROM __pgt_ins), "
 					 "%s, "
 					 "(SELECT COALESCE(pg_catalog.sum(-__pgt_w), 0) FROM __pgt_c WHERE __pgt_w < 0)",
-					 storage, col_list(analysis->columns, "", false),
-					 col_list(analysis->columns, "c.", false),
+					 storage, pgt_dvm_col_list(analysis->columns, "", false),
+					 pgt_dvm_col_list(analysis->columns, "c.", false),
 					 pgt_storage_row_id_expr(analysis->columns, PGT_IDENTITY_ALL_COLUMNS, "c"),
 					 third);
 }
@@ -1516,8 +1484,8 @@ append_apply_consolidated(StringInfo sql, PgtAnalysis *analysis, const char *sto
  * changed) and of q restricted to the keys of a CTE named __pgt_k, and
  * the key target entries.
  */
-static void
-keyed_parts(Query *q, DvmContext *ctx, char **delta_out, char **recompute_out,
+void
+pgt_dvm_keyed_parts(Query *q, DvmContext *ctx, char **delta_out, char **recompute_out,
 			List **keytles_out)
 {
 	Query	   *child;
@@ -1544,9 +1512,9 @@ keyed_parts(Query *q, DvmContext *ctx, char **delta_out, char **recompute_out,
 	if (q->setOperations != NULL)
 	{
 		/* UNION: keys are whole rows; the delta of UNION ALL gives them */
-		delta = setop_delta(q, ctx);
+		delta = pgt_dvm_setop_delta(q, ctx);
 		recompute = psprintf("SELECT r0.* FROM (%s) AS r0 WHERE EXISTS (SELECT 1 FROM __pgt_k k WHERE %s)",
-							 deparse(q), recheck_sql(ctx->columns, "r0", "k", false, false));
+							 pgt_dvm_deparse(q), recheck_sql(ctx->columns, "r0", "k", false, false));
 	}
 	else
 	{
@@ -1568,7 +1536,7 @@ keyed_parts(Query *q, DvmContext *ctx, char **delta_out, char **recompute_out,
 		child->hasAggs = false;
 		child->distinctClause = NIL;
 		child->sortClause = NIL;
-		delta = spj_delta(child, ctx);
+		delta = pgt_dvm_spj_delta(child, ctx);
 
 		/* the query restricted to the touched keys */
 		restricted = copyObject(q);
@@ -1581,10 +1549,10 @@ keyed_parts(Query *q, DvmContext *ctx, char **delta_out, char **recompute_out,
 				exprs = lappend(exprs, ((TargetEntry *) lfirst(lc))->expr);
 				names = lappend(names, ((TargetEntry *) lfirst(lc))->resname);
 			}
-			restrict_to_keys(restricted, exprs, names);
+			pgt_dvm_restrict_to_keys(restricted, exprs, names);
 		}
 		restricted->sortClause = NIL;
-		recompute = deparse(restricted);
+		recompute = pgt_dvm_deparse(restricted);
 	}
 
 	*delta_out = delta;
@@ -1598,8 +1566,8 @@ keyed_parts(Query *q, DvmContext *ctx, char **delta_out, char **recompute_out,
  * expression cannot be NULL (indexes apply), IS NOT DISTINCT FROM
  * otherwise.
  */
-static void
-restrict_to_keys(Query *q, List *exprs, List *names)
+void
+pgt_dvm_restrict_to_keys(Query *q, List *exprs, List *names)
 {
 	RangeTblEntry *krte = makeNode(RangeTblEntry);
 	RangeTblRef *rtr = makeNode(RangeTblRef);
@@ -1640,7 +1608,7 @@ restrict_to_keys(Query *q, List *exprs, List *names)
 
 		if (!OidIsValid(tc->eq_opr))
 			elog(ERROR, "no equality operator for key type %s", format_type_be(typ));
-		if (expr_is_not_null(q, (Node *) e))
+		if (pgt_dvm_expr_is_not_null(q, (Node *) e))
 			cond = make_opclause(tc->eq_opr, BOOLOID, false, e, (Expr *) kv,
 								 InvalidOid, exprCollation((Node *) e));
 		else
@@ -1659,194 +1627,6 @@ restrict_to_keys(Query *q, List *exprs, List *names)
 	if (q->jointree->quals != NULL)
 		quals = lcons(q->jointree->quals, quals);
 	q->jointree->quals = (Node *) make_ands_explicit(quals);
-}
-
-/*
- * setop_apply_sql maintains INTERSECT [ALL] and EXCEPT [ALL] (and UNION
- * mixed with them) over plain SELECT ... FROM ... WHERE branches: the rows
- * in the delta of any branch are the touched rows; the query, each branch
- * restricted to the touched rows, gives their new copies; the stored
- * copies of the touched rows are replaced by those, deleting and
- * inserting only the difference.  Cost: the branches' deltas, plus each
- * branch read for the touched rows.
- */
-static char *
-setop_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage, DvmContext *ctx)
-{
-	Query	   *restricted = copyObject(q);
-	char	   *delta = setop_delta(q, ctx);
-	const char *cols = col_list(analysis->columns, "", false);
-	List	   *names = NIL;
-	StringInfoData sql;
-	StringInfoData sel;
-	StringInfoData grp;
-	StringInfoData match;
-	ListCell   *lc;
-
-	if (delta == NULL)
-		return NULL;
-	foreach(lc, analysis->columns)
-		names = lappend(names, ((PgtColumn *) lfirst(lc))->name);
-	foreach(lc, restricted->rtable)
-	{
-		RangeTblEntry *rte = lfirst(lc);
-		List	   *exprs = NIL;
-		ListCell   *lc2;
-
-		if (rte->rtekind != RTE_SUBQUERY)
-			continue;
-		foreach(lc2, rte->subquery->targetList)
-		{
-			TargetEntry *tle = lfirst(lc2);
-
-			if (!tle->resjunk)
-				exprs = lappend(exprs, tle->expr);
-		}
-		restrict_to_keys(rte->subquery, exprs, names);
-	}
-
-	initStringInfo(&match);
-	foreach(lc, analysis->columns)
-	{
-		const char *qn = quote_identifier(((PgtColumn *) lfirst(lc))->name);
-
-		appendStringInfo(&match, "%ss.%s IS NOT DISTINCT FROM k.%s",
-						 match.len > 0 ? " AND " : "", qn, qn);
-	}
-	consolidation_lists(analysis->columns, &sel, &grp);
-	initStringInfo(&sql);
-	appendStringInfo(&sql,
-					 "WITH __pgt_k AS (SELECT DISTINCT %s FROM (%s) AS __pgt_d0(%s, __pgt_w)), "
-					 "__pgt_c AS (SELECT %s, pg_catalog.sum(d.__pgt_w)::pg_catalog.int8 AS __pgt_w, "
-					 "pg_catalog.row_number() OVER () AS __pgt_cid "
-					 "FROM (SELECT %s, 1::pg_catalog.int8 AS __pgt_w FROM (%s) AS r(%s) "
-					 "UNION ALL SELECT %s, -1::pg_catalog.int8 FROM %s s WHERE EXISTS "
-					 "(SELECT 1 FROM __pgt_k k WHERE %s)) d "
-					 "GROUP BY %s HAVING pg_catalog.sum(d.__pgt_w) <> 0), ",
-					 cols, delta, cols, sel.data,
-					 col_list(analysis->columns, "r.", false), deparse(restricted), cols,
-					 col_list(analysis->columns, "s.", false), storage, match.data,
-					 grp.data);
-	append_apply_consolidated(&sql, analysis, storage,
-							  "(SELECT pg_catalog.count(*) FROM __pgt_k)");
-	return sql.data;
-}
-
-/*
- * window_partition_tles returns the output columns every window of q
- * partitions by (NIL if there is none).
- */
-static List *
-window_partition_tles(Query *q)
-{
-	List	   *common = NIL;
-	ListCell   *lc;
-
-	foreach(lc, q->windowClause)
-	{
-		WindowClause *wc = lfirst(lc);
-		List	   *these = NIL;
-		ListCell   *lc2;
-
-		foreach(lc2, wc->partitionClause)
-		{
-			TargetEntry *tle = get_sortgroupclause_tle(lfirst(lc2), q->targetList);
-
-			if (!tle->resjunk)
-				these = list_append_unique_ptr(these, tle);
-		}
-		common = foreach_current_index(lc) == 0 ? these : list_intersection(common, these);
-	}
-	return common;
-}
-
-/*
- * window_blocker: window functions are maintained when every window
- * partitions by at least one common output column, over a plain
- * SELECT ... FROM ... WHERE block.
- */
-static const char *
-window_blocker(Query *q)
-{
-	if (q->hasAggs || q->groupClause != NIL || q->distinctClause != NIL ||
-		q->setOperations != NULL || q->limitCount != NULL || q->limitOffset != NULL ||
-		q->hasTargetSRFs)
-		return "Window functions together with aggregates, DISTINCT, set operations or LIMIT are not supported by the differential engine yet.";
-	if (window_partition_tles(q) == NIL)
-		return "Window functions are maintained differentially only when every window is partitioned by a column of the select list that they all share.";
-	return NULL;
-}
-
-/*
- * window_apply_sql maintains window functions partition by partition: the
- * partition keys in the delta of the FROM/WHERE part are the touched
- * partitions; the query restricted to them recomputes their rows, which
- * replace the stored rows of those partitions (only the difference is
- * deleted and inserted).  Cost: the rows of the touched partitions.
- */
-static char *
-window_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage, DvmContext *ctx)
-{
-	List	   *keytles = window_partition_tles(q);
-	Query	   *child = copyObject(q);
-	Query	   *restricted = copyObject(q);
-	const char *cols = col_list(analysis->columns, "", false);
-	List	   *exprs = NIL;
-	List	   *names = NIL;
-	StringInfoData keys;
-	StringInfoData match;
-	StringInfoData sql;
-	StringInfoData sel;
-	StringInfoData grp;
-	char	   *delta;
-	ListCell   *lc;
-	int			i = 0;
-
-	/* the FROM/WHERE part, projected on the partition keys */
-	child->targetList = NIL;
-	initStringInfo(&keys);
-	initStringInfo(&match);
-	foreach(lc, keytles)
-	{
-		TargetEntry *tle = flatCopyTargetEntry(lfirst(lc));
-		const char *qn = quote_identifier(tle->resname);
-
-		tle->resno = ++i;
-		tle->ressortgroupref = 0;
-		child->targetList = lappend(child->targetList, tle);
-		exprs = lappend(exprs, tle->expr);
-		names = lappend(names, tle->resname);
-		appendStringInfo(&keys, "%s%s", keys.len > 0 ? ", " : "", qn);
-		appendStringInfo(&match, "%ss.%s IS NOT DISTINCT FROM k.%s",
-						 match.len > 0 ? " AND " : "", qn, qn);
-	}
-	child->windowClause = NIL;
-	child->hasWindowFuncs = false;
-	child->sortClause = NIL;
-	delta = spj_delta(child, ctx);
-	if (delta == NULL)
-		return NULL;
-
-	restricted->sortClause = NIL;
-	restrict_to_keys(restricted, exprs, names);
-
-	consolidation_lists(analysis->columns, &sel, &grp);
-	initStringInfo(&sql);
-	appendStringInfo(&sql,
-					 "WITH __pgt_k AS (SELECT DISTINCT %s FROM (%s) AS __pgt_d0(%s, __pgt_w)), "
-					 "__pgt_c AS (SELECT %s, pg_catalog.sum(d.__pgt_w)::pg_catalog.int8 AS __pgt_w, "
-					 "pg_catalog.row_number() OVER () AS __pgt_cid "
-					 "FROM (SELECT %s, 1::pg_catalog.int8 AS __pgt_w FROM (%s) AS r(%s) "
-					 "UNION ALL SELECT %s, -1::pg_catalog.int8 FROM %s s WHERE EXISTS "
-					 "(SELECT 1 FROM __pgt_k k WHERE %s)) d "
-					 "GROUP BY %s HAVING pg_catalog.sum(d.__pgt_w) <> 0), ",
-					 keys.data, delta, keys.data, sel.data,
-					 col_list(analysis->columns, "r.", false), deparse(restricted), cols,
-					 col_list(analysis->columns, "s.", false), storage, match.data,
-					 grp.data);
-	append_apply_consolidated(&sql, analysis, storage,
-							  "(SELECT pg_catalog.count(*) FROM __pgt_k)");
-	return sql.data;
 }
 
 /*
@@ -1869,7 +1649,7 @@ keyed_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
 	char	   *recompute;
 
 	ctx->columns = analysis->columns;
-	keyed_parts(q, ctx, &delta, &recompute, &keytles);
+	pgt_dvm_keyed_parts(q, ctx, &delta, &recompute, &keytles);
 	if (delta == NULL)
 		return NULL;
 
@@ -1906,15 +1686,15 @@ keyed_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
 					 "WHEN MATCHED THEN UPDATE SET %s "
 					 "WHEN NOT MATCHED AND u.__pgt_present THEN INSERT (%s, " PGT_ROW_ID_COLUMN ") "
 					 "VALUES (%s, u.__pgt_rid)",
-					 kcols.data, delta, col_list(analysis->columns, "", q->groupClause != NIL),
+					 kcols.data, delta, pgt_dvm_col_list(analysis->columns, "", q->groupClause != NIL),
 					 recompute, storage, ucols.data,
 					 pgt_storage_row_id_expr(analysis->columns,
 											 q->groupClause != NIL ? PGT_IDENTITY_GROUP_KEY :
 											 PGT_IDENTITY_ALL_COLUMNS, "k"),
 					 recheck_sql(analysis->columns, "r", "k", false, q->groupClause != NIL),
 					 on.data, set.data,
-					 col_list(analysis->columns, "", false),
-					 col_list(analysis->columns, "u.", false));
+					 pgt_dvm_col_list(analysis->columns, "", false),
+					 pgt_dvm_col_list(analysis->columns, "u.", false));
 	return sql.data;
 }
 
@@ -1922,7 +1702,7 @@ keyed_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
 static char *
 singleton_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage)
 {
-	const char *cols = col_list(analysis->columns, "", false);
+	const char *cols = pgt_dvm_col_list(analysis->columns, "", false);
 
 	return psprintf("WITH __pgt_del AS (DELETE FROM %s RETURNING 1), "
 					"__pgt_ins AS (INSERT INTO %s (%s, " PGT_ROW_ID_COLUMN ") "
@@ -1930,243 +1710,15 @@ singleton_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage)
 					"SELECT (SELECT pg_catalog.count(*) FROM __pgt_del), "
 					"(SELECT pg_catalog.count(*) FROM __pgt_ins), 1::pg_catalog.int8, "
 					"0::pg_catalog.int8",
-					storage, storage, cols, deparse(q), cols);
-}
-
-/*
- * topk_blocker: ORDER BY ... LIMIT n is maintained when n is a constant,
- * there is no OFFSET, every ORDER BY expression is an output column, and
- * the query without ORDER BY/LIMIT is plain or grouped (not an aggregate
- * without GROUP BY, not a set operation).
- */
-static const char *
-topk_blocker(Query *q)
-{
-	ListCell   *lc;
-
-	int64		n;
-
-	if (q->limitOffset != NULL)
-	{
-		Node	   *off = eval_const_expressions(NULL, copyObject(q->limitOffset));
-
-		if (!(IsA(off, Const) && (((Const *) off)->constisnull ||
-								  DatumGetInt64(((Const *) off)->constvalue) == 0)))
-			return "OFFSET is not supported by the differential engine yet (ORDER BY ... LIMIT without OFFSET is).";
-	}
-	if (!topk_limit(q, &n) || n <= 0)
-		return "LIMIT must be a positive constant for the differential engine.";
-	if (q->limitOption != LIMIT_OPTION_COUNT)
-		return "FETCH FIRST ... WITH TIES is not supported by the differential engine yet.";
-	if (q->setOperations != NULL || (q->hasAggs && q->groupClause == NIL))
-		return "ORDER BY ... LIMIT over a set operation or over an aggregate without GROUP BY is not supported by the differential engine yet.";
-	foreach(lc, q->sortClause)
-	{
-		TargetEntry *tle = get_sortgroupclause_tle(lfirst(lc), q->targetList);
-
-		TypeCacheEntry *tc = lookup_type_cache(exprType((Node *) tle->expr),
-											   TYPECACHE_LT_OPR | TYPECACHE_GT_OPR);
-
-		if (tle->resjunk)
-			return "ORDER BY ... LIMIT ordered by an expression that is not an output column is not supported by the differential engine yet.";
-		if (((SortGroupClause *) lfirst(lc))->sortop != tc->lt_opr &&
-			((SortGroupClause *) lfirst(lc))->sortop != tc->gt_opr)
-			return "ORDER BY ... USING in an ORDER BY ... LIMIT query is not supported by the differential engine yet.";
-	}
-	foreach(lc, q->targetList)
-	{
-		TargetEntry *tle = lfirst(lc);
-
-		if (!tle->resjunk &&
-			!OidIsValid(lookup_type_cache(exprType((Node *) tle->expr), TYPECACHE_EQ_OPR)->eq_opr))
-			return psprintf("Column \"%s\" of an ORDER BY ... LIMIT query has a type without equality.",
-							tle->resname);
-	}
-	return NULL;
-}
-
-/* topk_limit sets *n to q's LIMIT if it folds to a non-NULL constant */
-static bool
-topk_limit(Query *q, int64 *n)
-{
-	Node	   *lim;
-
-	if (q->limitCount == NULL)
-		return false;
-	lim = eval_const_expressions(NULL, copyObject(q->limitCount));
-	if (!IsA(lim, Const) || ((Const *) lim)->constisnull)
-		return false;
-	*n = DatumGetInt64(((Const *) lim)->constvalue);
-	return true;
-}
-
-/*
- * order_by_sql returns q's ORDER BY over the stream table's column names.
- */
-static char *
-order_by_sql(Query *q, PgtAnalysis *analysis)
-{
-	StringInfoData buf;
-	ListCell   *lc;
-
-	initStringInfo(&buf);
-	foreach(lc, q->sortClause)
-	{
-		SortGroupClause *sgc = lfirst(lc);
-		TargetEntry *tle = get_sortgroupclause_tle(sgc, q->targetList);
-		Oid			type = exprType((Node *) tle->expr);
-		TypeCacheEntry *tc = lookup_type_cache(type, TYPECACHE_LT_OPR | TYPECACHE_GT_OPR);
-		int			pos = 0;
-		ListCell   *lc2;
-		PgtColumn  *col = NULL;
-
-		/* the output column's position among the visible ones */
-		foreach(lc2, q->targetList)
-		{
-			TargetEntry *t = lfirst(lc2);
-
-			if (t->resjunk)
-				continue;
-			if (t == tle)
-				break;
-			pos++;
-		}
-		col = list_nth(analysis->columns, pos);
-		appendStringInfo(&buf, "%s%s", buf.len > 0 ? ", " : "", quote_identifier(col->name));
-		if (sgc->sortop == tc->lt_opr)
-			appendStringInfoString(&buf, " ASC");
-		else if (sgc->sortop == tc->gt_opr)
-			appendStringInfoString(&buf, " DESC");
-		else
-			elog(ERROR, "unexpected sort operator %u", sgc->sortop);
-		appendStringInfoString(&buf, sgc->nulls_first ? " NULLS FIRST" : " NULLS LAST");
-	}
-	return buf.data;
-}
-
-/*
- * topk_apply_sql maintains "B ORDER BY o LIMIT n" whose stored rows are
- * the first n rows of B.
- *
- * The candidates are the stored rows and what changed in B: for a plain B
- * the stored rows plus its weighted delta, consolidated; for a grouped B
- * the stored rows of untouched groups plus the touched groups recomputed.
- * Every row of B that is not a candidate was outside the first n before
- * and did not change, so it ranks after the n-th stored row, b.  Hence
- * the first n candidates are the new first n rows of B whenever at least
- * n candidates rank before b (or tie with it), or fewer than n rows were
- * stored (B had no other rows).  Otherwise a row left the top and its
- * place may belong to a row that is not a candidate: the statement then
- * runs the query itself ("refill").  The stored rows are brought to the
- * new first n by deleting and inserting only the rows that differ.
- */
-static char *
-topk_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage, DvmContext *ctx)
-{
-	Query	   *b = copyObject(q);
-	int64		n = 0;
-	char	   *order = order_by_sql(q, analysis);
-	const char *cols = col_list(analysis->columns, "", false);
-	StringInfoData sql;
-	StringInfoData sel;
-	StringInfoData grp;
-
-	if (!topk_limit(q, &n))
-		elog(ERROR, "LIMIT of a TopK query is not a constant");
-	b->sortClause = NIL;
-	b->limitCount = NULL;
-	b->limitOffset = NULL;
-	ctx->columns = analysis->columns;
-	initStringInfo(&sql);
-
-	if (b->groupClause != NIL || b->distinctClause != NIL)
-	{
-		char	   *delta;
-		char	   *recompute;
-		List	   *keytles;
-		StringInfoData keys;
-		StringInfoData match;
-		ListCell   *lc;
-
-		keyed_parts(b, ctx, &delta, &recompute, &keytles);
-		if (delta == NULL)
-			return NULL;
-		initStringInfo(&keys);
-		initStringInfo(&match);
-		foreach(lc, keytles)
-		{
-			const char *qn = quote_identifier(((TargetEntry *) lfirst(lc))->resname);
-
-			appendStringInfo(&keys, "%s%s", keys.len > 0 ? ", " : "", qn);
-			appendStringInfo(&match, "%ss.%s IS NOT DISTINCT FROM k.%s",
-							 match.len > 0 ? " AND " : "", qn, qn);
-		}
-		appendStringInfo(&sql,
-						 "WITH __pgt_k AS (SELECT DISTINCT %s FROM (%s) AS __pgt_d0(%s, __pgt_w)), "
-						 "__pgt_r AS (%s), "
-						 "__pgt_cand AS (SELECT %s FROM %s s WHERE NOT EXISTS "
-						 "(SELECT 1 FROM __pgt_k k WHERE %s) "
-						 "UNION ALL SELECT %s FROM __pgt_r AS r(%s)), ",
-						 keys.data, delta, keys.data, recompute,
-						 col_list(analysis->columns, "s.", false), storage, match.data,
-						 col_list(analysis->columns, "r.", false), cols);
-	}
-	else
-	{
-		char	   *delta = any_delta(b, ctx);
-
-		if (delta == NULL)
-			return NULL;
-		consolidation_lists(analysis->columns, &sel, &grp);
-		appendStringInfo(&sql,
-						 "WITH __pgt_d AS (SELECT * FROM (%s) AS __pgt_d0(%s, __pgt_w)), "
-						 "__pgt_cand AS (SELECT %s FROM (SELECT %s, pg_catalog.sum(d.__pgt_w) AS __pgt_n "
-						 "FROM (SELECT %s, 1::pg_catalog.int8 AS __pgt_w FROM %s "
-						 "UNION ALL SELECT %s, __pgt_w FROM __pgt_d) d GROUP BY %s "
-						 "HAVING pg_catalog.sum(d.__pgt_w) > 0) x CROSS JOIN LATERAL "
-						 "pg_catalog.generate_series(1::pg_catalog.int8, x.__pgt_n::pg_catalog.int8)), ",
-						 delta, cols,
-						 col_list(analysis->columns, "x.", false), sel.data,
-						 cols, storage, cols, grp.data);
-	}
-
-	/* b, the n-th stored row, and whether n candidates rank no later */
-	appendStringInfo(&sql,
-					 "__pgt_b AS (SELECT %s FROM %s ORDER BY %s OFFSET " INT64_FORMAT " LIMIT 1), "
-					 "__pgt_f AS (SELECT COALESCE((SELECT v.__pgt_rn <= " INT64_FORMAT " FROM "
-					 "(SELECT u.__pgt_tag, pg_catalog.row_number() OVER (ORDER BY %s, u.__pgt_tag) AS __pgt_rn "
-					 "FROM (SELECT %s, 0 AS __pgt_tag FROM __pgt_cand UNION ALL "
-					 "SELECT %s, 1 FROM __pgt_b) u) v WHERE v.__pgt_tag = 1), false) AS refill), ",
-					 cols, storage, order, n - 1, n, order, cols, cols);
-
-	/* the new first n rows: from the candidates, or a fresh run */
-	appendStringInfo(&sql,
-					 "__pgt_new AS (SELECT %s FROM (%s) AS f(%s) WHERE (SELECT refill FROM __pgt_f) "
-					 "UNION ALL SELECT %s FROM (SELECT %s FROM __pgt_cand ORDER BY %s LIMIT " INT64_FORMAT ") c "
-					 "WHERE NOT (SELECT refill FROM __pgt_f)), ",
-					 col_list(analysis->columns, "f.", false), deparse(q), cols,
-					 col_list(analysis->columns, "c.", false), cols, order, n);
-
-	/* the difference to the stored rows */
-	consolidation_lists(analysis->columns, &sel, &grp);
-	appendStringInfo(&sql,
-					 "__pgt_c AS (SELECT %s, pg_catalog.sum(d.__pgt_w)::pg_catalog.int8 AS __pgt_w, "
-					 "pg_catalog.row_number() OVER () AS __pgt_cid "
-					 "FROM (SELECT %s, 1::pg_catalog.int8 AS __pgt_w FROM __pgt_new "
-					 "UNION ALL SELECT %s, -1::pg_catalog.int8 FROM %s) d "
-					 "GROUP BY %s HAVING pg_catalog.sum(d.__pgt_w) <> 0), ",
-					 sel.data, cols, cols, storage, grp.data);
-	append_apply_consolidated(&sql, analysis, storage,
-							  "(SELECT pg_catalog.count(*) FROM __pgt_cand)");
-	return sql.data;
+					storage, storage, cols, pgt_dvm_deparse(q), cols);
 }
 
 /*
  * expr_is_not_null is true when expr is a plain column of a base table
  * declared NOT NULL, reached through inner joins only.
  */
-static bool
-expr_is_not_null(Query *q, Node *expr)
+bool
+pgt_dvm_expr_is_not_null(Query *q, Node *expr)
 {
 	Var		   *var;
 	RangeTblEntry *rte;
@@ -2194,7 +1746,7 @@ expr_is_not_null(Query *q, Node *expr)
 	{
 		if (rte->jointype != JOIN_INNER || var->varattno > list_length(rte->joinaliasvars))
 			return false;
-		return expr_is_not_null(q, list_nth(rte->joinaliasvars, var->varattno - 1));
+		return pgt_dvm_expr_is_not_null(q, list_nth(rte->joinaliasvars, var->varattno - 1));
 	}
 	if (rte->rtekind != RTE_RELATION)
 		return false;
@@ -2208,8 +1760,8 @@ expr_is_not_null(Query *q, Node *expr)
 }
 
 /* comma-separated quoted column names, each prefixed */
-static const char *
-col_list(List *columns, const char *prefix, bool keys_only)
+const char *
+pgt_dvm_col_list(List *columns, const char *prefix, bool keys_only)
 {
 	StringInfoData buf;
 	ListCell   *lc;
@@ -2327,16 +1879,16 @@ outer_join_delta(Query *q, JoinExpr *j, DvmContext *ctx)
 
 	ij->jointype = JOIN_INNER;
 	rt_fetch(j->rtindex, inner->rtable)->jointype = JOIN_INNER;
-	if ((d = spj_delta(inner, ctx)) != NULL)
+	if ((d = pgt_dvm_spj_delta(inner, ctx)) != NULL)
 		parts = lappend(parts, d);
 	if (j->jointype == JOIN_LEFT || j->jointype == JOIN_FULL)
 	{
-		if ((d = spj_delta(anti_term(q, j, true, ctx), ctx)) != NULL)
+		if ((d = pgt_dvm_spj_delta(anti_term(q, j, true, ctx), ctx)) != NULL)
 			parts = lappend(parts, d);
 	}
 	if (j->jointype == JOIN_RIGHT || j->jointype == JOIN_FULL)
 	{
-		if ((d = spj_delta(anti_term(q, j, false, ctx), ctx)) != NULL)
+		if ((d = pgt_dvm_spj_delta(anti_term(q, j, false, ctx), ctx)) != NULL)
 			parts = lappend(parts, d);
 	}
 	if (parts == NIL)
@@ -2538,7 +2090,7 @@ join_condition_sql(Query *q, Index a, Index b, Node *cond)
 	cq->targetList = list_make1(makeTargetEntry((Expr *) makeConst(INT4OID, -1, InvalidOid, 4,
 																   Int32GetDatum(1), false, true),
 												1, pstrdup("x"), false));
-	text = deparse(cq);
+	text = pgt_dvm_deparse(cq);
 	where = strstr(text, "\n  WHERE ");
 	if (where == NULL)
 		elog(ERROR, "could not deparse a join condition");
@@ -2632,10 +2184,10 @@ rte_from_item(Query *q, Index rti, int kind, DvmContext *ctx, const char *alias)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("this side of an outer join is not supported by the differential engine")));
-		return psprintf("(%s) AS %s(%s)", deparse(rte->subquery), alias, names.data);
+		return psprintf("(%s) AS %s(%s)", pgt_dvm_deparse(rte->subquery), alias, names.data);
 	}
 	return psprintf("(%s) AS %s(%s, __pgt_w)",
-					deparse(kind == RTE_STATE_DELTA ? leaf_delta_query(q, rti, ctx) :
+					pgt_dvm_deparse(kind == RTE_STATE_DELTA ? leaf_delta_query(q, rti, ctx) :
 							leaf_old_query(q, rti, ctx)),
 					alias, names.data);
 }

@@ -13,6 +13,47 @@
 
 #include "nodes/parsenodes.h"
 #include "nodes/primnodes.h"
+#include "lib/stringinfo.h"
+
+#include "pg_trickle/analyze.h"
+
+/*
+ * What building one delta needs: the frontier parameter, the sources that
+ * changed, the derived anti-join leaves of outer joins met so far.
+ */
+typedef struct DvmContext
+{
+	const char *frontier;		/* SQL for the frontier: always "$1" */
+	List	   *changed;		/* relids with changes in the window */
+	List	   *derived;		/* DerivedLeaf *: anti-join legs of outer joins */
+	int			nderived;
+	List	   *sources;		/* PgtDeltaSource *: columns read per relation */
+	List	   *columns;		/* PgtColumn *: the stream table's columns */
+} DvmContext;
+
+/* delta.c */
+extern char *pgt_dvm_any_delta(Query *q, DvmContext *ctx);
+extern char *pgt_dvm_spj_delta(Query *q, DvmContext *ctx);
+extern char *pgt_dvm_setop_delta(Query *q, DvmContext *ctx);
+extern char *pgt_dvm_deparse(Query *q);
+extern void pgt_dvm_consolidation_lists(List *columns, StringInfo sel, StringInfo grp);
+extern void pgt_dvm_append_apply_consolidated(StringInfo sql, PgtAnalysis *analysis,
+											  const char *storage, const char *third);
+extern void pgt_dvm_keyed_parts(Query *q, DvmContext *ctx, char **delta, char **recompute,
+								List **keytles);
+extern void pgt_dvm_restrict_to_keys(Query *q, List *exprs, List *names);
+extern bool pgt_dvm_expr_is_not_null(Query *q, Node *expr);
+extern const char *pgt_dvm_col_list(List *columns, const char *prefix, bool keys_only);
+
+/* recompute.c */
+extern const char *pgt_dvm_topk_blocker(Query *q);
+extern char *pgt_dvm_topk_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
+									DvmContext *ctx);
+extern char *pgt_dvm_setop_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
+									 DvmContext *ctx);
+extern const char *pgt_dvm_window_blocker(Query *q);
+extern char *pgt_dvm_window_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
+									  DvmContext *ctx);
 
 /* prepare.c */
 extern Query *pgt_dvm_prepare_query(Query *query);
