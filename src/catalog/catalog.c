@@ -36,6 +36,7 @@
 #include "pg_trickle/refresh.h"
 #include "pg_trickle/util.h"
 
+static void close_history(const char *sql, int64 id, const char *message);
 static void catalog_begin(PgtRoleSave *save);
 static void catalog_end(PgtRoleSave *save);
 static char *get_text(HeapTuple tup, TupleDesc desc, const char *col,
@@ -608,18 +609,10 @@ pgt_catalog_fail_interrupted(void)
 void
 pgt_catalog_fail_running(int64 pgt_id, const char *message)
 {
-	PgtRoleSave save;
-	Oid			argtypes[2] = {INT8OID, TEXTOID};
-	Datum		values[2];
-
-	values[0] = Int64GetDatum(pgt_id);
-	values[1] = CStringGetTextDatum(message);
-	catalog_begin(&save);
-	pgt_spi_exec_args("UPDATE pgtrickle.pgt_refresh_history SET status = 'FAILED', "
-					  "end_time = pg_catalog.clock_timestamp(), error_message = $2 "
-					  "WHERE pgt_id = $1 AND status = 'RUNNING'",
-					  2, argtypes, values, NULL, false, SPI_OK_UPDATE);
-	catalog_end(&save);
+	close_history("UPDATE pgtrickle.pgt_refresh_history SET status = 'FAILED', "
+				  "end_time = pg_catalog.clock_timestamp(), error_message = $2 "
+				  "WHERE pgt_id = $1 AND status = 'RUNNING'",
+				  pgt_id, message);
 }
 
 /*
@@ -630,17 +623,24 @@ pgt_catalog_fail_running(int64 pgt_id, const char *message)
 void
 pgt_catalog_history_skip(int64 refresh_id, const char *message)
 {
+	close_history("UPDATE pgtrickle.pgt_refresh_history SET status = 'SKIPPED', "
+				  "action = 'SKIP', end_time = pg_catalog.clock_timestamp(), "
+				  "error_message = $2 WHERE refresh_id = $1",
+				  refresh_id, message);
+}
+
+/* close_history runs sql with $1 = id and $2 = message */
+static void
+close_history(const char *sql, int64 id, const char *message)
+{
 	PgtRoleSave save;
 	Oid			argtypes[2] = {INT8OID, TEXTOID};
 	Datum		values[2];
 
-	values[0] = Int64GetDatum(refresh_id);
+	values[0] = Int64GetDatum(id);
 	values[1] = CStringGetTextDatum(message);
 	catalog_begin(&save);
-	pgt_spi_exec_args("UPDATE pgtrickle.pgt_refresh_history SET status = 'SKIPPED', "
-					  "action = 'SKIP', end_time = pg_catalog.clock_timestamp(), "
-					  "error_message = $2 WHERE refresh_id = $1",
-					  2, argtypes, values, NULL, false, SPI_OK_UPDATE);
+	pgt_spi_exec_args(sql, 2, argtypes, values, NULL, false, SPI_OK_UPDATE);
 	catalog_end(&save);
 }
 

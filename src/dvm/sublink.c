@@ -84,7 +84,6 @@ static bool split_correlation(Node *clause, Node **inner, Node **outer);
 static bool split_where(Query *s, List **rest, List **inner, List **outer, List **ops);
 static bool is_distinct_equality(OpExpr *op, Node *left, Node *right);
 static Node *replace_params(Node *node, List *vars);
-static Node *replace_params_mutator(Node *node, List *vars);
 static bool expr_never_null(Query *q, Node *expr, int levelsup);
 static Index add_derived(Query *q, Query *derived);
 static Query *wrap_in_from(Query *s);
@@ -102,7 +101,6 @@ static bool aggs_start_not_null_walker(Node *node, void *context);
 static Node *aggs_to_null(Node *node, void *context);
 static bool false_when_null(Node *conjunct, Node *sl);
 static Node *replace_node(Node *node, Node *target);
-static Node *replace_node_mutator(Node *node, Node *target);
 
 /*
  * pgt_dvm_pull_up_sublinks rewrites the subquery conjuncts of the WHERE
@@ -506,19 +504,13 @@ false_when_null(Node *conjunct, Node *sl)
 static Node *
 replace_node(Node *node, Node *target)
 {
-	return replace_node_mutator(node, target);
-}
-
-static Node *
-replace_node_mutator(Node *node, Node *target)
-{
 	if (node == NULL)
 		return NULL;
 	if (equal(node, target))
 		return (Node *) makeNullConst(exprType(node), exprTypmod(node), exprCollation(node));
 	if (IsA(node, Query))
 		return node;
-	return expression_tree_mutator(node, replace_node_mutator, target);
+	return expression_tree_mutator(node, replace_node, target);
 }
 
 /* pull_conjunct recognizes [NOT] EXISTS, IN and NOT IN conjuncts */
@@ -779,16 +771,10 @@ is_distinct_equality(OpExpr *op, Node *left, Node *right)
 
 /*
  * replace_params replaces the PARAM_SUBLINK references of an IN test by
- * the derived table's columns; NULL if the test has another shape.
+ * the derived table's columns.
  */
 static Node *
 replace_params(Node *node, List *vars)
-{
-	return replace_params_mutator(node, vars);
-}
-
-static Node *
-replace_params_mutator(Node *node, List *vars)
 {
 	if (node == NULL)
 		return NULL;
@@ -801,7 +787,7 @@ replace_params_mutator(Node *node, List *vars)
 			elog(ERROR, "unexpected parameter in a subquery test");
 		return copyObject(list_nth(vars, param->paramid - 1));
 	}
-	return expression_tree_mutator(node, replace_params_mutator, vars);
+	return expression_tree_mutator(node, replace_params, vars);
 }
 
 /*
