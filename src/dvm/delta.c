@@ -399,7 +399,20 @@ top_blocker(Query *q, PgtDeltaStrategy *strategy, List **sources)
 	if (q->groupingSets != NIL)
 		return "GROUPING SETS, ROLLUP and CUBE are not supported by the differential engine yet.";
 	if (q->hasDistinctOn)
-		return "DISTINCT ON is not supported by the differential engine yet.";
+	{
+		Query	   *b;
+
+		if ((reason = pgt_dvm_distinct_on_blocker(q)) != NULL)
+			return reason;
+		b = copyObject(q);
+		b->hasDistinctOn = false;
+		b->distinctClause = NIL;
+		if ((reason = spj_blocker(b, &ctx)) != NULL)
+			return reason;
+		*strategy = PGT_DELTA_WINDOW;
+		*sources = ctx.sources;
+		return NULL;
+	}
 
 	if (q->setOperations != NULL)
 	{

@@ -52,6 +52,7 @@ extern char *pgt_dvm_topk_apply_sql(Query *q, PgtAnalysis *analysis, const char 
 extern char *pgt_dvm_setop_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
 									 DvmContext *ctx);
 extern const char *pgt_dvm_window_blocker(Query *q);
+extern const char *pgt_dvm_distinct_on_blocker(Query *q);
 extern char *pgt_dvm_window_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
 									  DvmContext *ctx);
 

@@ -3,7 +3,7 @@
  * recompute.c
  *	  Apply strategies that recompute part of the query itself: the
  *	  touched rows of INTERSECT/EXCEPT, the touched partitions of window
- *	  functions, and TopK (ORDER BY ... LIMIT n) from the stored rows and
+ *	  functions and the touched keys of DISTINCT ON, and TopK (ORDER BY ... LIMIT n) from the stored rows and
  *	  the changed ones.  The deltas they start from come from delta.c.
  *
  * IDENTIFICATION
@@ -33,6 +33,7 @@ static char *replace_touched_sql(PgtAnalysis *analysis, const char *storage,
 								 const char *keys, const char *delta,
 								 const char *recompute, const char *match);
 static List *window_partition_tles(Query *q);
+static List *distinct_on_tles(Query *q);
 static bool topk_limit(Query *q, int64 *n);
 static char *order_by_sql(Query *q, PgtAnalysis *analysis);
 
@@ -150,6 +151,41 @@ window_partition_tles(Query *q)
 	return common;
 }
 
+/* distinct_on_tles returns the DISTINCT ON expressions that are output columns */
+static List *
+distinct_on_tles(Query *q)
+{
+	List	   *result = NIL;
+	ListCell   *lc;
+
+	foreach(lc, q->distinctClause)
+	{
+		TargetEntry *tle = get_sortgroupclause_tle(lfirst(lc), q->targetList);
+
+		if (tle->resjunk)
+			return NIL;
+		result = lappend(result, tle);
+	}
+	return result;
+}
+
+/*
+ * pgt_dvm_distinct_on_blocker: DISTINCT ON is maintained key by key (like
+ * window partitions) when its expressions are output columns, over a plain
+ * SELECT ... FROM ... WHERE block.
+ */
+const char *
+pgt_dvm_distinct_on_blocker(Query *q)
+{
+	if (q->hasAggs || q->groupClause != NIL || q->setOperations != NULL ||
+		q->limitCount != NULL || q->limitOffset != NULL || q->hasTargetSRFs ||
+		q->hasWindowFuncs)
+		return "DISTINCT ON together with aggregates, window functions, set operations or LIMIT is not supported by the differential engine yet.";
+	if (distinct_on_tles(q) == NIL)
+		return "DISTINCT ON is maintained differentially only when its expressions are columns of the select list.";
+	return NULL;
+}
+
 /*
  * window_blocker: window functions are maintained when every window
  * partitions by at least one common output column, over a plain
@@ -177,7 +213,9 @@ pgt_dvm_window_blocker(Query *q)
 char *
 pgt_dvm_window_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage, DvmContext *ctx)
 {
-	List	   *keytles = window_partition_tles(q);
+	/* DISTINCT ON keeps the ORDER BY that decides which row it keeps */
+	bool		distinct_on = q->hasDistinctOn;
+	List	   *keytles = distinct_on ? distinct_on_tles(q) : window_partition_tles(q);
 	Query	   *child = copyObject(q);
 	Query	   *restricted = copyObject(q);
 	List	   *exprs = NIL;
@@ -209,11 +247,14 @@ pgt_dvm_window_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage, D
 	child->windowClause = NIL;
 	child->hasWindowFuncs = false;
 	child->sortClause = NIL;
+	child->distinctClause = NIL;
+	child->hasDistinctOn = false;
 	delta = pgt_dvm_spj_delta(child, ctx);
 	if (delta == NULL)
 		return NULL;
 
-	restricted->sortClause = NIL;
+	if (!distinct_on)
+		restricted->sortClause = NIL;
 	pgt_dvm_restrict_to_keys(restricted, exprs, names);
 
 	return replace_touched_sql(analysis, storage, keys.data, delta, pgt_dvm_deparse(restricted),
