@@ -372,6 +372,8 @@ my @SHAPES = (
 	{ name => 'scalar_correlated_min', query => 'SELECT s.sku, s.wh, s.qty FROM stock s WHERE s.qty = (SELECT min(s2.qty) FROM stock s2 WHERE s2.sku = s.sku AND s2.wh > 1)' },
 	{ name => 'scalar_inside_in', query => 'SELECT p.sku, p.weight FROM products p WHERE p.sku IN (SELECT s.sku FROM stock s WHERE s.qty > (SELECT sum(i.qty) / 4.0 FROM items i WHERE i.sku = s.sku))' },
 	{ name => 'scalar_in_having', query => 'SELECT cust_id, sum(amount) AS s, count(*) AS n FROM orders GROUP BY cust_id HAVING sum(amount) > (SELECT avg(amount) * 2 FROM orders)' },
+	{ name => 'scalar_select_list_two', query => "SELECT c.id, c.region, (SELECT max(o.amount) FROM orders o WHERE o.cust_id = c.id) AS top, (SELECT count(*) FROM orders o2 WHERE o2.cust_id = c.id AND o2.status = 'open') AS nopen FROM customers c WHERE c.segment <> 'C'" },
+	{ name => 'scalar_select_list_join', query => 'SELECT o.id, c.name, (SELECT sum(i.qty) FROM items i WHERE i.order_id = o.id) AS q FROM orders o JOIN customers c ON c.id = o.cust_id' },
 	{ name => 'scalar_subquery', query => 'SELECT c.id, (SELECT count(*) FROM orders o WHERE o.cust_id = c.id) AS n FROM customers c' },
 
 	# --- window, top-k, lateral
@@ -779,7 +781,6 @@ sub check_sql
 my %DIFF_UNSUPPORTED = (
 	not_in_with_nulls => qr/Subqueries in expressions/,
 	scalar_inside_in => qr/would exceed/,
-	scalar_subquery => qr/Subqueries in expressions/,
 	window_no_partition => qr/every window is partitioned/,
 	topk_offset => qr/OFFSET/,
 	lateral_top1 => qr/LATERAL/,

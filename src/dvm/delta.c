@@ -501,7 +501,7 @@ spj_blocker(Query *q, BlockerContext *ctx)
 	const char *r0;
 
 	if (q->hasSubLinks)
-		return "Subqueries in expressions are not supported by the differential engine yet, except [NOT] EXISTS and IN conditions in WHERE that are correlated by equality (NOT IN only over NOT NULL columns): scalar subqueries, subqueries under OR, in the select list or in JOIN ... ON, and NOT IN over nullable columns are not.";
+		return "Subqueries in expressions are supported by the differential engine only as [NOT] EXISTS and [NOT] IN conditions of WHERE (NOT IN over NOT NULL columns) and as scalar subqueries that aggregate, correlated by equalities if at all; not, for example, under OR, in JOIN ... ON, correlated by anything but an equality, or NOT IN over nullable columns.";
 	if (q->hasWindowFuncs || q->hasTargetSRFs || q->limitCount != NULL ||
 		q->limitOffset != NULL || q->setOperations != NULL ||
 		q->groupingSets != NIL || q->hasRecursive)

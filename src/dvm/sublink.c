@@ -74,6 +74,7 @@ typedef struct ScalarContext
 	Node	   *conjunct;		/* the WHERE conjunct, NULL elsewhere */
 	List	   *conds;			/* join conditions to add to WHERE */
 	bool		in_having;		/* the value is read as min() of the group */
+	List	   *left_joins;		/* select list: PulledSublink * to LEFT JOIN */
 } ScalarContext;
 
 static int	derived_counter = 0;
@@ -94,6 +95,9 @@ static void expand_jointree_node(Query *q, Node *node, List **names, List **vars
 static void reset_sublink_flags(Query *q);
 static Node *pull_scalars(Query *q, Node *conjunct, List **extra);
 static Node *make_min(Var *arg);
+static void attach_left_joins(Query *q, List *pulled);
+static Node *empty_value(Node *expr);
+static Node *aggs_to_empty(Node *node, bool *ok);
 static Node *scalar_mutator(Node *node, ScalarContext *ctx);
 static bool null_on_empty(Node *expr);
 static bool aggs_start_null(Node *node, void *context);
@@ -175,31 +179,16 @@ pgt_dvm_pull_up_sublinks(Query *q)
 			 * the outer quals while the left side is wrapped, so that the
 			 * columns they need are kept and remapped.
 			 */
-			List	   *conds = NIL;
 			List	   *nulltests = NIL;
-			FromExpr   *left = makeFromExpr(q->jointree->fromlist, q->jointree->quals);
-			Node	   *larg;
 
-			foreach(lc, anti)
-			{
-				PulledSublink *p = lfirst(lc);
-				Node	   *c2 = (Node *) make_ands_explicit(copyObject(p->conds));
-
-				p->rtindex = add_derived(q, p->derived);
-				ChangeVarNodes(c2, 0, p->rtindex, 0);
-				conds = lappend(conds, c2);
-			}
-			q->jointree = makeFromExpr(list_make1(left), (Node *) conds);
-			larg = pgt_dvm_wrap_jointree_node(q, (Node *) left);
-			conds = (List *) q->jointree->quals;
 			foreach(lc, anti)
 			{
 				PulledSublink *p = lfirst(lc);
 				TargetEntry *first = linitial_node(TargetEntry, p->derived->targetList);
 				NullTest   *nt = makeNode(NullTest);
 
-				larg = (Node *) make_left_join(q, larg, p->rtindex,
-											   list_nth(conds, foreach_current_index(lc)));
+				p->rtindex = add_derived(q, p->derived);
+				ChangeVarNodes((Node *) p->conds, 0, p->rtindex, 0);
 				nt->arg = (Expr *) makeVar(p->rtindex, 1, exprType((Node *) first->expr),
 										   exprTypmod((Node *) first->expr),
 										   exprCollation((Node *) first->expr), 0);
@@ -208,8 +197,8 @@ pgt_dvm_pull_up_sublinks(Query *q)
 				nt->location = -1;
 				nulltests = lappend(nulltests, nt);
 			}
-			q->jointree = makeFromExpr(list_make1(larg),
-									   (Node *) make_ands_explicit(nulltests));
+			attach_left_joins(q, anti);
+			q->jointree->quals = (Node *) make_ands_explicit(nulltests);
 		}
 	}
 
@@ -218,9 +207,11 @@ pgt_dvm_pull_up_sublinks(Query *q)
 		q->havingQual == NULL && !q->hasWindowFuncs &&
 		checkExprHasSubLink((Node *) q->targetList))
 	{
-		ScalarContext ctx = {q, NULL, NIL, false};
+		ScalarContext ctx = {q, NULL, NIL, false, NIL};
 
 		q->targetList = (List *) scalar_mutator((Node *) q->targetList, &ctx);
+		if (ctx.left_joins != NIL)
+			attach_left_joins(q, ctx.left_joins);
 	}
 
 	/*
@@ -232,7 +223,7 @@ pgt_dvm_pull_up_sublinks(Query *q)
 		checkExprHasSubLink(q->havingQual))
 	{
 		/* (without GROUP BY an empty input still has its one group) */
-		ScalarContext ctx = {q, NULL, NIL, true};
+		ScalarContext ctx = {q, NULL, NIL, true, NIL};
 
 		q->havingQual = scalar_mutator(q->havingQual, &ctx);
 		q->hasAggs = true;
@@ -246,6 +237,74 @@ pgt_dvm_pull_up_sublinks(Query *q)
 			pgt_dvm_pull_up_sublinks(rte->subquery);
 	}
 	reset_sublink_flags(q);
+}
+
+/*
+ * attach_left_joins makes the FROM/WHERE of q so far the left side of a
+ * LEFT JOIN with each derived table of pulled (already in q's range
+ * table; conds refer to it).  The conditions ride along as the quals while
+ * the left side is wrapped, so that the columns they need are kept and
+ * remapped.  q's WHERE is empty afterwards.
+ */
+static void
+attach_left_joins(Query *q, List *pulled)
+{
+	List	   *conds = NIL;
+	FromExpr   *left = makeFromExpr(q->jointree->fromlist, q->jointree->quals);
+	Node	   *larg;
+	ListCell   *lc;
+
+	foreach(lc, pulled)
+		conds = lappend(conds, make_ands_explicit(copyObject(((PulledSublink *) lfirst(lc))->conds)));
+	q->jointree = makeFromExpr(list_make1(left), (Node *) conds);
+	larg = pgt_dvm_wrap_jointree_node(q, (Node *) left);
+	conds = (List *) q->jointree->quals;
+	foreach(lc, pulled)
+		larg = (Node *) make_left_join(q, larg, ((PulledSublink *) lfirst(lc))->rtindex,
+									   list_nth(conds, foreach_current_index(lc)));
+	q->jointree = makeFromExpr(list_make1(larg), NULL);
+}
+
+/*
+ * empty_value returns the constant expr takes over no rows (count() is 0,
+ * the other built-in aggregates NULL), or NULL when that is not known.
+ */
+static Node *
+empty_value(Node *expr)
+{
+	bool		ok = true;
+	Node	   *folded = eval_const_expressions(NULL, aggs_to_empty(copyObject(expr), &ok));
+
+	if (!ok || !IsA(folded, Const))
+		return NULL;
+	return folded;
+}
+
+static Node *
+aggs_to_empty(Node *node, bool *ok)
+{
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, Aggref))
+	{
+		Aggref	   *agg = (Aggref *) node;
+		char	   *name = get_func_name(agg->aggfnoid);
+
+		if (agg->aggfilter != NULL || get_func_namespace(agg->aggfnoid) != PG_CATALOG_NAMESPACE)
+		{
+			*ok = false;
+			return node;
+		}
+		if (strcmp(name, "count") == 0 || strcmp(name, "regr_count") == 0)
+			return (Node *) makeConst(INT8OID, -1, InvalidOid, 8, Int64GetDatum(0), false, true);
+		return (Node *) makeNullConst(exprType(node), exprTypmod(node), exprCollation(node));
+	}
+	if (IsA(node, Query))
+	{
+		*ok = false;
+		return node;
+	}
+	return expression_tree_mutator(node, aggs_to_empty, ok);
 }
 
 /* make_min returns min(arg) as an aggregate of the current query level */
@@ -292,7 +351,7 @@ make_min(Var *arg)
 static Node *
 pull_scalars(Query *q, Node *conjunct, List **extra)
 {
-	ScalarContext ctx = {q, conjunct, NIL, false};
+	ScalarContext ctx = {q, conjunct, NIL, false, NIL};
 	Node	   *result = scalar_mutator(conjunct, &ctx);
 
 	*extra = ctx.conds;
@@ -314,6 +373,7 @@ scalar_mutator(Node *node, ScalarContext *ctx)
 	ListCell   *lc;
 	AttrNumber	resno = 1;
 	bool		one_row;
+	Node	   *empty = NULL;
 
 	if (node == NULL)
 		return NULL;
@@ -354,9 +414,17 @@ scalar_mutator(Node *node, ScalarContext *ctx)
 	}
 	if (!one_row)
 	{
-		/* correlated: only in a WHERE conjunct, only by equalities */
-		if (ctx->conjunct == NULL || !null_on_empty((Node *) val->expr) ||
-			!false_when_null(ctx->conjunct, node))
+		/*
+		 * Correlated, only by equalities: in a WHERE conjunct an inner join
+		 * (see above); in the select list a LEFT JOIN, the value over no
+		 * rows standing in where there is no group.
+		 */
+		if (ctx->in_having)
+			return node;
+		if (ctx->conjunct != NULL &&
+			(!null_on_empty((Node *) val->expr) || !false_when_null(ctx->conjunct, node)))
+			return node;
+		if (ctx->conjunct == NULL && (empty = empty_value((Node *) val->expr)) == NULL)
 			return node;
 		if (!split_where(s, &rest, &inner, &outer, &ops))
 			return node;
@@ -400,7 +468,8 @@ scalar_mutator(Node *node, ScalarContext *ctx)
 
 	rtr = makeNode(RangeTblRef);
 	rtr->rtindex = add_derived(ctx->q, d);
-	ctx->q->jointree->fromlist = lappend(ctx->q->jointree->fromlist, rtr);
+	if (empty == NULL)
+		ctx->q->jointree->fromlist = lappend(ctx->q->jointree->fromlist, rtr);
 	foreach(lc, inner)
 	{
 		Node	   *i = lfirst(lc);
@@ -418,8 +487,45 @@ scalar_mutator(Node *node, ScalarContext *ctx)
 		Var		   *v = makeVar(rtr->rtindex, resno, exprType((Node *) val->expr),
 								exprTypmod((Node *) val->expr),
 								exprCollation((Node *) val->expr), 0);
+		PulledSublink *p;
+		CaseExpr   *ce;
+		CaseWhen   *cw;
+		NullTest   *nt;
+		Node	   *k1;
 
-		return ctx->in_having ? make_min(v) : (Node *) v;
+		if (ctx->in_having)
+			return make_min(v);
+		if (empty == NULL)
+			return (Node *) v;
+
+		/* LEFT JOIN: the join conditions go with it, not into WHERE */
+		p = palloc0(sizeof(PulledSublink));
+		p->derived = d;
+		p->conds = ctx->conds;
+		p->rtindex = rtr->rtindex;
+		ctx->conds = NIL;
+		ctx->left_joins = lappend(ctx->left_joins, p);
+		if (IsA(empty, Const) && ((Const *) empty)->constisnull)
+			return (Node *) v;
+		/* no group (its first key is NULL only then): the value over no rows */
+		k1 = (Node *) linitial(inner);
+		nt = makeNode(NullTest);
+		nt->arg = (Expr *) makeVar(rtr->rtindex, 1, exprType(k1), exprTypmod(k1),
+								   exprCollation(k1), 0);
+		nt->nulltesttype = IS_NULL;
+		nt->argisrow = false;
+		nt->location = -1;
+		cw = makeNode(CaseWhen);
+		cw->expr = (Expr *) nt;
+		cw->result = (Expr *) empty;
+		cw->location = -1;
+		ce = makeNode(CaseExpr);
+		ce->casetype = v->vartype;
+		ce->casecollid = v->varcollid;
+		ce->args = list_make1(cw);
+		ce->defresult = (Expr *) v;
+		ce->location = -1;
+		return (Node *) ce;
 	}
 }
 
