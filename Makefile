@@ -17,6 +17,7 @@ OBJS = \
 	src/catalog/catalog.o \
 	src/catalog/ddl.o \
 	src/cdc/cdc.o \
+	src/ivm/ivm.o \
 	src/dvm/aggregate.o \
 	src/dvm/delta.o \
 	src/dvm/prepare.o \

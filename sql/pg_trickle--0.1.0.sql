@@ -281,6 +281,23 @@ COMMENT ON FUNCTION pgtrickle._cdc_capture()
 -- only pg_trickle creates capture triggers (as the extension owner)
 REVOKE EXECUTE ON FUNCTION pgtrickle._cdc_capture() FROM PUBLIC;
 
+CREATE FUNCTION pgtrickle._ivm_maintain()
+RETURNS trigger LANGUAGE C
+AS 'MODULE_PATHNAME', 'pgt_ivm_maintain';
+COMMENT ON FUNCTION pgtrickle._ivm_maintain()
+    IS 'internal: applies a statement''s change to the IMMEDIATE stream tables reading the table';
+-- only pg_trickle creates IMMEDIATE triggers (as the extension owner)
+REVOKE EXECUTE ON FUNCTION pgtrickle._ivm_maintain() FROM PUBLIC;
+
+-- IMMEDIATE maintenance updates its stream table's row here before it
+-- reads anything: the row lock orders maintainers, and in REPEATABLE READ
+-- an update of a row a concurrent transaction changed fails to serialize.
+CREATE TABLE pgtrickle.pgt_ivm_locks (
+    pgt_relid  oid PRIMARY KEY,
+    n          bigint NOT NULL DEFAULT 0
+) WITH (fillfactor = 10);
+COMMENT ON TABLE pgtrickle.pgt_ivm_locks IS 'internal: one maintenance lock row per IMMEDIATE stream table';
+
 CREATE FUNCTION pgtrickle._changes(source oid, frontier pg_snapshot)
 RETURNS SETOF record LANGUAGE C STABLE STRICT PARALLEL UNSAFE ROWS 100
 AS 'MODULE_PATHNAME', 'pgt_changes';

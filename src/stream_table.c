@@ -43,6 +43,7 @@
 #include "pg_trickle/cdc.h"
 #include "pg_trickle/compat.h"
 #include "pg_trickle/dvm.h"
+#include "pg_trickle/ivm.h"
 #include "pg_trickle/pg_trickle.h"
 #include "pg_trickle/refresh.h"
 #include "pg_trickle/schedule.h"
@@ -57,6 +58,7 @@ static List *resolve_refresh_mode(PgtStreamTable *st, PgtAnalysis *analysis,
 static const char *differential_blocker(PgtAnalysis *analysis,
 										List **captured);
 static void install_capture(List *captured);
+static void setup_maintenance(PgtStreamTable *st, List *cap, bool was_immediate);
 static void warn_volatile(PgtAnalysis *analysis, const char *stname);
 static void fill_identity(PgtStreamTable *st, PgtAnalysis *analysis);
 static void check_no_cycle(Oid relid, PgtAnalysis *analysis,
@@ -148,14 +150,14 @@ pgt_st_create(const char *name, const char *query, PgtSettingsArgs *args,
 			else
 			{
 				bool		was_full = strcmp(cur->effective_refresh_mode, "FULL") == 0;
+				bool		was_immediate = strcmp(cur->effective_refresh_mode, "IMMEDIATE") == 0;
 				List	   *cap = resolve_refresh_mode(cur, analysis, rv->relname, false);
 
 				if (was_full && cap != NIL)
 					pgt_catalog_set_needs_reinit(cur->pgt_id);
 				pgt_catalog_update_definition(cur);
 				pgt_catalog_set_sources(cur->pgt_id, analysis->sources, cap);
-				install_capture(cap);
-				pgt_cdc_release_unused();
+				setup_maintenance(cur, cap, was_immediate);
 			}
 			return;
 		}
@@ -177,12 +179,16 @@ pgt_st_create(const char *name, const char *query, PgtSettingsArgs *args,
 	st->original_query = pstrdup(query);
 	pgt_catalog_insert(st);
 	pgt_catalog_set_sources(st->pgt_id, analysis->sources, captured);
-	install_capture(captured);
+	if (strcmp(st->effective_refresh_mode, "DIFFERENTIAL") == 0)
+		install_capture(captured);
+	else if (strcmp(st->effective_refresh_mode, "IMMEDIATE") == 0)
+		pgt_ivm_sync();
 
 	/* make the new catalog rows visible to the refresh */
 	CommandCounterIncrement();
 
-	if (initialize)
+	/* writers maintain an IMMEDIATE one from now on: it must start full */
+	if (initialize || strcmp(st->effective_refresh_mode, "IMMEDIATE") == 0)
 		pgt_refresh_run(st->relid, PGT_INITIATED_INITIAL, true);
 	else
 		pgt_catalog_set_status(st->pgt_id, "ACTIVE", false);
@@ -233,15 +239,15 @@ pgt_st_alter(const char *name, const char *query, PgtSettingsArgs *args,
 	{
 		PgtAnalysis *analysis = pgt_analyze_query(st->defining_query, stname);
 		bool		was_full = strcmp(st->effective_refresh_mode, "FULL") == 0;
+		bool		was_immediate = strcmp(st->effective_refresh_mode, "IMMEDIATE") == 0;
 		List	   *cap = resolve_refresh_mode(st, analysis, stname, false);
 
 		pgt_catalog_update_definition(st);
 		pgt_catalog_set_sources(st->pgt_id, analysis->sources, cap);
-		install_capture(cap);
-		pgt_cdc_release_unused();
 		/* nothing was captured while FULL: the next refresh must be FULL */
 		if (was_full && cap != NIL)
 			pgt_catalog_set_needs_reinit(st->pgt_id);
+		setup_maintenance(st, cap, was_immediate);
 	}
 
 	if (new_status != NULL)
@@ -260,6 +266,7 @@ pgt_st_drop(const char *name, bool cascade)
 
 	drop_recursive(relid, cascade);
 	pgt_cdc_release_unused();
+	pgt_ivm_sync();
 }
 
 static void
@@ -579,11 +586,6 @@ resolve_refresh_mode(PgtStreamTable *st, PgtAnalysis *analysis,
 							stname, mode),
 					 errdetail_internal("%s", blocker),
 					 errhint("Create it with refresh_mode => 'FULL' or 'AUTO'.")));
-		if (strcmp(mode, "IMMEDIATE") == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("IMMEDIATE mode is not available in this version of pg_trickle"),
-					 errhint("Use refresh_mode => 'DIFFERENTIAL' with a short schedule.")));
 		st->effective_refresh_mode = pstrdup(mode);
 	}
 	return strcmp(st->effective_refresh_mode, "FULL") == 0 ? NIL : captured;
@@ -617,6 +619,31 @@ install_capture(List *captured)
 		PgtDeltaSource *src = lfirst(lc);
 
 		pgt_cdc_ensure_capture(src->relid, src->attnums, GetUserId());
+	}
+}
+
+/*
+ * setup_maintenance gives st, whose effective mode was just set, what that
+ * mode needs: change capture (DIFFERENTIAL) or IMMEDIATE triggers, and
+ * drops what no stream table needs any more.  Switching to or from
+ * IMMEDIATE recomputes st in this transaction, after the sources were
+ * locked against writers by the trigger changes: no change is missed or
+ * applied twice across the switch.
+ */
+static void
+setup_maintenance(PgtStreamTable *st, List *cap, bool was_immediate)
+{
+	bool		immediate = strcmp(st->effective_refresh_mode, "IMMEDIATE") == 0;
+
+	if (strcmp(st->effective_refresh_mode, "DIFFERENTIAL") == 0)
+		install_capture(cap);
+	pgt_ivm_sync();
+	pgt_cdc_release_unused();
+	if (immediate != was_immediate)
+	{
+		pgt_ivm_forget(st->relid);
+		CommandCounterIncrement();
+		pgt_refresh_run(st->relid, PGT_INITIATED_MANUAL, true);
 	}
 }
 
@@ -730,7 +757,10 @@ replace_query(PgtStreamTable *st, PgtAnalysis *analysis, const char *query,
 	}
 	pgt_catalog_update_definition(st);
 	pgt_catalog_set_sources(st->pgt_id, analysis->sources, cap);
-	install_capture(cap);
+	if (strcmp(st->effective_refresh_mode, "DIFFERENTIAL") == 0)
+		install_capture(cap);
+	pgt_ivm_sync();
+	pgt_ivm_forget(st->relid);
 	pgt_cdc_release_unused();
 	if (strcmp(st->effective_refresh_mode, "FULL") != 0)
 		ereport(WARNING,

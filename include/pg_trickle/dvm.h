@@ -76,6 +76,9 @@ extern char *pgt_dvm_agg_apply_sql(PgtAggLayout *layout, List *columns,
 								   const char *storage, const char *delta_sql,
 								   const char *child_sql);
 
+extern char *pgt_dvm_agg_keys_sql(PgtAggLayout *layout, List *columns,
+								  const char *delta_sql);
+
 extern Query *pgt_dvm_prepare(Query *query);
 extern char *pgt_dvm_full_sql(Query *query, PgtAnalysis *analysis,
 							  const char *storage);
@@ -85,5 +88,9 @@ extern const char *pgt_dvm_size_blocker(Query *query, PgtAnalysis *analysis,
 extern char *pgt_dvm_apply_sql(Query *query, PgtAnalysis *analysis,
 							   const char *storage, const char *frontier,
 							   List *changed, PgtDeltaStrategy *strategy);
+extern char *pgt_dvm_immediate_apply_sql(Query *query, PgtAnalysis *analysis,
+										 const char *storage, Oid source, Oid firing,
+										 bool has_old, bool has_new,
+										 PgtDeltaStrategy *strategy, char **keys_sql);
 
 #endif							/* PG_TRICKLE_DVM_H */

@@ -30,6 +30,7 @@ typedef enum PgtInitiator
 extern int64 pgt_running_history_id;
 extern Snapshot pgt_refresh_pinned_snapshot;
 
+extern void pgt_refresh_immediate_full(Oid relid);
 extern bool pgt_refresh_run(Oid relid, PgtInitiator initiator,
 							bool force_full);
 

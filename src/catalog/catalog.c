@@ -548,7 +548,7 @@ pgt_catalog_trim_buffers(List *sources)
 					   "SELECT pg_catalog.min(pg_catalog.pg_snapshot_xmin(s.frontier)) "
 					   "FROM pgtrickle.pgt_stream_tables s JOIN pgtrickle.pgt_dependencies d "
 					   "USING (pgt_id) WHERE d.source_relid = $1 AND d.cdc_mode = 'TRIGGER' "
-					   "AND s.effective_refresh_mode <> 'FULL')",
+					   "AND s.effective_refresh_mode = 'DIFFERENTIAL')",
 					   PGT_CHANGES_SCHEMA, quote_identifier(psprintf("changes_%u", relid)));
 		pgt_spi_exec_args(sql, 1, argtypes, values, NULL, false, SPI_OK_DELETE);
 	}

@@ -34,6 +34,8 @@
 #include "nodes/parsenodes.h"
 #include "pg_trickle/catalog.h"
 #include "pg_trickle/cdc.h"
+#include "pg_trickle/ivm.h"
+#include "pg_trickle/refresh.h"
 #include "pg_trickle/pg_trickle.h"
 #include "pg_trickle/util.h"
 
@@ -105,6 +107,7 @@ pgt_on_sql_drop(PG_FUNCTION_ARGS)
 	pgt_role_restore(&save);
 	SPI_finish();
 	pgt_cdc_release_unused();
+	pgt_ivm_sync();
 	PG_RETURN_VOID();
 }
 
@@ -263,7 +266,10 @@ pgt_on_ddl_end(PG_FUNCTION_ARGS)
 	foreach(lc, adopt)
 	{
 		if (OidIsValid(lfirst_oid(lc)))
+		{
 			(void) pgt_cdc_adopt_child(lfirst_oid(lc));
+			pgt_ivm_adopt_child(lfirst_oid(lc));
+		}
 	}
 	foreach(lc, moved)
 	{
@@ -281,7 +287,15 @@ pgt_on_ddl_end(PG_FUNCTION_ARGS)
 			{
 				PgtStreamTable *st = pgt_catalog_get(lfirst_oid(lc3), false);
 
-				if (st != NULL)
+				if (st == NULL)
+					continue;
+				/* IMMEDIATE ones must be right at this statement's end */
+				if (strcmp(st->effective_refresh_mode, "IMMEDIATE") == 0)
+				{
+					pgt_ivm_lock(st->relid);
+					pgt_refresh_immediate_full(st->relid);
+				}
+				else
 					pgt_catalog_set_needs_reinit(st->pgt_id);
 			}
 		}

@@ -424,7 +424,7 @@ pgt_cdc_release_unused(void)
 						  " SELECT 1 FROM pgtrickle.pgt_dependencies d "
 						  " JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) "
 						  " WHERE d.source_relid = x.src AND d.cdc_mode = 'TRIGGER' "
-						  " AND s.effective_refresh_mode <> 'FULL')",
+						  " AND s.effective_refresh_mode = 'DIFFERENTIAL')",
 						  0, NULL, NULL, NULL, false, SPI_OK_SELECT);
 	for (uint64 i = 0; i < n; i++)
 	{

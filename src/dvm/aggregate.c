@@ -513,3 +513,30 @@ key_match(PgtAggLayout *layout, List *columns)
 	}
 	return buf.data;
 }
+
+/*
+ * pgt_dvm_agg_keys_sql returns a SELECT of the distinct lock keys (the row
+ * identities) of the groups delta_sql touches, in order, or NULL for an
+ * aggregate without GROUP BY.
+ */
+char *
+pgt_dvm_agg_keys_sql(PgtAggLayout *layout, List *columns, const char *delta_sql)
+{
+	StringInfoData keys;
+	ListCell   *lc;
+
+	if (!layout->grouped)
+		return NULL;
+	initStringInfo(&keys);
+	foreach(lc, layout->items)
+	{
+		PgtAggItem *item = lfirst(lc);
+
+		if (item->kind == PGT_AGG_KEY)
+			appendStringInfo(&keys, "%sd.%s", keys.len ? ", " : "", item_col(item, columns));
+	}
+	return psprintf("SELECT DISTINCT pg_catalog.hash_record_extended(ROW(%s), 0) AS k "
+					"FROM (%s) AS d(%s, __pgt_w) ORDER BY 1",
+					keys.data, delta_sql, pgt_dvm_agg_child_names(layout));
+}
+

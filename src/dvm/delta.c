@@ -78,6 +78,7 @@
 #include "utils/ruleutils.h"
 #include "utils/syscache.h"
 #include "utils/typcache.h"
+#include "utils/queryenvironment.h"
 
 #include "pg_trickle/analyze.h"
 #include "pg_trickle/cdc.h"
@@ -149,6 +150,15 @@ static char *base_delta_sql(Oid relid, DvmContext *ctx, bool negate,
 static void replace_rte(Query *q, Index rti, Query *sub, List *colnames);
 static void finish_term(Query *t, List *wvars);
 static Query *parse_sql(const char *sql);
+static bool count_relations(Node *node, int *count);
+static char *apply_sql_ctx(Query *query, PgtAnalysis *analysis, const char *storage,
+						   DvmContext *ctxp, PgtDeltaStrategy *strategy);
+
+/* IMMEDIATE: the transition tables generated SQL may name while parsed */
+static QueryEnvironment *parse_env = NULL;
+static Oid	parse_env_firing = InvalidOid;
+static bool enr_to_relation(Node *node, void *context);
+static char *replace_enr_marks(const char *sql, const char *table);
 static List *visible_names(Query *q);
 static char *keyed_apply_sql(Query *q, PgtAnalysis *analysis,
 							 const char *storage, DvmContext *ctx);
@@ -220,6 +230,100 @@ pgt_dvm_apply_sql(Query *query, PgtAnalysis *analysis, const char *storage,
 				  PgtDeltaStrategy *strategy)
 {
 	DvmContext	ctx;
+
+	memset(&ctx, 0, sizeof(ctx));
+	(void) frontier;
+	ctx.changed = changed;
+	return apply_sql_ctx(query, analysis, storage, &ctx, strategy);
+}
+
+/*
+ * pgt_dvm_immediate_apply_sql is pgt_dvm_apply_sql for IMMEDIATE mode: the
+ * only change is the statement that fired a trigger on table firing (source
+ * itself, or a partition or child of it), whose transition tables are the
+ * ephemeral relations __pgt_old (if has_old) and __pgt_new (if has_new).
+ * The statement references no parameter.
+ *
+ * *keys_sql is set to a SELECT of the lock keys of the groups the change
+ * touches when the stream table is a grouped aggregate over source alone
+ * (its delta then needs no other row than those of its groups), else NULL.
+ */
+char *
+pgt_dvm_immediate_apply_sql(Query *query, PgtAnalysis *analysis, const char *storage,
+							Oid source, Oid firing, bool has_old, bool has_new,
+							PgtDeltaStrategy *strategy, char **keys_sql)
+{
+	DvmContext	ctx;
+	QueryEnvironment *env = create_queryEnv();
+	char	   *sql;
+
+	for (int i = 0; i < 2; i++)
+	{
+		EphemeralNamedRelation enr;
+
+		if (!(i == 0 ? has_old : has_new))
+			continue;
+		enr = palloc0(sizeof(EphemeralNamedRelationData));
+		enr->md.name = i == 0 ? "__pgt_old" : "__pgt_new";
+		enr->md.reliddesc = firing;
+		enr->md.enrtype = ENR_NAMED_TUPLESTORE;
+		enr->md.enrtuples = 1;
+		register_ENR(env, enr);
+	}
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.changed = list_make1_oid(source);
+	ctx.ivm_source = source;
+	ctx.ivm_old = has_old;
+	ctx.ivm_new = has_new;
+	ctx.ivm_keys = keys_sql;
+	*keys_sql = NULL;
+	parse_env = env;
+	parse_env_firing = firing;
+	PG_TRY();
+	{
+		sql = apply_sql_ctx(query, analysis, storage, &ctx, strategy);
+	}
+	PG_FINALLY();
+	{
+		parse_env = NULL;
+	}
+	PG_END_TRY();
+	return sql;
+}
+
+/*
+ * count_relations counts the relation entries node reads, at every level
+ * (call with count NULL: returns true when there is exactly one).
+ */
+static bool
+count_relations(Node *node, int *count)
+{
+	int			n = 0;
+
+	if (count == NULL)
+	{
+		(void) count_relations(node, &n);
+		return n == 1;
+	}
+	if (node == NULL)
+		return false;
+	if (IsA(node, RangeTblEntry))
+	{
+		if (((RangeTblEntry *) node)->rtekind == RTE_RELATION)
+			(*count)++;
+		return false;
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, count_relations, count,
+								 QTW_EXAMINE_RTES_BEFORE);
+	return expression_tree_walker(node, count_relations, count);
+}
+
+static char *
+apply_sql_ctx(Query *query, PgtAnalysis *analysis, const char *storage,
+			  DvmContext *ctxp, PgtDeltaStrategy *strategy)
+{
+	DvmContext	ctx = *ctxp;
 	Query	   *q = pgt_dvm_prepare_query(query);
 	List	   *sources = NIL;
 	const char *blocker = top_blocker(q, strategy, &sources);
@@ -231,10 +335,7 @@ pgt_dvm_apply_sql(Query *query, PgtAnalysis *analysis, const char *storage,
 				 errdetail_internal("%s", blocker)));
 
 	generated_bytes = 0;
-	memset(&ctx, 0, sizeof(ctx));
 	ctx.frontier = "$1";
-	(void) frontier;
-	ctx.changed = changed;
 	ctx.sources = sources;
 	if (!query_may_change(q, &ctx))
 		return NULL;
@@ -253,6 +354,8 @@ pgt_dvm_apply_sql(Query *query, PgtAnalysis *analysis, const char *storage,
 		if (delta == NULL)
 			return NULL;
 		*strategy = PGT_DELTA_KEYED;
+		if (ctx.ivm_keys != NULL && count_relations((Node *) child, NULL))
+			*ctx.ivm_keys = pgt_dvm_agg_keys_sql(layout, analysis->columns, delta);
 		return pgt_dvm_agg_apply_sql(layout, analysis->columns, storage, delta,
 									 pgt_dvm_deparse(child));
 	}
@@ -1138,6 +1241,9 @@ base_delta_sql(Oid relid, DvmContext *ctx, bool negate, List **colnames)
 	StringInfoData defs;
 	StringInfoData cols;
 	StringInfoData grp;
+	StringInfoData names;
+	char	   *from;
+	const char *alias;
 	bool		consolidate = true;
 	TypeCacheEntry *tc;
 	ListCell   *lc;
@@ -1150,12 +1256,17 @@ base_delta_sql(Oid relid, DvmContext *ctx, bool negate, List **colnames)
 		if (src->relid == relid)
 			used = src->attnums;
 	}
-	captured = bms_intersect(captured, used);
+	/* IMMEDIATE: transition tables hold every column */
+	if (relid == ctx->ivm_source)
+		captured = used;
+	else
+		captured = bms_intersect(captured, used);
 
 	initStringInfo(&buf);
 	initStringInfo(&defs);
 	initStringInfo(&cols);
 	initStringInfo(&grp);
+	initStringInfo(&names);
 	appendStringInfoString(&buf, "SELECT ");
 	*colnames = NIL;
 	for (int i = 0; i < desc->natts; i++)
@@ -1195,6 +1306,7 @@ base_delta_sql(Oid relid, DvmContext *ctx, bool negate, List **colnames)
 			else
 				appendStringInfo(&buf, "c.%s", quote_identifier(NameStr(att->attname)));
 			appendStringInfo(&defs, ", %s %s", quote_identifier(NameStr(att->attname)), btyp);
+			appendStringInfo(&names, ", %s", quote_identifier(NameStr(att->attname)));
 			appendStringInfo(&cols, "c0.%s, ", quote_identifier(NameStr(att->attname)));
 			appendStringInfo(&grp, "%sc0.%s", grp.len > 0 ? ", " : "",
 							 quote_identifier(NameStr(att->attname)));
@@ -1214,14 +1326,34 @@ base_delta_sql(Oid relid, DvmContext *ctx, bool negate, List **colnames)
 
 	/*
 	 * Buffers are read through pgtrickle._changes(), which checks the
-	 * reader's privileges on the source's columns.
+	 * reader's privileges on the source's columns.  In IMMEDIATE mode the
+	 * changes are the statement's transition tables instead.
 	 */
+	alias = consolidate ? "c0" : "c";
+	if (relid == ctx->ivm_source)
+	{
+		const char *cnames = names.len > 0 ? names.data + 2 : NULL;
+		StringInfoData u;
+
+		initStringInfo(&u);
+		if (ctx->ivm_new)
+			appendStringInfo(&u, "SELECT 1::pg_catalog.int4%s%s FROM __pgt_new",
+							 cnames ? ", " : "", cnames ? cnames : "");
+		if (ctx->ivm_old)
+			appendStringInfo(&u, "%sSELECT -1::pg_catalog.int4%s%s FROM __pgt_old",
+							 u.len > 0 ? " UNION ALL " : "",
+							 cnames ? ", " : "", cnames ? cnames : "");
+		from = psprintf("(%s) AS %s(" PGT_BUFFER_W_COLUMN "%s)", u.data, alias, names.data);
+	}
+	else
+		from = psprintf("pgtrickle._changes(%u, %s::pg_catalog.pg_snapshot) AS %s("
+						PGT_BUFFER_W_COLUMN " pg_catalog.int4%s)",
+						relid, ctx->frontier, alias, defs.data);
+
 	if (!consolidate)
 		appendStringInfo(&buf,
-						 ", %sc." PGT_BUFFER_W_COLUMN "::pg_catalog.int8 AS __pgt_w "
-						 "FROM pgtrickle._changes(%u, %s::pg_catalog.pg_snapshot) AS c("
-						 PGT_BUFFER_W_COLUMN " pg_catalog.int4%s)",
-						 negate ? "-" : "", relid, ctx->frontier, defs.data);
+						 ", %sc." PGT_BUFFER_W_COLUMN "::pg_catalog.int8 AS __pgt_w FROM ",
+						 negate ? "-" : "");
 	else
 	{
 		/*
@@ -1234,13 +1366,13 @@ base_delta_sql(Oid relid, DvmContext *ctx, bool negate, List **colnames)
 		appendStringInfo(&buf,
 						 ", %sc." PGT_BUFFER_W_COLUMN "::pg_catalog.int8 AS __pgt_w "
 						 "FROM (SELECT %spg_catalog.sum(c0." PGT_BUFFER_W_COLUMN ") AS "
-						 PGT_BUFFER_W_COLUMN " "
-						 "FROM pgtrickle._changes(%u, %s::pg_catalog.pg_snapshot) AS c0("
-						 PGT_BUFFER_W_COLUMN " pg_catalog.int4%s)%s%s "
-						 "HAVING pg_catalog.sum(c0." PGT_BUFFER_W_COLUMN ") <> 0) AS c",
-						 negate ? "-" : "", cols.data, relid, ctx->frontier, defs.data,
-						 grp.len > 0 ? " GROUP BY " : "", grp.data);
+						 PGT_BUFFER_W_COLUMN " FROM ",
+						 negate ? "-" : "", cols.data);
 	}
+	appendStringInfoString(&buf, from);
+	if (consolidate)
+		appendStringInfo(&buf, "%s%s HAVING pg_catalog.sum(c0." PGT_BUFFER_W_COLUMN ") <> 0) AS c",
+						 grp.len > 0 ? " GROUP BY " : "", grp.data);
 	relation_close(rel, AccessShareLock);
 	return buf.data;
 }
@@ -1340,7 +1472,7 @@ parse_sql(const char *sql)
 
 	/* $1 is the frontier wherever a change buffer is read */
 	return parse_analyze_fixedparams(linitial_node(RawStmt, raw), sql,
-									 ptypes, 1, NULL);
+									 ptypes, 1, parse_env);
 }
 
 static List *
@@ -1373,10 +1505,88 @@ count_generated(const char *sql)
 char *
 pgt_dvm_deparse(Query *q)
 {
-	char	   *result = pg_get_querydef(q, false);
+	char	   *result;
 
+	if (parse_env == NULL)
+		result = pg_get_querydef(q, false);
+	else
+	{
+		/*
+		 * The server's deparser cannot print a transition table: print it
+		 * as "ONLY <its table> __pgt_ivm_new" (or _old), then put the
+		 * transition table's name in place of the table's.
+		 */
+		Query	   *copy = copyObject(q);
+		char	   *table;
+
+		(void) enr_to_relation((Node *) copy, NULL);
+		result = pg_get_querydef(copy, false);
+		table = psprintf("ONLY %s __pgt_ivm_",
+						 quote_qualified_identifier(get_namespace_name(get_rel_namespace(parse_env_firing)),
+													get_rel_name(parse_env_firing)));
+		result = replace_enr_marks(result, table);
+	}
 	count_generated(result);
 	return result;
+}
+
+/* enr_to_relation turns every transition table entry into its table's */
+static bool
+enr_to_relation(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, RangeTblEntry))
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) node;
+
+		if (rte->rtekind == RTE_NAMEDTUPLESTORE)
+		{
+			const char *mark = strcmp(rte->enrname, "__pgt_old") == 0 ?
+				"__pgt_ivm_old" : "__pgt_ivm_new";
+
+			rte->rtekind = RTE_RELATION;
+			rte->relid = parse_env_firing;
+			rte->relkind = RELKIND_RELATION;
+			rte->rellockmode = AccessShareLock;
+			rte->inh = false;
+			rte->alias = makeAlias(mark, NIL);
+			rte->eref = makeAlias(mark, rte->eref->colnames);
+		}
+		return false;
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, enr_to_relation, context,
+								 QTW_EXAMINE_RTES_BEFORE);
+	return expression_tree_walker(node, enr_to_relation, context);
+}
+
+/*
+ * replace_enr_marks replaces "<table>old..." / "<table>new..." (table ends
+ * in "__pgt_ivm_") by "__pgt_old __pgt_ivm_old..." and the like.
+ */
+static char *
+replace_enr_marks(const char *sql, const char *table)
+{
+	StringInfoData out;
+	const char *p = sql;
+	const char *hit;
+	size_t		tlen = strlen(table);
+
+	initStringInfo(&out);
+	while ((hit = strstr(p, table)) != NULL)
+	{
+		const char *kind = hit + tlen;
+
+		appendBinaryStringInfo(&out, p, hit - p);
+		if (strncmp(kind, "new", 3) == 0 || strncmp(kind, "old", 3) == 0)
+			appendStringInfo(&out, "__pgt_%.3s __pgt_ivm_", kind);
+		else
+			appendBinaryStringInfo(&out, hit, tlen);
+		p = kind;
+	}
+	appendStringInfoString(&out, p);
+	return out.data;
 }
 
 /*

@@ -29,6 +29,11 @@ typedef struct DvmContext
 	int			nderived;
 	List	   *sources;		/* PgtDeltaSource *: columns read per relation */
 	List	   *columns;		/* PgtColumn *: the stream table's columns */
+	/* IMMEDIATE: this source's changes are the statement's transition tables */
+	Oid			ivm_source;
+	bool		ivm_old;		/* an old-rows table (__pgt_old) exists */
+	bool		ivm_new;		/* a new-rows table (__pgt_new) exists */
+	char	  **ivm_keys;		/* where to put the group-lock keys SELECT */
 } DvmContext;
 
 /* delta.c */

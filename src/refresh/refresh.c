@@ -49,6 +49,7 @@
 #include "pg_trickle/analyze.h"
 #include "pg_trickle/cdc.h"
 #include "pg_trickle/dvm.h"
+#include "pg_trickle/ivm.h"
 #include "pg_trickle/catalog.h"
 #include "pg_trickle/pg_trickle.h"
 #include "pg_trickle/refresh.h"
@@ -132,8 +133,14 @@ pgt_refresh_run(Oid relid, PgtInitiator initiator, bool force_full)
 	owner = rel->rd_rel->relowner;
 	relation_close(rel, NoLock);
 
-	if (strcmp(st->effective_refresh_mode, "FULL") != 0)
+	if (strcmp(st->effective_refresh_mode, "DIFFERENTIAL") == 0)
 		captured = pgt_catalog_captured_sources(st->pgt_id);
+	else if (strcmp(st->effective_refresh_mode, "IMMEDIATE") == 0)
+	{
+		/* writers maintain it: recompute, with their maintenance held off */
+		pgt_ivm_lock(st->relid);
+		force_full = true;
+	}
 
 	/* taken after the row lock: see the file header */
 	if (pgt_refresh_pinned_snapshot != NULL)
@@ -217,6 +224,39 @@ pgt_refresh_run(Oid relid, PgtInitiator initiator, bool force_full)
 		pgt_catalog_trim_buffers(captured);
 	}
 	return counts.inserted + counts.deleted > 0;
+}
+
+/*
+ * pgt_refresh_immediate_full recomputes IMMEDIATE stream table relid inside
+ * the current transaction (after a TRUNCATE of a source), reading the
+ * sources as the transaction sees them now.  No history row: this runs on
+ * a writer's path.  The caller holds the maintenance lock.
+ */
+void
+pgt_refresh_immediate_full(Oid relid)
+{
+	PgtStreamTable *st = pgt_catalog_get(relid, false);
+	RefreshCounts counts = {0, 0, 0};
+	Relation	rel;
+	Oid			owner;
+	PgtRoleSave save;
+	Snapshot	snap;
+
+	if (st == NULL)
+		elog(ERROR, "relation %u is not a stream table", relid);
+	rel = relation_open(relid, RowExclusiveLock);
+	owner = rel->rd_rel->relowner;
+	relation_close(rel, NoLock);
+
+	PushCopiedSnapshot(GetTransactionSnapshot());
+	UpdateActiveSnapshotCommandId();
+	snap = RegisterSnapshot(GetActiveSnapshot());
+	PopActiveSnapshot();
+	pgt_role_switch(owner, true, &save);
+	refresh_full(st, pgt_analyze_query_ext(st->defining_query, st->name, false), snap,
+				 &counts);
+	pgt_role_restore(&save);
+	UnregisterSnapshot(snap);
 }
 
 /*

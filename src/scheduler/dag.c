@@ -65,7 +65,8 @@ pgt_dag_load(void)
 					"effective_refresh_mode <> 'FULL', "
 					"NOT is_populated OR needs_reinit, last_refresh_at, "
 					"diamond_consistency = 'atomic', diamond_schedule_policy = 'slowest' "
-					"FROM pgtrickle.pgt_stream_tables ORDER BY pgt_id", true, 0) != SPI_OK_SELECT)
+					"FROM pgtrickle.pgt_stream_tables WHERE effective_refresh_mode <> 'IMMEDIATE' "
+					"ORDER BY pgt_id", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pgtrickle.pgt_stream_tables");
 	MemoryContextSwitchTo(cxt);
 	tab = SPI_tuptable;

@@ -1,0 +1,24 @@
+/*-------------------------------------------------------------------------
+ *
+ * ivm.h
+ *	  IMMEDIATE mode: maintenance inside the writing transaction.
+ *
+ * IDENTIFICATION
+ *	  include/pg_trickle/ivm.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PG_TRICKLE_IVM_H
+#define PG_TRICKLE_IVM_H
+
+#include "nodes/pg_list.h"
+
+/* field 4 of pg_trickle's group-lock tags (SQL advisory locks use 1 and 2) */
+#define PGT_IVM_LOCKTAG_CLASS 0x7074
+
+extern void pgt_ivm_sync(void);
+extern void pgt_ivm_lock(Oid st);
+extern void pgt_ivm_forget(Oid st);
+extern void pgt_ivm_adopt_child(Oid child);
+
+#endif							/* PG_TRICKLE_IVM_H */

@@ -1,0 +1,789 @@
+/*-------------------------------------------------------------------------
+ *
+ * ivm.c
+ *	  IMMEDIATE mode: stream tables maintained inside the writing
+ *	  transaction.
+ *
+ *	  Every source of an IMMEDIATE stream table carries four statement-level
+ *	  AFTER triggers (__pgt_ivm_ins/_upd/_del with transition tables
+ *	  __pgt_old/__pgt_new, and __pgt_ivm_trunc), also on each partition or
+ *	  inheritance child.  Their arguments are the source and the IMMEDIATE
+ *	  stream tables that read it, deepest first: a stream table that reads
+ *	  both the source and another stream table maintained from it must take
+ *	  the source's change while that other one still holds its old rows
+ *	  (the second step, the other one's change, then reads the source's new
+ *	  rows), so each step sees the state the delta rules assume.  Triggers
+ *	  are rebuilt whenever that list changes (pgt_ivm_sync), which also
+ *	  means a writer never runs with a stale list: CREATE/DROP TRIGGER
+ *	  conflict with the writer's own lock on the table.
+ *
+ *	  The trigger runs the same delta statement the differential engine
+ *	  builds, with the source's change read from the transition tables
+ *	  instead of its change buffer (pgt_dvm_immediate_apply_sql).  Prepared
+ *	  statements are cached per (stream table, firing table, statement
+ *	  kind, size class) for the backend's life and dropped on any relcache
+ *	  invalidation of the stream table or the firing table; nothing in the
+ *	  catalog is read or written on the hot path.
+ *
+ *	  Concurrency.  A delta reads other tables (join partners, the rows of
+ *	  a group) and must see every change that the stream table already
+ *	  reflects, and no change it does not.  Each stream table therefore
+ *	  has a lock row in pgtrickle.pgt_ivm_locks that maintenance updates
+ *	  before it computes the delta.  The update waits for a concurrent
+ *	  maintainer to commit; in READ COMMITTED the delta statement that
+ *	  follows takes a new snapshot and so sees what that maintainer
+ *	  committed; in REPEATABLE READ and SERIALIZABLE an update of a row a
+ *	  concurrent transaction changed is a serialization failure, which is
+ *	  exactly the case where our snapshot would miss the other's change.
+ *
+ *	  Stream tables over one source whose delta needs nothing but the
+ *	  changed rows' own groups (a grouped aggregate over one table) take
+ *	  the lock row in share mode instead, and one transaction-level lock
+ *	  per touched group (in key-hash order, so two statements cannot
+ *	  deadlock on them): writers of different groups proceed in parallel.
+ *
+ *	  Maintenance runs as the stream table's owner in a security-restricted
+ *	  operation with search_path locked, like a refresh; the transition
+ *	  tables carry every changed row whatever the writer may see.
+ *
+ * IDENTIFICATION
+ *	  src/ivm/ivm.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/relation.h"
+#include "access/xact.h"
+#include "catalog/dependency.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/partition.h"
+#include "catalog/pg_class.h"
+#include "utils/fmgrprotos.h"
+#include "catalog/pg_trigger.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+#include "utils/tuplestore.h"
+
+#include "pg_trickle/analyze.h"
+#include "pg_trickle/catalog.h"
+#include "pg_trickle/dvm.h"
+#include "pg_trickle/ivm.h"
+#include "pg_trickle/pg_trickle.h"
+#include "pg_trickle/refresh.h"
+#include "pg_trickle/util.h"
+
+PG_FUNCTION_INFO_V1(pgt_ivm_maintain);
+
+/* statements with more changed rows than this get their own plans */
+#define IVM_LARGE_STATEMENT 1000
+
+typedef enum IvmKind
+{
+	IVM_INSERT,
+	IVM_UPDATE,
+	IVM_DELETE
+} IvmKind;
+
+typedef struct IvmPlanKey
+{
+	Oid			st;				/* the stream table's storage */
+	Oid			firing;			/* the table whose trigger fired */
+	int			kind;			/* IvmKind */
+	bool		large;
+} IvmPlanKey;
+
+typedef struct IvmPlan
+{
+	IvmPlanKey	key;
+	bool		valid;
+	SPIPlanPtr	plan;			/* the delta statement; NULL: nothing to do */
+	SPIPlanPtr	keys_plan;		/* group-lock keys, or NULL: whole lock */
+	PgtDeltaStrategy strategy;
+	Oid			owner;
+} IvmPlan;
+
+static HTAB *ivm_plans = NULL;
+static SPIPlanPtr lock_plan = NULL;
+static SPIPlanPtr share_plan = NULL;
+
+static const char *const ivm_triggers[4] = {
+	"__pgt_ivm_ins", "__pgt_ivm_upd", "__pgt_ivm_del", "__pgt_ivm_trunc"
+};
+
+static void maintain_one(TriggerData *td, Oid source, Oid st, IvmKind kind,
+						 int64 ntuples);
+static IvmPlan *get_plan(TriggerData *td, Oid source, Oid st, IvmKind kind,
+						 bool large);
+static void build_plan(IvmPlan *entry, TriggerData *td, Oid source);
+static void lock_stream_table(Oid st, bool shared);
+static void lock_groups(IvmPlan *entry, TriggerData *td);
+static void plan_inval(Datum arg, Oid relid);
+static List *immediate_readers(Oid source);
+static int	st_depth(Oid relid, int guard);
+static void install(Oid source, List *readers);
+static void sync_all(MemoryContext cxt);
+
+/*
+ * pgt_ivm_maintain is the IMMEDIATE trigger: it applies the statement's
+ * change of its source to every stream table named in its arguments.
+ */
+Datum
+pgt_ivm_maintain(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	Oid			source;
+	IvmKind		kind;
+	int64		ntuples = 0;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
+		strncmp(td->tg_trigger->tgname, "__pgt_ivm_", 10) != 0 ||
+		td->tg_trigger->tgnargs < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("pgtrickle._ivm_maintain() may only be used by pg_trickle's own IMMEDIATE triggers")));
+
+	source = atooid(td->tg_trigger->tgargs[0]);
+	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
+	{
+		for (int i = 1; i < td->tg_trigger->tgnargs; i++)
+		{
+			Oid			st = atooid(td->tg_trigger->tgargs[i]);
+
+			lock_stream_table(st, false);
+			pgt_refresh_immediate_full(st);
+		}
+		return PointerGetDatum(NULL);
+	}
+
+	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
+		kind = IVM_INSERT;
+	else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+		kind = IVM_UPDATE;
+	else
+		kind = IVM_DELETE;
+	if (td->tg_oldtable != NULL)
+		ntuples += tuplestore_tuple_count(td->tg_oldtable);
+	if (td->tg_newtable != NULL)
+		ntuples += tuplestore_tuple_count(td->tg_newtable);
+	if (ntuples == 0)
+		return PointerGetDatum(NULL);
+
+	for (int i = 1; i < td->tg_trigger->tgnargs; i++)
+		maintain_one(td, source, atooid(td->tg_trigger->tgargs[i]), kind, ntuples);
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * maintain_one applies the statement's change to stream table st.
+ */
+static void
+maintain_one(TriggerData *td, Oid source, Oid st, IvmKind kind, int64 ntuples)
+{
+	IvmPlan    *entry = get_plan(td, source, st, kind, ntuples > IVM_LARGE_STATEMENT);
+	PgtRoleSave save;
+	bool		ok = true;
+	int			rc;
+
+	if (entry->plan == NULL)
+		return;					/* the change cannot reach this stream table */
+
+	if (entry->keys_plan != NULL)
+	{
+		lock_stream_table(st, true);
+		lock_groups(entry, td);
+	}
+	else
+		lock_stream_table(st, false);
+
+	pgt_role_switch(entry->owner, true, &save);
+	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
+		elog(ERROR, "SPI_register_trigger_data failed");
+	pgt_internal_write_depth++;
+	PG_TRY();
+	{
+		rc = SPI_execute_plan(entry->plan, NULL, NULL, false, 0);
+		if (entry->strategy == PGT_DELTA_KEYED)
+		{
+			if (rc != SPI_OK_MERGE)
+				elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+		}
+		else
+		{
+			bool		isnull;
+			HeapTuple	tup;
+			TupleDesc	desc;
+
+			if (rc != SPI_OK_SELECT)
+				elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+			tup = SPI_tuptable->vals[0];
+			desc = SPI_tuptable->tupdesc;
+			if (entry->strategy != PGT_DELTA_SINGLETON)
+			{
+				int64		deleted = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+				Datum		expected = SPI_getbinval(tup, desc, 4, &isnull);
+
+				ok = deleted == DatumGetInt64(DirectFunctionCall1(numeric_int8, expected));
+			}
+		}
+	}
+	PG_FINALLY();
+	{
+		pgt_internal_write_depth--;
+	}
+	PG_END_TRY();
+	SPI_finish();
+	pgt_role_restore(&save);
+
+	if (!ok)
+	{
+		ereport(WARNING,
+				(errmsg("stream table \"%s\" was inconsistent with its sources and was recomputed",
+						pgt_relation_display_name(st))));
+		pgt_refresh_immediate_full(st);
+	}
+}
+
+/*
+ * get_plan returns the cache entry for (st, firing table, kind, size),
+ * building its statements if needed.
+ */
+static IvmPlan *
+get_plan(TriggerData *td, Oid source, Oid st, IvmKind kind, bool large)
+{
+	IvmPlanKey	key;
+	IvmPlan    *entry;
+	bool		found;
+
+	if (ivm_plans == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(IvmPlanKey);
+		ctl.entrysize = sizeof(IvmPlan);
+		ctl.hcxt = TopMemoryContext;
+		ivm_plans = hash_create("pg_trickle IMMEDIATE plans", 64, &ctl,
+								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		CacheRegisterRelcacheCallback(plan_inval, (Datum) 0);
+	}
+	memset(&key, 0, sizeof(key));
+	key.st = st;
+	key.firing = RelationGetRelid(td->tg_relation);
+	key.kind = kind;
+	key.large = large;
+	entry = hash_search(ivm_plans, &key, HASH_ENTER, &found);
+	if (!found)
+	{
+		entry->valid = false;
+		entry->plan = NULL;
+		entry->keys_plan = NULL;
+	}
+	if (entry->valid &&
+		(entry->plan == NULL || SPI_plan_is_valid(entry->plan)) &&
+		(entry->keys_plan == NULL || SPI_plan_is_valid(entry->keys_plan)))
+		return entry;
+
+	if (entry->plan != NULL)
+		SPI_freeplan(entry->plan);
+	if (entry->keys_plan != NULL)
+		SPI_freeplan(entry->keys_plan);
+	entry->plan = entry->keys_plan = NULL;
+	entry->valid = false;
+	build_plan(entry, td, source);
+	entry->valid = true;
+	return entry;
+}
+
+/*
+ * build_plan prepares entry's statements, with the transition tables of td
+ * registered so that they resolve, as the stream table's owner.
+ */
+static void
+build_plan(IvmPlan *entry, TriggerData *td, Oid source)
+{
+	PgtStreamTable *st = pgt_catalog_get(entry->key.st, false);
+	PgtAnalysis *analysis;
+	PgtRoleSave save;
+	char	   *sql;
+	char	   *keys_sql;
+	SPIPlanPtr	plan;
+	HeapTuple	tup;
+
+	if (st == NULL || strcmp(st->effective_refresh_mode, "IMMEDIATE") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("\"%s\" is not an IMMEDIATE stream table",
+						pgt_relation_display_name(entry->key.st)),
+				 errdetail("Its trigger on \"%s\" is out of date.",
+						   RelationGetRelationName(td->tg_relation))));
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(entry->key.st));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", entry->key.st);
+	entry->owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+
+	pgt_role_switch(entry->owner, true, &save);
+	analysis = pgt_analyze_query_ext(st->defining_query, st->name, false);
+	sql = pgt_dvm_immediate_apply_sql(analysis->query, analysis,
+									  pgt_qualified_name(entry->key.st), source,
+									  RelationGetRelid(td->tg_relation),
+									  td->tg_oldtable != NULL, td->tg_newtable != NULL,
+									  &entry->strategy, &keys_sql);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
+		elog(ERROR, "SPI_register_trigger_data failed");
+	if (sql != NULL)
+	{
+		plan = SPI_prepare(sql, 0, NULL);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s: %s",
+				 SPI_result_code_string(SPI_result), sql);
+		SPI_keepplan(plan);
+		entry->plan = plan;
+		elog(DEBUG1, "pg_trickle IMMEDIATE SQL for \"%s\": %s", st->name, sql);
+	}
+	if (sql != NULL && keys_sql != NULL)
+	{
+		plan = SPI_prepare(keys_sql, 0, NULL);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s: %s",
+				 SPI_result_code_string(SPI_result), keys_sql);
+		SPI_keepplan(plan);
+		entry->keys_plan = plan;
+	}
+	SPI_finish();
+	pgt_role_restore(&save);
+}
+
+/*
+ * lock_stream_table takes st's maintenance lock: its lock row updated
+ * (exclusive), or locked FOR KEY SHARE (shared, for group-locked
+ * maintenance).  Runs as the extension owner, who owns the lock rows.
+ */
+static void
+lock_stream_table(Oid st, bool shared)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		values[1];
+	Oid			saved_user;
+	int			saved_sec;
+	SPIPlanPtr *planp = shared ? &share_plan : &lock_plan;
+	int			rc;
+
+	GetUserIdAndSecContext(&saved_user, &saved_sec);
+	SetUserIdAndSecContext(pgt_extension_owner(),
+						   saved_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (*planp == NULL)
+	{
+		SPIPlanPtr	plan;
+
+		plan = SPI_prepare(shared ?
+						   "SELECT 1 FROM pgtrickle.pgt_ivm_locks "
+						   "WHERE pgt_relid OPERATOR(pg_catalog.=) $1 FOR SHARE" :
+						   "UPDATE pgtrickle.pgt_ivm_locks "
+						   "SET n = n OPERATOR(pg_catalog.+) 1 "
+						   "WHERE pgt_relid OPERATOR(pg_catalog.=) $1",
+						   1, argtypes);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		*planp = plan;
+	}
+	values[0] = ObjectIdGetDatum(st);
+	rc = SPI_execute_plan(*planp, values, NULL, false, 0);
+	if (rc != (shared ? SPI_OK_SELECT : SPI_OK_UPDATE))
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("stream table \"%s\" is not maintained IMMEDIATE",
+						pgt_relation_display_name(st)),
+				 errdetail("Its maintenance lock row is missing.")));
+	SPI_finish();
+	SetUserIdAndSecContext(saved_user, saved_sec);
+}
+
+/*
+ * pgt_ivm_lock takes stream table st's exclusive maintenance lock (for a
+ * refresh or definition change of an IMMEDIATE stream table).
+ */
+void
+pgt_ivm_lock(Oid st)
+{
+	lock_stream_table(st, false);
+}
+
+/*
+ * lock_groups takes a transaction-level lock on every group the statement
+ * touches, in hash order.
+ */
+static void
+lock_groups(IvmPlan *entry, TriggerData *td)
+{
+	PgtRoleSave save;
+	int			rc;
+	int64	   *keys;
+	uint64		n;
+
+	pgt_role_switch(entry->owner, true, &save);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
+		elog(ERROR, "SPI_register_trigger_data failed");
+	rc = SPI_execute_plan(entry->keys_plan, NULL, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+	n = SPI_processed;
+	keys = palloc(sizeof(int64) * Max(n, 1));
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		keys[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+											  SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	SPI_finish();
+	pgt_role_restore(&save);
+
+	for (uint64 i = 0; i < n; i++)
+	{
+		LOCKTAG		tag;
+
+		/* the fourth field tells these from SQL-level advisory locks */
+		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId,
+							 (uint32) (((uint64) keys[i]) >> 32),
+							 (uint32) keys[i] ^ entry->key.st,
+							 PGT_IVM_LOCKTAG_CLASS);
+		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	}
+}
+
+/* forget plans of relations whose definition changed */
+static void
+plan_inval(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS status;
+	IvmPlan    *entry;
+
+	if (ivm_plans == NULL)
+		return;
+	hash_seq_init(&status, ivm_plans);
+	while ((entry = hash_seq_search(&status)) != NULL)
+	{
+		if (!OidIsValid(relid) || entry->key.st == relid || entry->key.firing == relid)
+			entry->valid = false;
+	}
+}
+
+/*
+ * immediate_readers returns the IMMEDIATE stream tables reading source,
+ * deepest first.
+ */
+static List *
+immediate_readers(Oid source)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		values[1];
+	PgtRoleSave save;
+	List	   *relids = NIL;
+	List	   *depths = NIL;
+	List	   *sorted = NIL;
+	ListCell   *lc;
+	uint64		n;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	values[0] = ObjectIdGetDatum(source);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	pgt_role_switch(pgt_extension_owner(), false, &save);
+	n = pgt_spi_exec_args("SELECT s.pgt_relid FROM pgtrickle.pgt_dependencies d "
+						  "JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) "
+						  "WHERE d.source_relid = $1 AND s.effective_refresh_mode = 'IMMEDIATE' "
+						  "ORDER BY s.pgt_id",
+						  1, argtypes, values, NULL, false, SPI_OK_SELECT);
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		relids = lappend_oid(relids,
+							 DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+															SPI_tuptable->tupdesc, 1, &isnull)));
+		MemoryContextSwitchTo(old);
+	}
+	pgt_role_restore(&save);
+	SPI_finish();
+
+	foreach(lc, relids)
+		depths = lappend_int(depths, st_depth(lfirst_oid(lc), 0));
+	/* selection by depth, deepest first; ties keep creation order */
+	while (list_length(sorted) < list_length(relids))
+	{
+		int			best = -1;
+		int			bestdepth = -1;
+
+		for (int i = 0; i < list_length(relids); i++)
+		{
+			if (list_member_oid(sorted, list_nth_oid(relids, i)))
+				continue;
+			if (list_nth_int(depths, i) > bestdepth)
+			{
+				best = i;
+				bestdepth = list_nth_int(depths, i);
+			}
+		}
+		sorted = lappend_oid(sorted, list_nth_oid(relids, best));
+	}
+	return sorted;
+}
+
+/* st_depth: 1 for a stream table over base tables only, else 1 + deepest */
+static int
+st_depth(Oid relid, int guard)
+{
+	int			depth = 1;
+	ListCell   *lc;
+
+	if (guard > 64)
+		return depth;			/* cycles are refused at creation */
+	foreach(lc, pgt_catalog_stream_sources(relid))
+		depth = Max(depth, 1 + st_depth(lfirst_oid(lc), guard + 1));
+	return depth;
+}
+
+/*
+ * current_args returns the stream tables named by the IMMEDIATE triggers
+ * on source (NIL if it has none).
+ */
+static List *
+current_args(Oid source)
+{
+	Oid			trig = get_trigger_oid(source, "__pgt_ivm_ins", true);
+	List	   *result = NIL;
+	Relation	rel;
+	TriggerDesc *desc;
+
+	if (!OidIsValid(trig))
+		return NIL;
+	rel = relation_open(source, AccessShareLock);
+	desc = rel->trigdesc;
+	for (int i = 0; desc != NULL && i < desc->numtriggers; i++)
+	{
+		Trigger    *t = &desc->triggers[i];
+
+		if (t->tgoid != trig)
+			continue;
+		for (int j = 1; j < t->tgnargs; j++)
+			result = lappend_oid(result, atooid(t->tgargs[j]));
+	}
+	relation_close(rel, AccessShareLock);
+	return result;
+}
+
+/*
+ * pgt_ivm_sync brings the IMMEDIATE triggers and lock rows in line with the
+ * catalog: every source of an IMMEDIATE stream table gets triggers naming
+ * its IMMEDIATE readers, deepest first; sources without any lose theirs.
+ * Only sources whose list changed are touched.
+ */
+void
+pgt_ivm_sync(void)
+{
+	static bool in_sync = false;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	/* the trigger drops below fire the sql_drop event trigger, which syncs */
+	if (in_sync)
+		return;
+	in_sync = true;
+	PG_TRY();
+	{
+		sync_all(cxt);
+	}
+	PG_FINALLY();
+	{
+		in_sync = false;
+	}
+	PG_END_TRY();
+}
+
+static void
+sync_all(MemoryContext cxt)
+{
+	PgtRoleSave save;
+	List	   *sources = NIL;
+	ListCell   *lc;
+	uint64		n;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	pgt_role_switch(pgt_extension_owner(), false, &save);
+	pgt_spi_exec("DELETE FROM pgtrickle.pgt_ivm_locks l WHERE NOT EXISTS ("
+				 "SELECT 1 FROM pgtrickle.pgt_stream_tables s "
+				 "WHERE s.pgt_relid = l.pgt_relid AND s.effective_refresh_mode = 'IMMEDIATE')",
+				 SPI_OK_DELETE);
+	pgt_spi_exec("INSERT INTO pgtrickle.pgt_ivm_locks (pgt_relid) "
+				 "SELECT s.pgt_relid FROM pgtrickle.pgt_stream_tables s "
+				 "WHERE s.effective_refresh_mode = 'IMMEDIATE' "
+				 "ON CONFLICT DO NOTHING", SPI_OK_INSERT);
+	n = pgt_spi_exec_args("SELECT t.tgrelid FROM pg_catalog.pg_trigger t "
+						  "WHERE t.tgname = '__pgt_ivm_ins' AND pg_catalog.split_part("
+						  "pg_catalog.encode(t.tgargs, 'escape'), '\\000', 1)::pg_catalog.oid = t.tgrelid "
+						  "UNION SELECT d.source_relid FROM pgtrickle.pgt_dependencies d "
+						  "JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) "
+						  "WHERE s.effective_refresh_mode = 'IMMEDIATE' AND d.cdc_mode = 'TRIGGER'",
+						  0, NULL, NULL, NULL, false, SPI_OK_SELECT);
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		sources = lappend_oid(sources,
+							  DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+															 SPI_tuptable->tupdesc, 1, &isnull)));
+		MemoryContextSwitchTo(old);
+	}
+	pgt_role_restore(&save);
+	SPI_finish();
+
+	foreach(lc, sources)
+	{
+		Oid			source = lfirst_oid(lc);
+		List	   *readers;
+
+		if (get_rel_relkind(source) == '\0')
+			continue;			/* dropped */
+		readers = immediate_readers(source);
+		if (!equal(readers, current_args(source)))
+			install(source, readers);
+	}
+	CommandCounterIncrement();
+}
+
+/*
+ * pgt_ivm_forget makes every backend drop its prepared statements for
+ * stream table st (its definition or mode changed).
+ */
+void
+pgt_ivm_forget(Oid st)
+{
+	CacheInvalidateRelcacheByRelid(st);
+}
+
+/*
+ * pgt_ivm_adopt_child gives table child, just attached below a source of
+ * IMMEDIATE stream tables, the triggers of that source.
+ */
+void
+pgt_ivm_adopt_child(Oid child)
+{
+	List	   *ancestors = get_partition_ancestors(child);
+	Oid			source = InvalidOid;
+	ListCell   *lc;
+
+	/* the topmost ancestor with IMMEDIATE triggers is the source */
+	foreach(lc, ancestors)
+	{
+		Oid			anc = lfirst_oid(lc);
+
+		if (OidIsValid(get_trigger_oid(anc, "__pgt_ivm_ins", true)))
+			source = anc;
+	}
+	if (OidIsValid(source))
+		install(source, immediate_readers(source));
+}
+
+/*
+ * install replaces the IMMEDIATE triggers on source and all its partitions
+ * and children by ones naming readers (none if readers is NIL).
+ */
+static void
+install(Oid source, List *readers)
+{
+	StringInfoData sql;
+	StringInfoData args;
+	PgtRoleSave save;
+	List	   *targets = find_all_inheritors(source, ShareRowExclusiveLock, NULL);
+	ObjectAddress ext;
+	ListCell   *lc;
+
+	initStringInfo(&sql);
+	initStringInfo(&args);
+	appendStringInfo(&args, "'%u'", source);
+	foreach(lc, readers)
+		appendStringInfo(&args, ", '%u'", lfirst_oid(lc));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	pgt_role_switch(pgt_extension_owner(), false, &save);
+	foreach(lc, targets)
+	{
+		Oid			target = lfirst_oid(lc);
+		const char *defs[4] = {
+			"AFTER INSERT ON %s REFERENCING NEW TABLE AS __pgt_new",
+			"AFTER UPDATE ON %s REFERENCING OLD TABLE AS __pgt_old NEW TABLE AS __pgt_new",
+			"AFTER DELETE ON %s REFERENCING OLD TABLE AS __pgt_old",
+			"AFTER TRUNCATE ON %s"
+		};
+
+		for (int i = 0; i < 4; i++)
+		{
+			if (OidIsValid(get_trigger_oid(target, ivm_triggers[i], true)))
+				pgt_spi_exec(psprintf("DROP TRIGGER %s ON %s", ivm_triggers[i],
+									  pgt_qualified_name(target)),
+							 SPI_OK_UTILITY);
+			if (readers == NIL)
+				continue;
+			resetStringInfo(&sql);
+			appendStringInfo(&sql, "CREATE TRIGGER %s ", ivm_triggers[i]);
+			appendStringInfo(&sql, defs[i], pgt_qualified_name(target));
+			appendStringInfo(&sql,
+							 " FOR EACH STATEMENT EXECUTE FUNCTION pgtrickle._ivm_maintain(%s)",
+							 args.data);
+			pgt_spi_exec(sql.data, SPI_OK_UTILITY);
+		}
+	}
+	pgt_role_restore(&save);
+	SPI_finish();
+	if (readers == NIL)
+		return;
+
+	/* DROP EXTENSION takes them with it */
+	CommandCounterIncrement();
+	ObjectAddressSet(ext, ExtensionRelationId, get_extension_oid("pg_trickle", false));
+	foreach(lc, targets)
+	{
+		for (int i = 0; i < 4; i++)
+		{
+			ObjectAddress obj;
+
+			ObjectAddressSet(obj, TriggerRelationId,
+							 get_trigger_oid(lfirst_oid(lc), ivm_triggers[i], false));
+			recordDependencyOn(&obj, &ext, DEPENDENCY_AUTO);
+		}
+	}
+}
