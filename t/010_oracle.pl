@@ -21,9 +21,14 @@
 # exact, which the AUTO run checks).  If such a shape starts being accepted,
 # it is checked like any other.
 #
+# IMMEDIATE runs call no refresh: the stream table must equal its query after
+# every statement, inside transactions (after savepoint rollbacks too) and
+# after every commit or rollback; the DML of a cycle is interleaved with
+# calls of oracle_check(), which raises when the two differ.  IMMEDIATE must
+# refuse exactly the shapes DIFFERENTIAL refuses.
+#
 # Environment (all optional):
-#   ORACLE_MODES   refresh modes to run          default "DIFFERENTIAL AUTO FULL"
-#                  (IMMEDIATE also works: no refresh call, checked after the DML)
+#   ORACLE_MODES   refresh modes to run          default "DIFFERENTIAL AUTO FULL IMMEDIATE"
 #   ORACLE_SHAPES  regex on shape names           default: all shapes
 #   ORACLE_SEED    PRNG seed                      default 1
 #   ORACLE_SEEDS   space-separated seeds (wins over ORACLE_SEED)
@@ -32,8 +37,9 @@
 #   ORACLE_LIST=1  only print the shapes (name and query) and exit
 #   ORACLE_VERBOSE=1  note() every cycle's DML
 #   ORACLE_REPRO_ALL=1  write the replay script of passing runs too
-#   ORACLE_NO_REFRESH=1  self-test of the oracle: skip the refreshes, so runs
-#                  whose data changed must FAIL (checks that the checker bites)
+#   ORACLE_NO_REFRESH=1  self-test of the oracle: skip the refreshes (IMMEDIATE:
+#                  disable its triggers), so runs whose data changed must FAIL
+#                  (checks that the checker bites)
 #
 # The data and the DML of a (seed, shape) pair come from a xorshift64 PRNG
 # seeded from the seed and the shape's *name* (not its position, so adding a
@@ -72,7 +78,7 @@ my @SEEDS = split ' ',
   (($ENV{ORACLE_SEEDS} // '') ne '' ? $ENV{ORACLE_SEEDS} : ($ENV{ORACLE_SEED} // '1'));
 @SEEDS = (1) unless @SEEDS;
 for (@SEEDS) { die "ORACLE_SEEDS: \"$_\" is not an integer\n" unless /^\d+$/; }
-my @MODES = map { uc } split ' ', ($ENV{ORACLE_MODES} // 'DIFFERENTIAL AUTO FULL');
+my @MODES = map { uc } split ' ', ($ENV{ORACLE_MODES} // 'DIFFERENTIAL AUTO FULL IMMEDIATE');
 my $SHAPE_RE = $ENV{ORACLE_SHAPES} // '';
 my $VERBOSE = $ENV{ORACLE_VERBOSE} // '';
 # Self-test of the oracle itself: never refresh, so every shape whose result
@@ -252,6 +258,17 @@ my $GLOBAL_SETUP = <<'SQL';
 CREATE OR REPLACE FUNCTION public.oracle_sumsq_acc(bigint, int) RETURNS bigint
     LANGUAGE sql IMMUTABLE AS 'SELECT $1 + coalesce($2::bigint * $2, 0)';
 CREATE OR REPLACE AGGREGATE public.sumsq(int) (sfunc = public.oracle_sumsq_acc, stype = bigint, initcond = '0');
+-- IMMEDIATE runs call this after every statement, inside transactions too
+CREATE OR REPLACE FUNCTION public.oracle_check(st regclass, cols text, q text) RETURNS void
+    LANGUAGE plpgsql AS $f$
+DECLARE a bigint; b bigint;
+BEGIN
+    EXECUTE format('SELECT count(*) FROM (SELECT %s FROM %s EXCEPT ALL SELECT * FROM (%s) q) x', cols, st, q) INTO a;
+    EXECUTE format('SELECT count(*) FROM (SELECT * FROM (%s) q EXCEPT ALL SELECT %s FROM %s) x', q, cols, st) INTO b;
+    IF a <> 0 OR b <> 0 THEN
+        RAISE EXCEPTION 'oracle: % differs from its query mid-transaction: % row(s) only in the stream table, % only in the query', st, a, b;
+    END IF;
+END $f$;
 SQL
 
 # -------------------------------------------------------------------- shapes
@@ -839,7 +856,8 @@ sub run_one
 		my ($code) = $err =~ /ERROR:\s+([0-9A-Z]{5}):/;
 		$r{sqlstate} = $code // '?';
 		my $expected = $DIFF_UNSUPPORTED{ $shape->{name} };
-		if ($mode eq 'DIFFERENTIAL' && $expected && ($code // '') eq '0A000' && $err =~ $expected)
+		if (($mode eq 'DIFFERENTIAL' || $mode eq 'IMMEDIATE') && $expected
+			&& ($code // '') eq '0A000' && $err =~ $expected)
 		{
 			# the specified answer for a construct not maintained yet
 			$r{status} = 'PASS';
@@ -855,6 +873,12 @@ sub run_one
 		return \%r;
 	}
 
+	# self-test: with IMMEDIATE, "no refresh" means no maintenance triggers
+	run_sql("DO \$\$ DECLARE r record; BEGIN FOR r IN SELECT tgrelid::regclass AS t, tgname FROM pg_trigger "
+		  . "WHERE tgname LIKE '__pgt_ivm_%' LOOP EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', r.t, r.tgname); "
+		  . "END LOOP; END \$\$;")
+	  if $NO_REFRESH && $immediate;
+
 	my ($cols) = run_sql("SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute "
 		  . "WHERE attrelid = '$st'::regclass AND attnum > 0 AND NOT attisdropped AND left(attname, 6) <> '__pgt_';");
 	($r{eff}) = run_sql("SELECT effective_refresh_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_relid = '$st'::regclass;");
@@ -869,6 +893,12 @@ sub run_one
 		if ($cycle > 0)
 		{
 			my $dml = $plan->{cycles}[ $cycle - 1 ];
+			if ($immediate)
+			{
+				my $qq = $q =~ s/'/''/gr;
+				my $call = "SELECT public.oracle_check('$st', '$cols', '$qq');";
+				$dml = join('', map { $_ =~ /^\s*BEGIN;\s*$/ ? "$_\n" : "$_\n  $call\n" } split /\n/, $dml);
+			}
 			my $refresh = $immediate ? '' : "SELECT pgtrickle.refresh_stream_table('$st');";
 			push @repro, "-- cycle $cycle", $dml, $refresh, "-- must return '0 0 <rows>'", $check;
 			note "seed $seed $shape->{name} $mode cycle $cycle:\n$dml" if $VERBOSE;

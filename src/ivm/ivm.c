@@ -119,6 +119,7 @@ typedef struct IvmPlan
 } IvmPlan;
 
 static HTAB *ivm_plans = NULL;
+static bool in_sync = false;	/* pgt_ivm_sync or install running */
 static SPIPlanPtr lock_plan = NULL;
 static SPIPlanPtr share_plan = NULL;
 
@@ -613,10 +614,9 @@ current_args(Oid source)
 void
 pgt_ivm_sync(void)
 {
-	static bool in_sync = false;
 	MemoryContext cxt = CurrentMemoryContext;
 
-	/* the trigger drops below fire the sql_drop event trigger, which syncs */
+	/* the trigger drops of install() fire the sql_drop event trigger */
 	if (in_sync)
 		return;
 	in_sync = true;
@@ -713,8 +713,19 @@ pgt_ivm_adopt_child(Oid child)
 		if (OidIsValid(get_trigger_oid(anc, "__pgt_ivm_ins", true)))
 			source = anc;
 	}
-	if (OidIsValid(source))
-		install(source, immediate_readers(source));
+	if (OidIsValid(source) && !in_sync)
+	{
+		in_sync = true;
+		PG_TRY();
+		{
+			install(source, immediate_readers(source));
+		}
+		PG_FINALLY();
+		{
+			in_sync = false;
+		}
+		PG_END_TRY();
+	}
 }
 
 /*

@@ -1,0 +1,180 @@
+--
+-- ivm_immediate: refresh_mode => 'IMMEDIATE'.  Stream tables are maintained
+-- by the writing statement itself: after every statement, inside and
+-- outside transactions, pgt_check() must say 'ok' without any refresh.
+--
+\set VERBOSITY default
+\set SHOW_CONTEXT never
+
+CREATE TABLE im_t (id int PRIMARY KEY, g int, v int);
+INSERT INTO im_t SELECT i, i % 5, i FROM generate_series(1, 50) i;
+CREATE TABLE im_c (cid int PRIMARY KEY, name text NOT NULL);
+CREATE TABLE im_o (oid int PRIMARY KEY, cid int, amt int);
+INSERT INTO im_c VALUES (1, 'ann'), (2, 'bob'), (3, 'cy');
+INSERT INTO im_o SELECT i, 1 + i % 3, i * 10 FROM generate_series(1, 12) i;
+
+SELECT pgtrickle.create_stream_table('im_agg',
+    'SELECT g, count(*) AS n, sum(v) AS s, avg(v) AS a, min(v) AS lo FROM im_t GROUP BY g',
+    refresh_mode => 'IMMEDIATE');
+SELECT pgtrickle.create_stream_table('im_join',
+    'SELECT o.oid, c.name, o.amt FROM im_o o JOIN im_c c USING (cid)',
+    refresh_mode => 'IMMEDIATE');
+-- no schedule, no change buffer: the triggers do the work
+SELECT pgt_name, schedule, refresh_mode, effective_refresh_mode, status, is_populated
+  FROM pgtrickle.pgt_stream_tables WHERE pgt_name LIKE 'im_%' ORDER BY 1;
+SELECT count(*) AS buffers FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = 'pgtrickle_changes'
+   AND c.relname IN ('changes_' || 'im_t'::regclass::oid, 'changes_' || 'im_o'::regclass::oid);
+SELECT tgrelid::regclass AS source, tgname FROM pg_trigger
+ WHERE tgname LIKE '__pgt_ivm_%' ORDER BY 1, 2;
+SELECT pgt_check('im_agg'), pgt_check('im_join');
+
+-- single statements
+INSERT INTO im_t VALUES (100, 7, 1);
+UPDATE im_t SET v = v + 100 WHERE id <= 3;
+UPDATE im_t SET g = 7 WHERE id = 4;
+DELETE FROM im_t WHERE id = 5;
+SELECT pgt_check('im_agg');
+SELECT * FROM im_agg WHERE g = 7;
+INSERT INTO im_o VALUES (50, 2, 1), (51, 9, 2);
+UPDATE im_c SET name = 'bobby' WHERE cid = 2;
+INSERT INTO im_c VALUES (9, 'new');
+DELETE FROM im_c WHERE cid = 1;
+SELECT pgt_check('im_join');
+SELECT count(*) FILTER (WHERE name = 'bobby') AS bobby, count(*) FILTER (WHERE name = 'new') AS new
+  FROM im_join;
+
+-- inside a transaction the stream table follows each statement; a
+-- rollback (to a savepoint, or of all) takes its changes back
+BEGIN;
+DELETE FROM im_t WHERE g = 0;
+SELECT pgt_check('im_agg'), (SELECT count(*) FROM im_agg WHERE g = 0) AS g0_rows;
+SAVEPOINT s;
+INSERT INTO im_t VALUES (200, 0, 5);
+SELECT pgt_check('im_agg'), (SELECT n FROM im_agg WHERE g = 0) AS g0_n;
+ROLLBACK TO SAVEPOINT s;
+SELECT pgt_check('im_agg'), (SELECT count(*) FROM im_agg WHERE g = 0) AS g0_rows;
+ROLLBACK;
+SELECT pgt_check('im_agg'), (SELECT n FROM im_agg WHERE g = 0) AS g0_n;
+
+-- INSERT ... ON CONFLICT fires both the insert and the update triggers
+INSERT INTO im_t VALUES (1, 3, 1), (300, 3, 3)
+    ON CONFLICT (id) DO UPDATE SET v = excluded.v, g = excluded.g;
+SELECT pgt_check('im_agg');
+
+-- TRUNCATE recomputes
+TRUNCATE im_o;
+SELECT pgt_check('im_join'), (SELECT count(*) FROM im_join) AS rows;
+INSERT INTO im_o SELECT i, 1 + i % 3, i FROM generate_series(1, 6) i;
+SELECT pgt_check('im_join');
+
+-- cascades: a stream table over an IMMEDIATE one, and one that reads both
+-- a source and a stream table over that source (the delta order matters)
+SELECT pgtrickle.create_stream_table('im_top',
+    'SELECT sum(n) AS total, count(*) AS groups FROM im_agg', refresh_mode => 'IMMEDIATE');
+SELECT pgtrickle.create_stream_table('im_mix',
+    'SELECT t.id, t.v, a.n FROM im_t t JOIN im_agg a USING (g)', refresh_mode => 'IMMEDIATE');
+-- im_t's triggers name the deeper stream table first
+SELECT pg_catalog.encode(tgargs, 'escape') ~ ('^[0-9]+\\000' || 'im_mix'::regclass::oid::text || '\\000'
+         || 'im_agg'::regclass::oid::text || '\\000$') AS deepest_first
+  FROM pg_trigger WHERE tgname = '__pgt_ivm_ins' AND tgrelid = 'im_t'::regclass;
+BEGIN;
+INSERT INTO im_t SELECT i, i % 4, i FROM generate_series(400, 420) i;
+SELECT pgt_check('im_agg'), pgt_check('im_top'), pgt_check('im_mix');
+UPDATE im_t SET g = g + 1 WHERE id % 7 = 0;
+DELETE FROM im_t WHERE id % 11 = 0;
+SELECT pgt_check('im_agg'), pgt_check('im_top'), pgt_check('im_mix');
+COMMIT;
+TRUNCATE im_t;
+SELECT pgt_check('im_agg'), pgt_check('im_top'), pgt_check('im_mix');
+INSERT INTO im_t SELECT i, i % 3, i FROM generate_series(1, 30) i;
+SELECT pgt_check('im_agg'), pgt_check('im_top'), pgt_check('im_mix');
+
+-- a DIFFERENTIAL stream table over an IMMEDIATE one
+SELECT pgtrickle.create_stream_table('im_diff_over',
+    'SELECT g, n * 2 AS n2 FROM im_agg', refresh_mode => 'DIFFERENTIAL');
+UPDATE im_t SET v = v + 1 WHERE id < 10;
+SELECT pgtrickle.refresh_stream_table('im_diff_over');
+SELECT pgt_check('im_diff_over');
+
+-- refresh_stream_table of an IMMEDIATE stream table recomputes it
+SELECT pgtrickle.refresh_stream_table('im_agg');
+SELECT pgt_check('im_agg');
+
+-- switching modes: no change lost or applied twice across the switch
+SELECT pgtrickle.alter_stream_table('im_join', refresh_mode => 'DIFFERENTIAL');
+SELECT count(*) AS ivm_triggers FROM pg_trigger
+ WHERE tgname LIKE '__pgt_ivm_%' AND tgrelid IN ('im_o'::regclass, 'im_c'::regclass);
+INSERT INTO im_o VALUES (70, 2, 70);
+SELECT pgt_check('im_join') AS before_refresh;
+SELECT pgtrickle.refresh_stream_table('im_join');
+SELECT pgt_check('im_join');
+INSERT INTO im_o VALUES (71, 3, 71);
+SELECT pgtrickle.alter_stream_table('im_join', refresh_mode => 'IMMEDIATE');
+SELECT pgt_check('im_join');
+DELETE FROM im_o WHERE oid IN (70, 71);
+SELECT pgt_check('im_join');
+SELECT effective_refresh_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'im_join';
+
+-- partitioned source: rows written through the root and to a partition
+CREATE TABLE im_p (id int, k int, v int) PARTITION BY RANGE (k);
+CREATE TABLE im_p1 PARTITION OF im_p FOR VALUES FROM (0) TO (10);
+CREATE TABLE im_p2 (v int, id int, k int);  -- other column order
+ALTER TABLE im_p ATTACH PARTITION im_p2 FOR VALUES FROM (10) TO (20);
+INSERT INTO im_p SELECT i, i % 20, i FROM generate_series(1, 40) i;
+SELECT pgtrickle.create_stream_table('im_part',
+    'SELECT k, count(*) AS n, sum(v) AS s FROM im_p GROUP BY k', refresh_mode => 'IMMEDIATE');
+INSERT INTO im_p2 VALUES (1000, 1000, 15);
+UPDATE im_p1 SET v = v + 1;
+DELETE FROM im_p2 WHERE k = 11;
+UPDATE im_p SET k = 3 WHERE k = 12;   -- moves rows between partitions
+SELECT pgt_check('im_part');
+CREATE TABLE im_p3 PARTITION OF im_p FOR VALUES FROM (20) TO (30);
+INSERT INTO im_p3 VALUES (5000, 25, 1);
+SELECT pgt_check('im_part');
+CREATE TABLE im_p4 (id int, k int, v int);
+INSERT INTO im_p4 VALUES (6000, 35, 2);
+ALTER TABLE im_p ATTACH PARTITION im_p4 FOR VALUES FROM (30) TO (40);
+SELECT pgt_check('im_part');
+INSERT INTO im_p4 VALUES (6001, 36, 3);
+SELECT pgt_check('im_part');
+
+-- maintenance runs as the owner: row-level security and the writer's
+-- search_path do not change what the stream table holds
+CREATE ROLE im_writer;
+GRANT USAGE ON SCHEMA public TO im_writer;
+GRANT SELECT, INSERT, UPDATE, DELETE ON im_t TO im_writer;
+ALTER TABLE im_t ENABLE ROW LEVEL SECURITY;
+CREATE POLICY im_own ON im_t USING (g = 1) WITH CHECK (g = 1);
+CREATE SCHEMA im_evil;
+CREATE TABLE im_evil.im_t (id int, g int, v int);
+GRANT USAGE ON SCHEMA im_evil TO im_writer;
+SET ROLE im_writer;
+SET search_path = im_evil, public;
+INSERT INTO public.im_t VALUES (900, 1, 9);
+UPDATE public.im_t SET v = v + 1;  -- sees (and changes) only g = 1
+RESET search_path;
+RESET ROLE;
+SELECT pgt_check('im_agg'), pgt_check('im_mix'), pgt_check('im_top');
+ALTER TABLE im_t DISABLE ROW LEVEL SECURITY;
+
+-- what IMMEDIATE cannot maintain is refused like DIFFERENTIAL
+SELECT pgt_try($$SELECT pgtrickle.create_stream_table('im_bad',
+    'SELECT id FROM im_t ORDER BY id LIMIT 3 OFFSET 2', refresh_mode => 'IMMEDIATE')$$);
+
+-- dropping removes the triggers of sources no IMMEDIATE stream table reads
+SELECT pgtrickle.drop_stream_table('im_diff_over');
+SELECT pgtrickle.drop_stream_table('im_mix');
+SELECT pgtrickle.drop_stream_table('im_top');
+SELECT pgtrickle.drop_stream_table('im_agg');
+SELECT tgrelid::regclass AS source, count(*)
+  FROM pg_trigger WHERE tgname LIKE '__pgt_ivm_%' GROUP BY 1 ORDER BY 1;
+SELECT count(*) AS lock_rows FROM pgtrickle.pgt_ivm_locks;
+DROP TABLE im_part;
+SELECT pgtrickle.drop_stream_table('im_join');
+SELECT count(*) AS ivm_triggers FROM pg_trigger WHERE tgname LIKE '__pgt_ivm_%';
+SELECT count(*) AS lock_rows FROM pgtrickle.pgt_ivm_locks;
+DROP TABLE im_t, im_o, im_c, im_p;
+DROP SCHEMA im_evil CASCADE;
+REVOKE USAGE ON SCHEMA public FROM im_writer;
+DROP ROLE im_writer;
