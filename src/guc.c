@@ -33,6 +33,7 @@ int			pgt_max_consecutive_errors = 3;
 char	   *pgt_cdc_mode = NULL;
 double		pgt_differential_max_change_ratio = 0.15;
 int			pgt_volatile_function_policy = PGT_VOLATILE_REJECT;
+int			pgt_ivm_topk_max_limit = 1000;
 int			pgt_history_retention_days = 90;
 bool		pgt_parallel_refresh_mode = true;
 int			pgt_max_concurrent_refreshes = 4;
@@ -190,6 +191,15 @@ pgt_guc_init(void)
 							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_trickle.ivm_topk_max_limit",
+							gettext_noop("Largest LIMIT of an ORDER BY ... LIMIT query maintained in IMMEDIATE mode."),
+							gettext_noop("Checked when a stream table becomes IMMEDIATE: every write may rewrite that many rows."),
+							&pgt_ivm_topk_max_limit,
+							1000, 0, INT_MAX,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("pg_trickle");
 }

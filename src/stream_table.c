@@ -24,6 +24,8 @@
  */
 #include "postgres.h"
 
+#include "optimizer/optimizer.h"
+
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
@@ -60,6 +62,7 @@ static const char *differential_blocker(PgtAnalysis *analysis,
 static void install_capture(List *captured);
 static void setup_maintenance(PgtStreamTable *st, List *cap, bool was_immediate);
 static void warn_volatile(PgtAnalysis *analysis, const char *stname);
+static void check_topk_limit(PgtAnalysis *analysis, const char *stname);
 static void fill_identity(PgtStreamTable *st, PgtAnalysis *analysis);
 static void check_no_cycle(Oid relid, PgtAnalysis *analysis,
 						   const char *stname);
@@ -586,9 +589,43 @@ resolve_refresh_mode(PgtStreamTable *st, PgtAnalysis *analysis,
 							stname, mode),
 					 errdetail_internal("%s", blocker),
 					 errhint("Create it with refresh_mode => 'FULL' or 'AUTO'.")));
+		if (strcmp(mode, "IMMEDIATE") == 0)
+			check_topk_limit(analysis, stname);
 		st->effective_refresh_mode = pstrdup(mode);
 	}
 	return strcmp(st->effective_refresh_mode, "FULL") == 0 ? NIL : captured;
+}
+
+/*
+ * check_topk_limit refuses an IMMEDIATE ORDER BY ... LIMIT n with n above
+ * pg_trickle.ivm_topk_max_limit: a write may rewrite the top n rows.
+ */
+static void
+check_topk_limit(PgtAnalysis *analysis, const char *stname)
+{
+	Query	   *q = analysis->query;
+	Node	   *limit;
+	Const	   *c;
+	int64		n;
+
+	if (q->limitCount == NULL)
+		return;
+	/* LIMIT 3 is int8(3) until folded */
+	limit = eval_const_expressions(NULL, copyObject(q->limitCount));
+	if (!IsA(limit, Const))
+		return;
+	c = (Const *) limit;
+	if (c->constisnull)
+		return;
+	n = DatumGetInt64(c->constvalue);
+	if (n > pgt_ivm_topk_max_limit)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("stream table \"%s\" cannot be maintained in IMMEDIATE mode",
+						stname),
+				 errdetail("Its LIMIT %lld exceeds pg_trickle.ivm_topk_max_limit (%d): every write could rewrite that many rows.",
+						   (long long) n, pgt_ivm_topk_max_limit),
+				 errhint("Raise pg_trickle.ivm_topk_max_limit, or use refresh_mode => 'DIFFERENTIAL'.")));
 }
 
 /*

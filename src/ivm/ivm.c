@@ -72,6 +72,7 @@
 #include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "miscadmin.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -92,6 +93,8 @@ PG_FUNCTION_INFO_V1(pgt_ivm_maintain);
 
 /* statements with more changed rows than this get their own plans */
 #define IVM_LARGE_STATEMENT 1000
+/* work_mem (kB) for the delta of a large statement, unless set higher */
+#define IVM_LARGE_WORK_MEM 65536
 
 typedef enum IvmKind
 {
@@ -215,6 +218,9 @@ maintain_one(TriggerData *td, Oid source, Oid st, IvmKind kind, int64 ntuples)
 	pgt_role_switch(entry->owner, true, &save);
 	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
+	if (entry->key.large && work_mem < IVM_LARGE_WORK_MEM)
+		(void) set_config_option("work_mem", CppAsString2(IVM_LARGE_WORK_MEM),
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
@@ -364,7 +370,8 @@ build_plan(IvmPlan *entry, TriggerData *td, Oid source)
 		entry->plan = plan;
 		elog(DEBUG1, "pg_trickle IMMEDIATE SQL for \"%s\": %s", st->name, sql);
 	}
-	if (sql != NULL && keys_sql != NULL)
+	/* a large statement locks the whole stream table: one pass, not two */
+	if (sql != NULL && keys_sql != NULL && !entry->key.large)
 	{
 		plan = SPI_prepare(keys_sql, 0, NULL);
 		if (plan == NULL)

@@ -162,6 +162,18 @@ ALTER TABLE im_t DISABLE ROW LEVEL SECURITY;
 SELECT pgt_try($$SELECT pgtrickle.create_stream_table('im_bad',
     'SELECT id FROM im_t ORDER BY id LIMIT 3 OFFSET 2', refresh_mode => 'IMMEDIATE')$$);
 
+-- TopK: the LIMIT is bounded by pg_trickle.ivm_topk_max_limit
+SET pg_trickle.ivm_topk_max_limit = 2;
+SELECT pgt_try($$SELECT pgtrickle.create_stream_table('im_bad',
+    'SELECT id, v FROM im_t ORDER BY v DESC, id LIMIT 3', refresh_mode => 'IMMEDIATE')$$);
+RESET pg_trickle.ivm_topk_max_limit;
+SELECT pgtrickle.create_stream_table('im_top3',
+    'SELECT id, v FROM im_t ORDER BY v DESC, id LIMIT 3', refresh_mode => 'IMMEDIATE');
+INSERT INTO im_t VALUES (5000, 1, 100000);
+DELETE FROM im_t WHERE id = (SELECT id FROM im_top3 ORDER BY v DESC, id OFFSET 1 LIMIT 1);
+SELECT pgt_check('im_top3'), (SELECT count(*) FROM im_top3) AS rows;
+SELECT pgtrickle.drop_stream_table('im_top3');
+
 -- dropping removes the triggers of sources no IMMEDIATE stream table reads
 SELECT pgtrickle.drop_stream_table('im_diff_over');
 SELECT pgtrickle.drop_stream_table('im_mix');
