@@ -35,7 +35,6 @@ my %NOT_YET = (
 	q02 => qr/would exceed/,
 	q13 => qr/would exceed/,
 	q20 => qr/would exceed/,
-	q21 => qr/Subqueries in expressions/,
 );
 
 my $node = PgtTest::start_node('tpch', "max_wal_size = '1GB'\n");

@@ -151,6 +151,7 @@ static void replace_rte(Query *q, Index rti, Query *sub, List *colnames);
 static void finish_term(Query *t, List *wvars);
 static Query *parse_sql(const char *sql);
 static bool count_relations(Node *node, int *count);
+static bool insert_monotone(Query *q);
 static char *apply_sql_ctx(Query *query, PgtAnalysis *analysis, const char *storage,
 						   DvmContext *ctxp, PgtDeltaStrategy *strategy);
 
@@ -289,6 +290,46 @@ pgt_dvm_immediate_apply_sql(Query *query, PgtAnalysis *analysis, const char *sto
 	}
 	PG_END_TRY();
 	return sql;
+}
+
+/*
+ * insert_monotone: q is built from base relations, VALUES and functions by
+ * inner joins, filters and projections only, so a row is added to its
+ * result only when a row is added to a source.
+ */
+static bool
+insert_monotone(Query *q)
+{
+	ListCell   *lc;
+
+	if (q->setOperations != NULL || q->hasAggs || q->groupClause != NIL ||
+		q->distinctClause != NIL || q->hasWindowFuncs || q->hasSubLinks ||
+		q->limitCount != NULL || q->limitOffset != NULL || q->hasTargetSRFs ||
+		q->groupingSets != NIL || q->havingQual != NULL || q->cteList != NIL)
+		return false;
+	foreach(lc, q->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+
+		switch (rte->rtekind)
+		{
+			case RTE_RELATION:
+			case RTE_VALUES:
+			case RTE_FUNCTION:
+				break;
+			case RTE_JOIN:
+				if (rte->jointype != JOIN_INNER)
+					return false;
+				break;
+			case RTE_SUBQUERY:
+				if (!insert_monotone(rte->subquery))
+					return false;
+				break;
+			default:
+				return false;
+		}
+	}
+	return true;
 }
 
 /*
@@ -1606,6 +1647,30 @@ multiset_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
 
 	if (delta == NULL)
 		return NULL;
+
+	/*
+	 * IMMEDIATE, a statement that only added rows, a query in which rows
+	 * can only appear when a source row appears: the delta only inserts.
+	 * (If it ever did not, the expected-deletions check fails and the
+	 * stream table is recomputed.)
+	 */
+	if (OidIsValid(ctx->ivm_source) && !ctx->ivm_old && insert_monotone(q))
+	{
+		initStringInfo(&sql);
+		appendStringInfo(&sql,
+						 "WITH __pgt_d AS (SELECT * FROM (%s) AS __pgt_d0(%s, __pgt_w)), "
+						 "__pgt_ins AS (INSERT INTO %s (%s, " PGT_ROW_ID_COLUMN ") "
+						 "SELECT %s, %s FROM __pgt_d c CROSS JOIN LATERAL "
+						 "pg_catalog.generate_series(1::pg_catalog.int8, c.__pgt_w) "
+						 "WHERE c.__pgt_w > 0 RETURNING 1) "
+						 "SELECT 0::pg_catalog.int8, (SELECT pg_catalog.count(*) FROM __pgt_ins), "
+						 "(SELECT pg_catalog.count(*) FROM __pgt_d), "
+						 "(SELECT COALESCE(pg_catalog.sum(-__pgt_w), 0) FROM __pgt_d WHERE __pgt_w < 0)::pg_catalog.numeric",
+						 delta, cols, storage, cols,
+						 pgt_dvm_col_list(analysis->columns, "c.", false),
+						 pgt_storage_row_id_expr(analysis->columns, PGT_IDENTITY_ALL_COLUMNS, "c"));
+		return sql.data;
+	}
 
 	pgt_dvm_consolidation_lists(analysis->columns, &sel, &grp);
 	initStringInfo(&sql);

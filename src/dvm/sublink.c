@@ -26,6 +26,10 @@
  *	  (a change in the subquery's tables touches only the keys it changes)
  *	  and the joins by its join rules.
  *
+ *	  One correlation "y <> x" besides the equalities is allowed in
+ *	  [NOT] EXISTS: the derived table then keeps min(y) and max(y) per
+ *	  correlation group (see pull_inequality).
+ *
  *	  Anything else -- a correlation that is not such an equality, a
  *	  subquery with aggregates or LIMIT, a subquery under OR, in the select
  *	  list or in a join condition, NOT IN over nullable values -- is left in
@@ -82,7 +86,8 @@ static int	derived_counter = 0;
 static PulledSublink *pull_conjunct(Query *q, Node *conjunct);
 static PulledSublink *pull_sublink(Query *q, SubLink *sl, bool negated);
 static bool split_correlation(Node *clause, Node **inner, Node **outer);
-static bool split_where(Query *s, List **rest, List **inner, List **outer, List **ops);
+static bool split_where(Query *s, List **rest, List **inner, List **outer, List **ops,
+						Node **ne_inner, Node **ne_outer, Oid *ne_op);
 static bool is_distinct_equality(OpExpr *op, Node *left, Node *right);
 static Node *replace_params(Node *node, List *vars);
 static bool expr_never_null(Query *q, Node *expr, int levelsup);
@@ -95,6 +100,11 @@ static void expand_jointree_node(Query *q, Node *node, List **names, List **vars
 static void reset_sublink_flags(Query *q);
 static Node *pull_scalars(Query *q, Node *conjunct, List **extra);
 static Node *make_min(Var *arg);
+static Node *make_agg(const char *name, Node *arg);
+static bool split_inequality(Node *clause, Node **inner, Node **outer);
+static PulledSublink *pull_inequality(Query *s, SubLink *sl, List *rest, List *inner,
+									  List *outer, List *ops, Node *ne_inner,
+									  Node *ne_outer, Oid ne_op, bool negated);
 static void attach_left_joins(Query *q, List *pulled);
 static Node *empty_value(Node *expr);
 static Node *aggs_to_empty(Node *node, bool *ok);
@@ -311,17 +321,24 @@ aggs_to_empty(Node *node, bool *ok)
 static Node *
 make_min(Var *arg)
 {
-	Oid			type = arg->vartype;
-	Oid			fnoid = LookupFuncName(list_make1(makeString("min")), 1, &type, true);
+	return make_agg("min", (Node *) arg);
+}
+
+/* make_agg returns name(arg) (min or max) as an aggregate of the current level */
+static Node *
+make_agg(const char *name, Node *arg)
+{
+	Oid			type = exprType(arg);
+	Oid			fnoid = LookupFuncName(list_make1(makeString(pstrdup(name))), 1, &type, true);
 	Aggref	   *agg;
 
-	if (!OidIsValid(fnoid))
+	if (!OidIsValid(fnoid) || get_func_rettype(fnoid) != type)
 		return NULL;
 	agg = makeNode(Aggref);
 	agg->aggfnoid = fnoid;
-	agg->aggtype = get_func_rettype(fnoid);
-	agg->aggcollid = arg->varcollid;
-	agg->inputcollid = arg->varcollid;
+	agg->aggtype = type;
+	agg->aggcollid = exprCollation(arg);
+	agg->inputcollid = exprCollation(arg);
 	agg->aggtranstype = InvalidOid;
 	agg->aggargtypes = list_make1_oid(type);
 	agg->args = list_make1(makeTargetEntry((Expr *) arg, 1, NULL, false));
@@ -426,7 +443,7 @@ scalar_mutator(Node *node, ScalarContext *ctx)
 			return node;
 		if (ctx->conjunct == NULL && (empty = empty_value((Node *) val->expr)) == NULL)
 			return node;
-		if (!split_where(s, &rest, &inner, &outer, &ops))
+		if (!split_where(s, &rest, &inner, &outer, &ops, NULL, NULL, NULL))
 			return node;
 	}
 
@@ -642,6 +659,9 @@ pull_sublink(Query *q, SubLink *sl, bool negated)
 	List	   *inner = NIL;
 	List	   *outer = NIL;
 	List	   *ops = NIL;
+	Node	   *ne_inner = NULL;
+	Node	   *ne_outer = NULL;
+	Oid			ne_op = InvalidOid;
 	ListCell   *lc;
 	AttrNumber	resno = 1;
 
@@ -662,8 +682,11 @@ pull_sublink(Query *q, SubLink *sl, bool negated)
 			return pull_distinct_in(q, sl, s, negated);
 		s = wrap_in_from(s);
 	}
-	if (!split_where(s, &rest, &inner, &outer, &ops))
+	if (!split_where(s, &rest, &inner, &outer, &ops, &ne_inner, &ne_outer, &ne_op))
 		return NULL;
+	if (ne_inner != NULL)
+		return pull_inequality(s, sl, rest, inner, outer, ops,
+							   ne_inner, ne_outer, ne_op, negated);
 
 	d = copyObject(s);
 	d->jointree->quals = (Node *) make_ands_explicit(copyObject(rest));
@@ -772,13 +795,119 @@ pull_sublink(Query *q, SubLink *sl, bool negated)
 }
 
 /*
+ * pull_inequality handles [NOT] EXISTS correlated by equalities i = o and
+ * one y <> x.  Some row of a correlation group has a non-NULL y other than
+ * x exactly when x is not NULL and the group's smallest or largest
+ * non-NULL y differs from x, so the derived table is
+ *
+ *   (SELECT i..., min(y) AS __pgt_mn, max(y) AS __pgt_mx
+ *      FROM ... WHERE rest AND y IS NOT NULL GROUP BY i...) s
+ *   ON s.i = o AND (s.__pgt_mn <> x OR s.__pgt_mx <> x)
+ *
+ * one row per group, so an outer row still meets at most one row of s.
+ * (TPC-H Q21: another supplier of the same order.)
+ */
+static PulledSublink *
+pull_inequality(Query *s, SubLink *sl, List *rest, List *inner, List *outer,
+				List *ops, Node *ne_inner, Node *ne_outer, Oid ne_op, bool negated)
+{
+	Query	   *d;
+	PulledSublink *p;
+	List	   *tlist = NIL;
+	AttrNumber	resno = 1;
+	ListCell   *lc;
+	NullTest   *nn = makeNode(NullTest);
+	Oid			type = exprType(ne_inner);
+	int32		typmod = exprTypmod(ne_inner);
+	Oid			coll = exprCollation(ne_inner);
+	Node	   *o;
+	Var		   *mn;
+	Var		   *mx;
+
+	if (sl->subLinkType != EXISTS_SUBLINK)
+		return NULL;
+	if (negated && contain_volatile_functions((Node *) s))
+		return NULL;
+
+	d = copyObject(s);
+	nn->arg = (Expr *) copyObject(ne_inner);
+	nn->nulltesttype = IS_NOT_NULL;
+	nn->argisrow = false;
+	nn->location = -1;
+	d->jointree->quals = (Node *) make_ands_explicit(lappend(copyObject(rest), nn));
+	d->sortClause = NIL;
+	d->distinctClause = NIL;
+	d->groupClause = NIL;
+	foreach(lc, inner)
+	{
+		TargetEntry *tle = makeTargetEntry(copyObject(lfirst(lc)), resno,
+										   psprintf("__pgt_k%d", resno), false);
+		SortGroupClause *sgc = makeNode(SortGroupClause);
+		Oid			sortop;
+		Oid			eqop;
+		bool		hashable;
+
+		get_sort_group_operators(exprType(lfirst(lc)), false, false, false,
+								 &sortop, &eqop, NULL, &hashable);
+		if (!OidIsValid(eqop) || (!OidIsValid(sortop) && !hashable))
+			return NULL;
+		tle->ressortgroupref = resno;
+		sgc->tleSortGroupRef = resno;
+		sgc->eqop = eqop;
+		sgc->sortop = sortop;
+		sgc->nulls_first = false;
+		sgc->hashable = hashable;
+		d->groupClause = lappend(d->groupClause, sgc);
+		tlist = lappend(tlist, tle);
+		resno++;
+	}
+	tlist = lappend(tlist, makeTargetEntry((Expr *) make_agg("min", copyObject(ne_inner)),
+										   resno++, pstrdup("__pgt_mn"), false));
+	tlist = lappend(tlist, makeTargetEntry((Expr *) make_agg("max", copyObject(ne_inner)),
+										   resno++, pstrdup("__pgt_mx"), false));
+	d->targetList = tlist;
+	d->hasAggs = true;
+
+	p = palloc0(sizeof(PulledSublink));
+	p->derived = d;
+	p->anti = negated;
+	foreach(lc, inner)
+	{
+		Node	   *i = lfirst(lc);
+		Node	   *oe = copyObject(list_nth(outer, foreach_current_index(lc)));
+		Var		   *v = makeVar(0, foreach_current_index(lc) + 1, exprType(i),
+								exprTypmod(i), exprCollation(i), 0);
+
+		IncrementVarSublevelsUp(oe, -1, 1);
+		p->conds = lappend(p->conds,
+						   make_opclause(list_nth_oid(ops, foreach_current_index(lc)), BOOLOID,
+										 false, (Expr *) v, (Expr *) oe, InvalidOid,
+										 exprCollation(i)));
+	}
+	o = copyObject(ne_outer);
+	IncrementVarSublevelsUp(o, -1, 1);
+	mn = makeVar(0, resno - 2, type, typmod, coll, 0);
+	mx = makeVar(0, resno - 1, type, typmod, coll, 0);
+	p->conds = lappend(p->conds,
+					   make_orclause(list_make2(make_opclause(ne_op, BOOLOID, false, (Expr *) mn,
+															  (Expr *) o, InvalidOid, coll),
+												make_opclause(ne_op, BOOLOID, false, (Expr *) mx,
+															  (Expr *) copyObject(o),
+															  InvalidOid, coll))));
+	return p;
+}
+
+/*
  * split_where splits the WHERE clause of subquery s into correlation
  * equalities (inner side, outer side, operator) and the rest; false when
  * s refers to the outer query anywhere else (its select list or FROM
- * list: that would be LATERAL) or by anything but such an equality.
+ * list: that would be LATERAL) or by anything but such an equality --
+ * except, when ne_inner is given, for one "inner <> outer" (see
+ * split_inequality), returned there.
  */
 static bool
-split_where(Query *s, List **rest, List **inner, List **outer, List **ops)
+split_where(Query *s, List **rest, List **inner, List **outer, List **ops,
+			Node **ne_inner, Node **ne_outer, Oid *ne_op)
 {
 	ListCell   *lc;
 	Node	   *quals = s->jointree->quals;
@@ -809,7 +938,15 @@ split_where(Query *s, List **rest, List **inner, List **outer, List **ops)
 			continue;
 		}
 		if (!split_correlation(c, &i, &o))
-			return false;
+		{
+			/* at most one "inner <> outer" */
+			if (ne_inner == NULL || *ne_inner != NULL || !split_inequality(c, &i, &o))
+				return false;
+			*ne_inner = i;
+			*ne_outer = o;
+			*ne_op = ((OpExpr *) c)->opno;
+			continue;
+		}
 		*inner = lappend(*inner, i);
 		*outer = lappend(*outer, o);
 		*ops = lappend_oid(*ops, ((OpExpr *) c)->opno);
@@ -849,6 +986,53 @@ split_correlation(Node *clause, Node **inner, Node **outer)
 		if (contain_vars_of_level(b, level))
 			return false;
 	if (!is_distinct_equality(op, a, b))
+		return false;
+	*inner = a;
+	*outer = b;
+	return true;
+}
+
+/*
+ * split_inequality: clause is "inner <> outer" (either order), <> being the
+ * negator of the type's default equality, under the same collation, for a
+ * type with min() and max() (a btree ordering).
+ */
+static bool
+split_inequality(Node *clause, Node **inner, Node **outer)
+{
+	OpExpr	   *op = (OpExpr *) clause;
+	Node	   *a;
+	Node	   *b;
+	Oid			type;
+	TypeCacheEntry *tc;
+
+	if (!IsA(clause, OpExpr) || list_length(op->args) != 2)
+		return false;
+	a = linitial(op->args);
+	b = lsecond(op->args);
+	if (contain_vars_of_level(a, 1) && !contain_vars_of_level(b, 1))
+	{
+		Node	   *t = a;
+
+		a = b;
+		b = t;
+	}
+	if (contain_vars_of_level(a, 1) || contain_vars_of_level(b, 0) ||
+		!contain_vars_of_level(b, 1) || contain_volatile_functions(clause) ||
+		checkExprHasSubLink(clause))
+		return false;
+	for (int level = 2; level < 16; level++)
+		if (contain_vars_of_level(b, level))
+			return false;
+	type = exprType(a);
+	if (type != exprType(b) || op->inputcollid != exprCollation(a) ||
+		op->inputcollid != exprCollation(b))
+		return false;
+	tc = lookup_type_cache(type, TYPECACHE_EQ_OPR | TYPECACHE_LT_OPR);
+	if (!OidIsValid(tc->eq_opr) || !OidIsValid(tc->lt_opr) ||
+		get_negator(tc->eq_opr) != op->opno)
+		return false;
+	if (make_agg("min", a) == NULL || make_agg("max", a) == NULL)
 		return false;
 	*inner = a;
 	*outer = b;
