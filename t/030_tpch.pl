@@ -32,9 +32,6 @@ my $dir = "$FindBin::RealBin/../bench/tpch";
 
 # what the differential engine refuses today, and why
 my %NOT_YET = (
-	q02 => qr/would exceed/,
-	q13 => qr/would exceed/,
-	q20 => qr/would exceed/,
 );
 
 my $node = PgtTest::start_node('tpch', "max_wal_size = '1GB'\n");

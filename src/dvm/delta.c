@@ -79,6 +79,7 @@
 #include "utils/syscache.h"
 #include "utils/typcache.h"
 #include "utils/queryenvironment.h"
+#include "access/tupdesc.h"
 
 #include "pg_trickle/analyze.h"
 #include "pg_trickle/cdc.h"
@@ -155,8 +156,26 @@ static bool insert_monotone(Query *q);
 static char *apply_sql_ctx(Query *query, PgtAnalysis *analysis, const char *storage,
 						   DvmContext *ctxp, PgtDeltaStrategy *strategy);
 
-/* IMMEDIATE: the transition tables generated SQL may name while parsed */
+/*
+ * While a statement is generated: the ephemeral relations generated SQL may
+ * name -- IMMEDIATE's transition tables, and the shared parts.
+ */
 static QueryEnvironment *parse_env = NULL;
+
+/* a part of the statement written once, as a CTE (see share_part) */
+typedef struct SharedPart
+{
+	char	   *sql;
+	char	   *name;			/* __pgt_s<n> */
+} SharedPart;
+
+static List *shared_parts = NIL;
+
+/* parts shorter than this are inlined */
+#define PGT_SHARE_MIN_BYTES 256
+
+static char *share_part(char *sql);
+static char *with_shared_parts(char *sql);
 static Oid	parse_env_firing = InvalidOid;
 static bool enr_to_relation(Node *node, void *context);
 static char *replace_enr_marks(const char *sql, const char *table);
@@ -231,11 +250,24 @@ pgt_dvm_apply_sql(Query *query, PgtAnalysis *analysis, const char *storage,
 				  PgtDeltaStrategy *strategy)
 {
 	DvmContext	ctx;
+	char	   *sql;
 
 	memset(&ctx, 0, sizeof(ctx));
 	(void) frontier;
 	ctx.changed = changed;
-	return apply_sql_ctx(query, analysis, storage, &ctx, strategy);
+	parse_env = create_queryEnv();
+	shared_parts = NIL;
+	PG_TRY();
+	{
+		sql = with_shared_parts(apply_sql_ctx(query, analysis, storage, &ctx, strategy));
+	}
+	PG_FINALLY();
+	{
+		parse_env = NULL;
+		shared_parts = NIL;
+	}
+	PG_END_TRY();
+	return sql;
 }
 
 /*
@@ -280,13 +312,18 @@ pgt_dvm_immediate_apply_sql(Query *query, PgtAnalysis *analysis, const char *sto
 	*keys_sql = NULL;
 	parse_env = env;
 	parse_env_firing = firing;
+	shared_parts = NIL;
 	PG_TRY();
 	{
-		sql = apply_sql_ctx(query, analysis, storage, &ctx, strategy);
+		sql = with_shared_parts(apply_sql_ctx(query, analysis, storage, &ctx, strategy));
+		if (*keys_sql != NULL)
+			*keys_sql = with_shared_parts(*keys_sql);
 	}
 	PG_FINALLY();
 	{
 		parse_env = NULL;
+		parse_env_firing = InvalidOid;
+		shared_parts = NIL;
 	}
 	PG_END_TRY();
 	return sql;
@@ -893,11 +930,95 @@ char *
 pgt_dvm_any_delta(Query *q, DvmContext *ctx)
 {
 	if (q->setOperations != NULL)
-		return pgt_dvm_setop_delta(q, ctx);
+		return share_part(pgt_dvm_setop_delta(q, ctx));
 	if (q->hasAggs || q->groupClause != NIL || q->distinctClause != NIL ||
 		q->havingQual != NULL)
-		return agg_subquery_delta(q, ctx);
-	return pgt_dvm_spj_delta(q, ctx);
+		return share_part(agg_subquery_delta(q, ctx));
+	return share_part(pgt_dvm_spj_delta(q, ctx));
+}
+
+/*
+ * share_part returns sql itself if it is short, else a reference to a
+ * common table expression holding it: "SELECT * FROM __pgt_s<n>".  The
+ * delta of an input is used in several terms of its parent's delta (and
+ * those again in theirs), so inlining it everywhere grows the statement
+ * with the nesting; referenced by name, each part is written (and run)
+ * once.  While a statement is generated, the names are ephemeral relations
+ * of parse_env, so fragments that use them parse; apply_sql_ctx puts the
+ * definitions in front of the finished statement (with_shared_parts).
+ */
+static char *
+share_part(char *sql)
+{
+	ListCell   *lc;
+	Query	   *parsed;
+	TupleDesc	desc;
+	EphemeralNamedRelation enr;
+	SharedPart *part;
+	int			natts = 0;
+	int			i = 0;
+
+	if (sql == NULL || parse_env == NULL || strlen(sql) < PGT_SHARE_MIN_BYTES)
+		return sql;
+	foreach(lc, shared_parts)
+	{
+		part = lfirst(lc);
+		if (strcmp(part->sql, sql) == 0)
+			return psprintf("SELECT * FROM %s", part->name);
+	}
+	parsed = parse_sql(sql);
+	foreach(lc, parsed->targetList)
+		if (!((TargetEntry *) lfirst(lc))->resjunk)
+			natts++;
+	desc = CreateTemplateTupleDesc(natts);
+	foreach(lc, parsed->targetList)
+	{
+		TargetEntry *tle = lfirst(lc);
+
+		if (tle->resjunk)
+			continue;
+		i++;
+		TupleDescInitEntry(desc, i, tle->resname ? tle->resname : psprintf("__pgt_c%d", i),
+						   exprType((Node *) tle->expr), exprTypmod((Node *) tle->expr), 0);
+		TupleDescInitEntryCollation(desc, i, exprCollation((Node *) tle->expr));
+	}
+	part = palloc(sizeof(SharedPart));
+	part->sql = sql;
+	part->name = psprintf("__pgt_s%d", list_length(shared_parts) + 1);
+	shared_parts = lappend(shared_parts, part);
+	enr = palloc0(sizeof(EphemeralNamedRelationData));
+	enr->md.name = part->name;
+	enr->md.reliddesc = InvalidOid;
+	enr->md.tupdesc = desc;
+	enr->md.enrtype = ENR_NAMED_TUPLESTORE;
+	enr->md.enrtuples = 100;
+	register_ENR(parse_env, enr);
+	return psprintf("SELECT * FROM %s", part->name);
+}
+
+/* with_shared_parts puts the shared parts' definitions in front of sql */
+static char *
+with_shared_parts(char *sql)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	if (sql == NULL || shared_parts == NIL)
+		return sql;
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "WITH ");
+	foreach(lc, shared_parts)
+	{
+		SharedPart *part = lfirst(lc);
+
+		appendStringInfo(&buf, "%s%s AS (%s)", foreach_current_index(lc) > 0 ? ", " : "",
+						 part->name, part->sql);
+	}
+	if (strncmp(sql, "WITH ", 5) == 0)
+		appendStringInfo(&buf, ", %s", sql + 5);
+	else
+		appendStringInfo(&buf, " %s", sql);
+	return buf.data;
 }
 
 /*
@@ -926,6 +1047,10 @@ agg_subquery_delta(Query *q, DvmContext *ctx)
 	ListCell   *lc;
 	StringInfoData cols;
 	StringInfoData grp;
+	StringInfoData rsel;
+	StringInfoData dsel;
+	StringInfoData msel;
+	StringInfoData ucols;
 	Query	   *newq;
 	Query	   *oldq;
 	char	   *old_rows;
@@ -1039,38 +1164,61 @@ agg_subquery_delta(Query *q, DvmContext *ctx)
 
 	/* G over the restricted old state: C' consolidated and expanded */
 	dr = pgt_dvm_any_delta(rchild, ctx);
-	initStringInfo(&cols);
-	initStringInfo(&grp);
-	k = 0;
-	foreach(lc, child->targetList)
+	/*
+	 * Columns of the child that G does not read are NULL in both parts: a
+	 * delta row carries NULL for source columns nobody reads, so the
+	 * current rows' values there would keep them from cancelling out.
+	 */
 	{
-		TargetEntry *tle = lfirst(lc);
-		TypeCacheEntry *tc = lookup_type_cache(exprType((Node *) tle->expr), TYPECACHE_EQ_OPR);
+		Bitmapset  *used = NULL;
+		bool		all;
 
-		k++;
-		appendStringInfo(&cols, "%s__pgt_c%d", k > 1 ? ", " : "", k);
-		if (OidIsValid(tc->eq_opr))
-			appendStringInfo(&grp, "%su.__pgt_c%d", k > 1 ? ", " : "", k);
-		else
-			appendStringInfo(&grp, "%su.__pgt_c%d::pg_catalog.text", k > 1 ? ", " : "", k);
+		pull_varattnos((Node *) g->targetList, ci, &used);
+		pull_varattnos(g->havingQual, ci, &used);
+		all = bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, used);
+		initStringInfo(&cols);
+		initStringInfo(&grp);
+		initStringInfo(&rsel);
+		initStringInfo(&dsel);
+		initStringInfo(&msel);
+		initStringInfo(&ucols);
+		k = 0;
+		foreach(lc, child->targetList)
+		{
+			TargetEntry *tle = lfirst(lc);
+			Oid			type = exprType((Node *) tle->expr);
+			TypeCacheEntry *tc = lookup_type_cache(type, TYPECACHE_EQ_OPR);
+			bool		is_used = all ||
+				bms_is_member(k + 1 - FirstLowInvalidHeapAttributeNumber, used);
+
+			k++;
+			appendStringInfo(&cols, "%s__pgt_c%d", k > 1 ? ", " : "", k);
+			if (!is_used)
+			{
+				appendStringInfo(&msel, "%sNULL::%s AS __pgt_c%d", k > 1 ? ", " : "",
+								 format_type_extended(type, exprTypmod((Node *) tle->expr),
+													  FORMAT_TYPE_TYPEMOD_GIVEN |
+													  FORMAT_TYPE_FORCE_QUALIFY), k);
+				continue;
+			}
+			appendStringInfo(&msel, "%su.__pgt_c%d", k > 1 ? ", " : "", k);
+			appendStringInfo(&rsel, "r.__pgt_c%d, ", k);
+			appendStringInfo(&dsel, "d.__pgt_c%d, ", k);
+			appendStringInfo(&ucols, "__pgt_c%d, ", k);
+			if (OidIsValid(tc->eq_opr))
+				appendStringInfo(&grp, "%su.__pgt_c%d", grp.len > 0 ? ", " : "", k);
+			else
+				appendStringInfo(&grp, "%su.__pgt_c%d::pg_catalog.text", grp.len > 0 ? ", " : "", k);
+		}
 	}
 	old_rows = psprintf("SELECT %s FROM (SELECT %s, pg_catalog.sum(u.__pgt_w) AS __pgt_m "
-						"FROM (SELECT r.*, 1::pg_catalog.int8 AS __pgt_w FROM (%s) AS r(%s)%s) AS u "
-						"GROUP BY %s HAVING pg_catalog.sum(u.__pgt_w) > 0) AS x "
+						"FROM (SELECT %s1::pg_catalog.int8 FROM (%s) AS r(%s)%s) AS u(%s__pgt_w) "
+						"%s%s HAVING pg_catalog.sum(u.__pgt_w) > 0) AS x "
 						"CROSS JOIN LATERAL pg_catalog.generate_series(1::pg_catalog.int8, x.__pgt_m)",
-						cols.data, cols.data, pgt_dvm_deparse(rchild), cols.data,
-						dr ? psprintf(" UNION ALL SELECT d.*, -d.__pgt_w FROM (%s) AS d(%s, __pgt_w0)",
-									  dr, cols.data) : "",
-						grp.data);
-	/* the negated copy keeps its own weight column out of the way */
-	if (dr)
-		old_rows = psprintf("SELECT %s FROM (SELECT %s, pg_catalog.sum(u.__pgt_w) AS __pgt_m "
-							"FROM (SELECT r.*, 1::pg_catalog.int8 AS __pgt_w FROM (%s) AS r(%s) "
-							"UNION ALL SELECT %s, -d.__pgt_w0 FROM (%s) AS d(%s, __pgt_w0)) AS u "
-							"GROUP BY %s HAVING pg_catalog.sum(u.__pgt_w) > 0) AS x "
-							"CROSS JOIN LATERAL pg_catalog.generate_series(1::pg_catalog.int8, x.__pgt_m)",
-							cols.data, cols.data, pgt_dvm_deparse(rchild), cols.data,
-							cols.data, dr, cols.data, grp.data);
+						cols.data, msel.data, rsel.data, pgt_dvm_deparse(rchild), cols.data,
+						dr ? psprintf(" UNION ALL SELECT %s-d.__pgt_w0 FROM (%s) AS d(%s, __pgt_w0)",
+									  dsel.data, dr, cols.data) : "",
+						ucols.data, grp.len > 0 ? "GROUP BY " : "", grp.data);
 	oldq = copyObject(g);
 	{
 		RangeTblEntry *orte = rt_fetch(ci, oldq->rtable);
@@ -1558,20 +1706,23 @@ pgt_dvm_deparse(Query *q)
 		 * transition table's name in place of the table's.
 		 */
 		Query	   *copy = copyObject(q);
-		char	   *table;
 
 		(void) enr_to_relation((Node *) copy, NULL);
 		result = pg_get_querydef(copy, false);
-		table = psprintf("ONLY %s __pgt_ivm_",
-						 quote_qualified_identifier(get_namespace_name(get_rel_namespace(parse_env_firing)),
-													get_rel_name(parse_env_firing)));
-		result = replace_enr_marks(result, table);
+		if (OidIsValid(parse_env_firing))
+			result = replace_enr_marks(result,
+									   psprintf("ONLY %s __pgt_ivm_",
+												quote_qualified_identifier(get_namespace_name(get_rel_namespace(parse_env_firing)),
+																		   get_rel_name(parse_env_firing))));
 	}
 	count_generated(result);
 	return result;
 }
 
-/* enr_to_relation turns every transition table entry into its table's */
+/*
+ * enr_to_relation turns every transition table entry into its table's, and
+ * every shared part's into a CTE reference, for the deparser
+ */
 static bool
 enr_to_relation(Node *node, void *context)
 {
@@ -1581,7 +1732,15 @@ enr_to_relation(Node *node, void *context)
 	{
 		RangeTblEntry *rte = (RangeTblEntry *) node;
 
-		if (rte->rtekind == RTE_NAMEDTUPLESTORE)
+		if (rte->rtekind == RTE_NAMEDTUPLESTORE && strncmp(rte->enrname, "__pgt_s", 7) == 0)
+		{
+			/* a shared part: a reference to the CTE of that name */
+			rte->rtekind = RTE_CTE;
+			rte->ctename = rte->enrname;
+			rte->ctelevelsup = 0;
+			rte->self_reference = false;
+		}
+		else if (rte->rtekind == RTE_NAMEDTUPLESTORE)
 		{
 			const char *mark = strcmp(rte->enrname, "__pgt_old") == 0 ?
 				"__pgt_ivm_old" : "__pgt_ivm_new";
