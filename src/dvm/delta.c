@@ -682,7 +682,7 @@ spj_blocker(Query *q, BlockerContext *ctx)
 	const char *r0;
 
 	if (q->hasSubLinks)
-		return "Subqueries in expressions are supported by the differential engine only as [NOT] EXISTS and [NOT] IN conditions of WHERE (NOT IN over NOT NULL columns) and as scalar subqueries that aggregate, correlated by equalities if at all; not, for example, under OR, in JOIN ... ON, correlated by anything but an equality, or NOT IN over nullable columns.";
+		return "Subqueries in expressions are supported by the differential engine only as [NOT] EXISTS and [NOT] IN conditions of WHERE and as scalar subqueries that aggregate, correlated by equalities (and one <> in [NOT] EXISTS) if at all; not, for example, under OR, in JOIN ... ON, correlated by anything else, or a correlated NOT IN over nullable columns.";
 	if (q->hasWindowFuncs || q->hasTargetSRFs || q->limitCount != NULL ||
 		q->limitOffset != NULL || q->setOperations != NULL ||
 		q->groupingSets != NIL || q->hasRecursive)
@@ -692,8 +692,16 @@ spj_blocker(Query *q, BlockerContext *ctx)
 	{
 		RangeTblEntry *rte = lfirst(lc);
 
-		if (rte->lateral)
-			return "LATERAL is not supported by the differential engine yet.";
+		/*
+		 * A LATERAL function (unnest(t.a), jsonb_array_elements(t.j), ...)
+		 * depends on nothing but the row it is applied to: like any function
+		 * in FROM it is a constant input, evaluated for the rows of whatever
+		 * state (delta, old, new) its arguments' relation has in each term.
+		 */
+		if (rte->lateral &&
+			!(rte->rtekind == RTE_FUNCTION &&
+			  !contain_volatile_functions((Node *) rte->functions)))
+			return "LATERAL subqueries are not supported by the differential engine yet (LATERAL set-returning functions are).";
 		/* after rewriting, a view entry is only its body's OLD/NEW placeholder */
 		if (rte->rtekind == RTE_RELATION && rte->relkind == RELKIND_VIEW)
 			continue;

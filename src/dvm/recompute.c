@@ -35,6 +35,9 @@ static char *replace_touched_sql(PgtAnalysis *analysis, const char *storage,
 static List *window_partition_tles(Query *q);
 static List *distinct_on_tles(Query *q);
 static bool topk_limit(Query *q, int64 *n);
+static int64 topk_offset(Query *q);
+static char *topk_offset_sql(StringInfo sql, Query *q, PgtAnalysis *analysis,
+							 const char *storage, int64 n, bool keyed);
 static char *order_by_sql(Query *q, PgtAnalysis *analysis);
 
 /*
@@ -198,8 +201,6 @@ pgt_dvm_window_blocker(Query *q)
 		q->setOperations != NULL || q->limitCount != NULL || q->limitOffset != NULL ||
 		q->hasTargetSRFs)
 		return "Window functions together with aggregates, DISTINCT, set operations or LIMIT are not supported by the differential engine yet.";
-	if (window_partition_tles(q) == NIL)
-		return "Window functions are maintained differentially only when every window is partitioned by a column of the select list that they all share.";
 	return NULL;
 }
 
@@ -209,6 +210,9 @@ pgt_dvm_window_blocker(Query *q)
  * partitions; the query restricted to them recomputes their rows, which
  * replace the stored rows of those partitions (only the difference is
  * deleted and inserted).  Cost: the rows of the touched partitions.
+ * Without a partition column shared by every window, the whole result is
+ * the one partition: any change recomputes it, and only the rows that
+ * differ are written.
  */
 char *
 pgt_dvm_window_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage, DvmContext *ctx)
@@ -244,6 +248,17 @@ pgt_dvm_window_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage, D
 		appendStringInfo(&match, "%ss.%s IS NOT DISTINCT FROM k.%s",
 						 match.len > 0 ? " AND " : "", qn, qn);
 	}
+	/*
+	 * Windows without a common partition column: the whole result is one
+	 * partition, touched by any change (a constant key stands for it).
+	 */
+	if (keytles == NIL)
+	{
+		child->targetList = list_make1(makeTargetEntry((Expr *) makeBoolConst(true, false), 1,
+													   pstrdup("__pgt_all"), false));
+		appendStringInfoString(&keys, "__pgt_all");
+		appendStringInfoString(&match, "true");
+	}
 	child->windowClause = NIL;
 	child->hasWindowFuncs = false;
 	child->sortClause = NIL;
@@ -255,15 +270,84 @@ pgt_dvm_window_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage, D
 
 	if (!distinct_on)
 		restricted->sortClause = NIL;
-	pgt_dvm_restrict_to_keys(restricted, exprs, names);
+	if (exprs != NIL)
+		pgt_dvm_restrict_to_keys(restricted, exprs, names);
 
-	return replace_touched_sql(analysis, storage, keys.data, delta, pgt_dvm_deparse(restricted),
+	return replace_touched_sql(analysis, storage, keys.data, delta,
+							   exprs != NIL ? pgt_dvm_deparse(restricted) :
+							   psprintf("SELECT * FROM (%s) AS __pgt_all WHERE EXISTS (SELECT 1 FROM __pgt_k)",
+										pgt_dvm_deparse(restricted)),
 							   match.data);
 }
 
+/* topk_offset: q's constant OFFSET (0 if none), or -1 if not a constant */
+static int64
+topk_offset(Query *q)
+{
+	Node	   *off;
+
+	if (q->limitOffset == NULL)
+		return 0;
+	off = eval_const_expressions(NULL, copyObject(q->limitOffset));
+	if (!IsA(off, Const))
+		return -1;
+	if (((Const *) off)->constisnull)
+		return 0;
+	return Max(DatumGetInt64(((Const *) off)->constvalue), 0);
+}
+
 /*
- * topk_blocker: ORDER BY ... LIMIT n is maintained when n is a constant,
- * there is no OFFSET, every ORDER BY expression is an output column, and
+ * topk_offset_sql finishes the statement of "B ORDER BY o LIMIT n OFFSET m"
+ * (sql holds the WITH items of the delta, __pgt_d or __pgt_k, and
+ * __pgt_cand).  The stored rows are ranks m+1..m+n; ranks 1..m are not
+ * stored, so the candidates cannot refill the window.  Instead the query is
+ * run again when a changed row ranks no later than the last stored row
+ * (or fewer than n rows are stored); a change behind the window costs the
+ * delta and one comparison.  Over GROUP BY or DISTINCT a changed group's
+ * old rank is not known, so any change runs the query.
+ */
+static char *
+topk_offset_sql(StringInfo sql, Query *q, PgtAnalysis *analysis, const char *storage,
+				int64 n, bool keyed)
+{
+	char	   *order = order_by_sql(q, analysis);
+	const char *cols = pgt_dvm_col_list(analysis->columns, "", false);
+	StringInfoData sel;
+	StringInfoData grp;
+
+	if (keyed)
+		appendStringInfoString(sql,
+							   "__pgt_f AS (SELECT EXISTS (SELECT 1 FROM __pgt_k) AS refill), ");
+	else
+		appendStringInfo(sql,
+						 "__pgt_b AS (SELECT %s FROM %s ORDER BY %s OFFSET " INT64_FORMAT " LIMIT 1), "
+						 "__pgt_f AS (SELECT (SELECT pg_catalog.count(*) FROM %s) < " INT64_FORMAT
+						 " OR COALESCE((SELECT v.__pgt_rn > 1 FROM "
+						 "(SELECT u.__pgt_tag, pg_catalog.row_number() OVER (ORDER BY %s, u.__pgt_tag) AS __pgt_rn "
+						 "FROM (SELECT %s, 0 AS __pgt_tag FROM __pgt_d UNION ALL "
+						 "SELECT %s, 1 FROM __pgt_b) u) v WHERE v.__pgt_tag = 1), true) AS refill), ",
+						 cols, storage, order, n - 1, storage, n, order, cols, cols);
+	appendStringInfo(sql,
+					 "__pgt_new AS (SELECT %s FROM (%s) AS f(%s) WHERE (SELECT refill FROM __pgt_f) "
+					 "UNION ALL SELECT %s FROM %s s WHERE NOT (SELECT refill FROM __pgt_f)), ",
+					 pgt_dvm_col_list(analysis->columns, "f.", false), pgt_dvm_deparse(q), cols,
+					 pgt_dvm_col_list(analysis->columns, "s.", false), storage);
+	pgt_dvm_consolidation_lists(analysis->columns, &sel, &grp);
+	appendStringInfo(sql,
+					 "__pgt_c AS (SELECT %s, pg_catalog.sum(d.__pgt_w)::pg_catalog.int8 AS __pgt_w, "
+					 "pg_catalog.row_number() OVER () AS __pgt_cid "
+					 "FROM (SELECT %s, 1::pg_catalog.int8 AS __pgt_w FROM __pgt_new "
+					 "UNION ALL SELECT %s, -1::pg_catalog.int8 FROM %s) d "
+					 "GROUP BY %s HAVING pg_catalog.sum(d.__pgt_w) <> 0), ",
+					 sel.data, cols, cols, storage, grp.data);
+	pgt_dvm_append_apply_consolidated(sql, analysis, storage,
+							  "(SELECT pg_catalog.count(*) FROM __pgt_cand)");
+	return sql->data;
+}
+
+/*
+ * topk_blocker: ORDER BY ... LIMIT n [OFFSET m] is maintained when n and m are constants,
+ * every ORDER BY expression is an output column, and
  * the query without ORDER BY/LIMIT is plain or grouped (not an aggregate
  * without GROUP BY, not a set operation).
  */
@@ -274,14 +358,8 @@ pgt_dvm_topk_blocker(Query *q)
 
 	int64		n;
 
-	if (q->limitOffset != NULL)
-	{
-		Node	   *off = eval_const_expressions(NULL, copyObject(q->limitOffset));
-
-		if (!(IsA(off, Const) && (((Const *) off)->constisnull ||
-								  DatumGetInt64(((Const *) off)->constvalue) == 0)))
-			return "OFFSET is not supported by the differential engine yet (ORDER BY ... LIMIT without OFFSET is).";
-	}
+	if (topk_offset(q) < 0)
+		return "OFFSET must be a constant for the differential engine.";
 	if (!topk_limit(q, &n) || n <= 0)
 		return "LIMIT must be a positive constant for the differential engine.";
 	if (q->limitOption != LIMIT_OPTION_COUNT)
@@ -457,6 +535,10 @@ pgt_dvm_topk_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage, Dvm
 						 pgt_dvm_col_list(analysis->columns, "x.", false), sel.data,
 						 cols, storage, cols, grp.data);
 	}
+
+	if (topk_offset(q) > 0)
+		return topk_offset_sql(&sql, q, analysis, storage, n,
+							   b->groupClause != NIL || b->distinctClause != NIL);
 
 	/* b, the n-th stored row, and whether n candidates rank no later */
 	appendStringInfo(&sql,

@@ -32,7 +32,8 @@
  *
  *	  Anything else -- a correlation that is not such an equality, a
  *	  subquery with aggregates or LIMIT, a subquery under OR, in the select
- *	  list or in a join condition, NOT IN over nullable values -- is left in
+ *	  list or in a join condition, a correlated NOT IN over nullable values
+ *	  (an uncorrelated one gets a guard, see not_in_guard) -- is left in
  *	  place and refused by the engine's blocker as before.
  *
  * IDENTIFICATION
@@ -56,6 +57,7 @@
 #include "parser/parse_relation.h"
 #include "parser/parsetree.h"
 #include "rewrite/rewriteManip.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 #include "utils/typcache.h"
@@ -69,6 +71,8 @@ typedef struct PulledSublink
 	List	   *conds;			/* join conditions, outer side at level 0 */
 	bool		anti;
 	Index		rtindex;		/* of the derived table, once added */
+	Node	   *guard;			/* NOT IN over nullable values: a filter on
+								 * the outer rows (see not_in_guard) */
 } PulledSublink;
 
 /* what scalar_mutator works on */
@@ -102,6 +106,7 @@ static Node *pull_scalars(Query *q, Node *conjunct, List **extra);
 static Node *make_min(Var *arg);
 static Node *make_agg(const char *name, Node *arg);
 static bool split_inequality(Node *clause, Node **inner, Node **outer);
+static Node *not_in_guard(Query *s, List *rest, Node *y, Node *x);
 static PulledSublink *pull_inequality(Query *s, SubLink *sl, List *rest, List *inner,
 									  List *outer, List *ops, Node *ne_inner,
 									  Node *ne_outer, Oid ne_op, bool negated);
@@ -177,7 +182,16 @@ pgt_dvm_pull_up_sublinks(Query *q)
 				}
 			}
 			else
+			{
 				anti = lappend(anti, p);
+				if (p->guard != NULL)
+				{
+					List	   *extra = NIL;
+
+					kept = lappend(kept, pull_scalars(q, p->guard, &extra));
+					kept = list_concat(kept, extra);
+				}
+			}
 		}
 		q->jointree->quals = (Node *) make_ands_explicit(kept);
 
@@ -763,12 +777,27 @@ pull_sublink(Query *q, SubLink *sl, bool negated)
 				!IsA(lsecond(op->args), Var) || ((Var *) lsecond(op->args))->varno != 0 ||
 				!is_distinct_equality(op, linitial(op->args), lsecond(op->args)))
 				return NULL;
-			/* NOT IN means NOT EXISTS only when neither side can be NULL */
+			/*
+			 * NOT IN means NOT EXISTS only when neither side can be NULL;
+			 * otherwise, for an uncorrelated single-column subquery, a
+			 * guard on the outer rows adds SQL's NULL rules.
+			 */
 			if (negated &&
 				(!expr_never_null(q, linitial(op->args), 0) ||
 				 !expr_never_null(s, (Node *) ((TargetEntry *) list_nth(s->targetList,
 																		((Var *) lsecond(op->args))->varattno - 1))->expr, 0)))
-				return NULL;
+			{
+				TargetEntry *ytle = list_nth(s->targetList,
+											 ((Var *) lsecond(op->args))->varattno - 1);
+
+				if (inner != NIL || list_length(make_ands_implicit((Expr *) test)) != 1 ||
+					contain_volatile_functions((Node *) s))
+					return NULL;
+				p->guard = not_in_guard(s, rest, (Node *) ytle->expr,
+										(Node *) linitial(op->args));
+				if (p->guard == NULL)
+					return NULL;
+			}
 		}
 		p->conds = make_ands_implicit((Expr *) test);
 	}
@@ -792,6 +821,75 @@ pull_sublink(Query *q, SubLink *sl, bool negated)
 		p->conds = list_make1(makeBoolConst(true, false));
 	/* the derived table is a subquery of q now, no longer a sublink */
 	return p;
+}
+
+/*
+ * not_in_guard returns the filter that makes an anti-join on x = y exact for
+ * x NOT IN (SELECT y FROM ... WHERE rest) when x or y may be NULL: the NOT
+ * IN is true only when the subquery is empty, or when x is not NULL, no y
+ * is NULL and none equals x (the anti-join's part):
+ *
+ *   (SELECT count(*) FROM ... WHERE rest) = 0
+ *   OR (x IS NOT NULL AND (SELECT count(*) FROM ... WHERE rest AND y IS NULL) = 0)
+ *
+ * Both counts are one-row uncorrelated subqueries, which become cross
+ * joins (pull_scalars).
+ */
+static Node *
+not_in_guard(Query *s, List *rest, Node *y, Node *x)
+{
+	Node	   *counts[2];
+	Oid			eq = lookup_type_cache(INT8OID, TYPECACHE_EQ_OPR)->eq_opr;
+	NullTest   *xnn = makeNode(NullTest);
+
+	for (int i = 0; i < 2; i++)
+	{
+		Query	   *c = copyObject(s);
+		Aggref	   *agg = makeNode(Aggref);
+		SubLink    *sl = makeNode(SubLink);
+		List	   *quals = copyObject(rest);
+
+		if (i == 1)
+		{
+			NullTest   *ynull = makeNode(NullTest);
+
+			ynull->arg = (Expr *) copyObject(y);
+			ynull->nulltesttype = IS_NULL;
+			ynull->argisrow = false;
+			ynull->location = -1;
+			quals = lappend(quals, ynull);
+		}
+		agg->aggfnoid = F_COUNT_;
+		agg->aggtype = INT8OID;
+		agg->aggstar = true;
+		agg->aggkind = AGGKIND_NORMAL;
+		agg->aggsplit = AGGSPLIT_SIMPLE;
+		agg->aggno = -1;
+		agg->aggtransno = -1;
+		agg->location = -1;
+		c->targetList = list_make1(makeTargetEntry((Expr *) agg, 1, pstrdup("n"), false));
+		c->jointree->quals = (Node *) make_ands_explicit(quals);
+		c->hasAggs = true;
+		c->groupClause = NIL;
+		c->distinctClause = NIL;
+		c->sortClause = NIL;
+		c->hasDistinctOn = false;
+		sl->subLinkType = EXPR_SUBLINK;
+		sl->subLinkId = 0;
+		sl->subselect = (Node *) c;
+		sl->location = -1;
+		counts[i] = (Node *) make_opclause(eq, BOOLOID, false, (Expr *) sl,
+										   (Expr *) makeConst(INT8OID, -1, InvalidOid, 8,
+															  Int64GetDatum(0), false, true),
+										   InvalidOid, InvalidOid);
+		set_opfuncid((OpExpr *) counts[i]);
+	}
+	xnn->arg = (Expr *) copyObject(x);
+	xnn->nulltesttype = IS_NOT_NULL;
+	xnn->argisrow = false;
+	xnn->location = -1;
+	return (Node *) make_orclause(list_make2(counts[0],
+											 make_andclause(list_make2(xnn, counts[1]))));
 }
 
 /*

@@ -160,7 +160,8 @@ ALTER TABLE im_t DISABLE ROW LEVEL SECURITY;
 
 -- what IMMEDIATE cannot maintain is refused like DIFFERENTIAL
 SELECT pgt_try($$SELECT pgtrickle.create_stream_table('im_bad',
-    'SELECT id FROM im_t ORDER BY id LIMIT 3 OFFSET 2', refresh_mode => 'IMMEDIATE')$$);
+    'SELECT t.id, x.v FROM im_t t CROSS JOIN LATERAL (SELECT v FROM im_t t2 WHERE t2.g = t.g ORDER BY v LIMIT 1) x',
+    refresh_mode => 'IMMEDIATE')$$);
 
 -- TopK: the LIMIT is bounded by pg_trickle.ivm_topk_max_limit
 SET pg_trickle.ivm_topk_max_limit = 2;
