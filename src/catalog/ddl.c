@@ -88,6 +88,7 @@ Datum
 pgt_on_sql_drop(PG_FUNCTION_ARGS)
 {
 	PgtRoleSave save;
+	bool		dropped;
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		elog(ERROR, "pgt_on_sql_drop: not fired by event trigger manager");
@@ -104,10 +105,13 @@ pgt_on_sql_drop(PG_FUNCTION_ARGS)
 				 " WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass "
 				 " AND objsubid = 0)",
 				 SPI_OK_DELETE);
+	dropped = SPI_processed > 0;
 	pgt_role_restore(&save);
 	SPI_finish();
 	pgt_cdc_release_unused();
-	pgt_ivm_sync();
+	/* IMMEDIATE triggers name their stream tables: rewrite those */
+	if (dropped)
+		pgt_ivm_sync();
 	PG_RETURN_VOID();
 }
 

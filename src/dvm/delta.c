@@ -153,6 +153,7 @@ static void finish_term(Query *t, List *wvars);
 static Query *parse_sql(const char *sql);
 static bool count_relations(Node *node, int *count);
 static bool insert_monotone(Query *q);
+static bool in_nullable_side(Node *node, Index rti);
 static char *apply_sql_ctx(Query *query, PgtAnalysis *analysis, const char *storage,
 						   DvmContext *ctxp, PgtDeltaStrategy *strategy);
 
@@ -327,6 +328,43 @@ pgt_dvm_immediate_apply_sql(Query *query, PgtAnalysis *analysis, const char *sto
 	}
 	PG_END_TRY();
 	return sql;
+}
+
+/*
+ * in_nullable_side: range table entry rti lies under the nullable side of
+ * an outer join of jointree node.
+ */
+static bool
+in_nullable_side(Node *node, Index rti)
+{
+	if (node == NULL || IsA(node, RangeTblRef))
+		return false;
+	if (IsA(node, FromExpr))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((FromExpr *) node)->fromlist)
+			if (in_nullable_side(lfirst(lc), rti))
+				return true;
+		return false;
+	}
+	if (IsA(node, JoinExpr))
+	{
+		JoinExpr   *j = (JoinExpr *) node;
+		List	   *left = NIL;
+		List	   *right = NIL;
+
+		pgt_dvm_collect_rtindexes(j->larg, &left);
+		pgt_dvm_collect_rtindexes(j->rarg, &right);
+		if ((j->jointype == JOIN_LEFT || j->jointype == JOIN_FULL) &&
+			list_member_int(right, (int) rti))
+			return true;
+		if ((j->jointype == JOIN_RIGHT || j->jointype == JOIN_FULL) &&
+			list_member_int(left, (int) rti))
+			return true;
+		return in_nullable_side(j->larg, rti) || in_nullable_side(j->rarg, rti);
+	}
+	return true;				/* unknown: assume the worst */
 }
 
 /*
@@ -2179,7 +2217,6 @@ pgt_dvm_expr_is_not_null(Query *q, Node *expr)
 	RangeTblEntry *rte;
 	HeapTuple	tup;
 	bool		result;
-	ListCell   *lc;
 
 	while (IsA(expr, RelabelType))
 		expr = (Node *) ((RelabelType *) expr)->arg;
@@ -2188,21 +2225,17 @@ pgt_dvm_expr_is_not_null(Query *q, Node *expr)
 	var = (Var *) expr;
 	if (var->varlevelsup != 0 || var->varattno <= 0)
 		return false;
-	/* join columns are flattened: a column may come from a nullable side */
-	foreach(lc, q->rtable)
-	{
-		RangeTblEntry *j = lfirst(lc);
-
-		if (j->rtekind == RTE_JOIN && j->jointype != JOIN_INNER)
-			return false;
-	}
 	rte = rt_fetch(var->varno, q->rtable);
 	if (rte->rtekind == RTE_JOIN)
 	{
-		if (rte->jointype != JOIN_INNER || var->varattno > list_length(rte->joinaliasvars))
+		/* the column it stands for (a merged FULL JOIN column is no Var) */
+		if (var->varattno > list_length(rte->joinaliasvars))
 			return false;
 		return pgt_dvm_expr_is_not_null(q, list_nth(rte->joinaliasvars, var->varattno - 1));
 	}
+	/* an outer join NULL-extends the rows of its nullable side */
+	if (in_nullable_side((Node *) q->jointree, var->varno))
+		return false;
 	if (rte->rtekind != RTE_RELATION)
 		return false;
 	tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(rte->relid),
