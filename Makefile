@@ -23,6 +23,7 @@ OBJS = \
 	src/dvm/prepare.o \
 	src/dvm/recompute.o \
 	src/dvm/sublink.o \
+	src/dvm/sqlgen.o \
 	src/refresh/refresh.o \
 	src/schedule/schedule.o \
 	src/scheduler/dag.o \

@@ -128,6 +128,8 @@ pgt_st_create(const char *name, const char *query, PgtSettingsArgs *args,
 
 			existing = pgt_st_resolve(name, AccessExclusiveLock, true);
 			cur = pgt_catalog_get(existing, true);
+			if (strcmp(cur->effective_refresh_mode, "IMMEDIATE") == 0)
+				pgt_ivm_lock(existing);
 			analysis = pgt_analyze_query(query, rv->relname);
 			pgt_warn_ignored_order(analysis, rv->relname);
 			new_settings = cur->settings;
@@ -214,6 +216,9 @@ pgt_st_alter(const char *name, const char *query, PgtSettingsArgs *args,
 						   true);
 	stname = pgt_relation_display_name(relid);
 	st = pgt_catalog_get(relid, true);
+	/* writers maintaining it wait, and see the new definition afterwards */
+	if (strcmp(st->effective_refresh_mode, "IMMEDIATE") == 0)
+		pgt_ivm_lock(relid);
 
 	apply_settings(&st->settings, args, stname, false);
 
@@ -618,12 +623,20 @@ check_topk_limit(PgtAnalysis *analysis, const char *stname)
 	if (c->constisnull)
 		return;
 	n = DatumGetInt64(c->constvalue);
+	/* with OFFSET m a write may rewrite the first n + m rows' worth */
+	if (q->limitOffset != NULL)
+	{
+		Node	   *off = eval_const_expressions(NULL, copyObject(q->limitOffset));
+
+		if (IsA(off, Const) && !((Const *) off)->constisnull)
+			n += DatumGetInt64(((Const *) off)->constvalue);
+	}
 	if (n > pgt_ivm_topk_max_limit)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("stream table \"%s\" cannot be maintained in IMMEDIATE mode",
 						stname),
-				 errdetail("Its LIMIT %lld exceeds pg_trickle.ivm_topk_max_limit (%d): every write could rewrite that many rows.",
+				 errdetail("Its LIMIT (plus OFFSET) %lld exceeds pg_trickle.ivm_topk_max_limit (%d): every write could rewrite that many rows.",
 						   (long long) n, pgt_ivm_topk_max_limit),
 				 errhint("Raise pg_trickle.ivm_topk_max_limit, or use refresh_mode => 'DIFFERENTIAL'.")));
 }

@@ -20,5 +20,6 @@ extern void pgt_ivm_sync(void);
 extern void pgt_ivm_lock(Oid st);
 extern void pgt_ivm_forget(Oid st);
 extern void pgt_ivm_adopt_child(Oid child);
+extern void pgt_ivm_release_child(Oid child);
 
 #endif							/* PG_TRICKLE_IVM_H */

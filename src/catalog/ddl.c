@@ -221,6 +221,7 @@ pgt_on_ddl_end(PG_FUNCTION_ARGS)
 	Node	   *parsetree;
 	List	   *adopt = NIL;	/* tables that just became children */
 	List	   *moved = NIL;	/* parents whose rows moved without DML */
+	List	   *released = NIL;	/* tables that stopped being children */
 	ListCell   *lc;
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
@@ -256,14 +257,22 @@ pgt_on_ddl_end(PG_FUNCTION_ARGS)
 			}
 			else if (cmd->subtype == AT_DetachPartition ||
 					 cmd->subtype == AT_DetachPartitionFinalize)
+			{
+				PartitionCmd *pc = (PartitionCmd *) cmd->def;
+
 				moved = lappend_oid(moved, target);
+				released = lappend_oid(released, RangeVarGetRelid(pc->name, NoLock, true));
+			}
 			else if (cmd->subtype == AT_AddInherit)
 			{
 				adopt = lappend_oid(adopt, target);
 				moved = lappend_oid(moved, RangeVarGetRelid((RangeVar *) cmd->def, NoLock, true));
 			}
 			else if (cmd->subtype == AT_DropInherit)
+			{
 				moved = lappend_oid(moved, RangeVarGetRelid((RangeVar *) cmd->def, NoLock, true));
+				released = lappend_oid(released, target);
+			}
 		}
 	}
 
@@ -274,6 +283,12 @@ pgt_on_ddl_end(PG_FUNCTION_ARGS)
 			(void) pgt_cdc_adopt_child(lfirst_oid(lc));
 			pgt_ivm_adopt_child(lfirst_oid(lc));
 		}
+	}
+	/* a former child's IMMEDIATE triggers would still feed its old root */
+	foreach(lc, released)
+	{
+		if (OidIsValid(lfirst_oid(lc)))
+			pgt_ivm_release_child(lfirst_oid(lc));
 	}
 	foreach(lc, moved)
 	{

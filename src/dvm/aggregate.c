@@ -522,21 +522,11 @@ key_match(PgtAggLayout *layout, List *columns)
 char *
 pgt_dvm_agg_keys_sql(PgtAggLayout *layout, List *columns, const char *delta_sql)
 {
-	StringInfoData keys;
-	ListCell   *lc;
-
 	if (!layout->grouped)
 		return NULL;
-	initStringInfo(&keys);
-	foreach(lc, layout->items)
-	{
-		PgtAggItem *item = lfirst(lc);
-
-		if (item->kind == PGT_AGG_KEY)
-			appendStringInfo(&keys, "%sd.%s", keys.len ? ", " : "", item_col(item, columns));
-	}
-	return psprintf("SELECT DISTINCT pg_catalog.hash_record_extended(ROW(%s), 0) AS k "
-					"FROM (%s) AS d(%s, __pgt_w) ORDER BY 1",
-					keys.data, delta_sql, pgt_dvm_agg_child_names(layout));
+	/* the row identity's hash: it also copes with keys of unhashable types */
+	return psprintf("SELECT DISTINCT %s AS k FROM (%s) AS d(%s, __pgt_w) ORDER BY 1",
+					pgt_storage_row_id_expr(columns, PGT_IDENTITY_GROUP_KEY, "d"),
+					delta_sql, pgt_dvm_agg_child_names(layout));
 }
 

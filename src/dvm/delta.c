@@ -111,17 +111,6 @@ typedef struct BlockerContext
 	List	   *sources;		/* PgtDeltaSource * */
 } BlockerContext;
 
-/*
- * Generated SQL inlines the state and delta of every input wherever it is
- * used, so nesting (outer joins inside aggregates inside joins) multiplies
- * its size.  generated_bytes counts what one generation produced; past
- * PGT_MAX_DELTA_SQL the query is treated as not maintainable
- * differentially (see pgt_dvm_check_size).
- */
-#define PGT_MAX_DELTA_SQL (2 * 1024 * 1024)
-static int64 generated_bytes = 0;
-
-static void count_generated(const char *sql);
 static JoinExpr *find_outer_join(Node *node);
 static char *outer_join_delta(Query *q, JoinExpr *j, DvmContext *ctx);
 static Query *anti_term(Query *q, JoinExpr *j, bool left_preserved,
@@ -150,36 +139,12 @@ static char *base_delta_sql(Oid relid, DvmContext *ctx, bool negate,
 							List **colnames);
 static void replace_rte(Query *q, Index rti, Query *sub, List *colnames);
 static void finish_term(Query *t, List *wvars);
-static Query *parse_sql(const char *sql);
 static bool count_relations(Node *node, int *count);
 static bool insert_monotone(Query *q);
 static bool in_nullable_side(Node *node, Index rti);
 static char *apply_sql_ctx(Query *query, PgtAnalysis *analysis, const char *storage,
 						   DvmContext *ctxp, PgtDeltaStrategy *strategy);
 
-/*
- * While a statement is generated: the ephemeral relations generated SQL may
- * name -- IMMEDIATE's transition tables, and the shared parts.
- */
-static QueryEnvironment *parse_env = NULL;
-
-/* a part of the statement written once, as a CTE (see share_part) */
-typedef struct SharedPart
-{
-	char	   *sql;
-	char	   *name;			/* __pgt_s<n> */
-} SharedPart;
-
-static List *shared_parts = NIL;
-
-/* parts shorter than this are inlined */
-#define PGT_SHARE_MIN_BYTES 256
-
-static char *share_part(char *sql);
-static char *with_shared_parts(char *sql);
-static Oid	parse_env_firing = InvalidOid;
-static bool enr_to_relation(Node *node, void *context);
-static char *replace_enr_marks(const char *sql, const char *table);
 static List *visible_names(Query *q);
 static char *keyed_apply_sql(Query *q, PgtAnalysis *analysis,
 							 const char *storage, DvmContext *ctx);
@@ -256,16 +221,14 @@ pgt_dvm_apply_sql(Query *query, PgtAnalysis *analysis, const char *storage,
 	memset(&ctx, 0, sizeof(ctx));
 	(void) frontier;
 	ctx.changed = changed;
-	parse_env = create_queryEnv();
-	shared_parts = NIL;
+	pgt_dvm_gen_begin(NULL, InvalidOid);
 	PG_TRY();
 	{
-		sql = with_shared_parts(apply_sql_ctx(query, analysis, storage, &ctx, strategy));
+		sql = pgt_dvm_with_shared_parts(apply_sql_ctx(query, analysis, storage, &ctx, strategy));
 	}
 	PG_FINALLY();
 	{
-		parse_env = NULL;
-		shared_parts = NIL;
+		pgt_dvm_gen_end();
 	}
 	PG_END_TRY();
 	return sql;
@@ -311,20 +274,16 @@ pgt_dvm_immediate_apply_sql(Query *query, PgtAnalysis *analysis, const char *sto
 	ctx.ivm_new = has_new;
 	ctx.ivm_keys = keys_sql;
 	*keys_sql = NULL;
-	parse_env = env;
-	parse_env_firing = firing;
-	shared_parts = NIL;
+	pgt_dvm_gen_begin(env, firing);
 	PG_TRY();
 	{
-		sql = with_shared_parts(apply_sql_ctx(query, analysis, storage, &ctx, strategy));
+		sql = pgt_dvm_with_shared_parts(apply_sql_ctx(query, analysis, storage, &ctx, strategy));
 		if (*keys_sql != NULL)
-			*keys_sql = with_shared_parts(*keys_sql);
+			*keys_sql = pgt_dvm_with_shared_parts(*keys_sql);
 	}
 	PG_FINALLY();
 	{
-		parse_env = NULL;
-		parse_env_firing = InvalidOid;
-		shared_parts = NIL;
+		pgt_dvm_gen_end();
 	}
 	PG_END_TRY();
 	return sql;
@@ -450,7 +409,7 @@ apply_sql_ctx(Query *query, PgtAnalysis *analysis, const char *storage,
 				 errmsg("query cannot be maintained differentially"),
 				 errdetail_internal("%s", blocker)));
 
-	generated_bytes = 0;
+	pgt_dvm_gen_reset_size();
 	ctx.frontier = "$1";
 	ctx.sources = sources;
 	if (!query_may_change(q, &ctx))
@@ -515,7 +474,7 @@ pgt_dvm_full_sql(Query *query, PgtAnalysis *analysis, const char *storage)
 
 	if (analysis->agg_layout == NULL)
 		return NULL;
-	generated_bytes = 0;
+	pgt_dvm_gen_reset_size();
 	q = pgt_dvm_prepare_query(query);
 	return pgt_dvm_agg_full_sql(analysis->agg_layout, analysis->columns, storage,
 								pgt_dvm_deparse(pgt_dvm_agg_child(q, pgt_dvm_agg_layout(q))));
@@ -564,7 +523,7 @@ pgt_dvm_size_blocker(Query *query, PgtAnalysis *analysis, List *sources)
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
 	CurrentResourceOwner = owner;
-	generated_bytes = 0;
+	pgt_dvm_gen_reset_size();
 	return reason;
 }
 
@@ -976,95 +935,11 @@ char *
 pgt_dvm_any_delta(Query *q, DvmContext *ctx)
 {
 	if (q->setOperations != NULL)
-		return share_part(pgt_dvm_setop_delta(q, ctx));
+		return pgt_dvm_share_part(pgt_dvm_setop_delta(q, ctx));
 	if (q->hasAggs || q->groupClause != NIL || q->distinctClause != NIL ||
 		q->havingQual != NULL)
-		return share_part(agg_subquery_delta(q, ctx));
-	return share_part(pgt_dvm_spj_delta(q, ctx));
-}
-
-/*
- * share_part returns sql itself if it is short, else a reference to a
- * common table expression holding it: "SELECT * FROM __pgt_s<n>".  The
- * delta of an input is used in several terms of its parent's delta (and
- * those again in theirs), so inlining it everywhere grows the statement
- * with the nesting; referenced by name, each part is written (and run)
- * once.  While a statement is generated, the names are ephemeral relations
- * of parse_env, so fragments that use them parse; apply_sql_ctx puts the
- * definitions in front of the finished statement (with_shared_parts).
- */
-static char *
-share_part(char *sql)
-{
-	ListCell   *lc;
-	Query	   *parsed;
-	TupleDesc	desc;
-	EphemeralNamedRelation enr;
-	SharedPart *part;
-	int			natts = 0;
-	int			i = 0;
-
-	if (sql == NULL || parse_env == NULL || strlen(sql) < PGT_SHARE_MIN_BYTES)
-		return sql;
-	foreach(lc, shared_parts)
-	{
-		part = lfirst(lc);
-		if (strcmp(part->sql, sql) == 0)
-			return psprintf("SELECT * FROM %s", part->name);
-	}
-	parsed = parse_sql(sql);
-	foreach(lc, parsed->targetList)
-		if (!((TargetEntry *) lfirst(lc))->resjunk)
-			natts++;
-	desc = CreateTemplateTupleDesc(natts);
-	foreach(lc, parsed->targetList)
-	{
-		TargetEntry *tle = lfirst(lc);
-
-		if (tle->resjunk)
-			continue;
-		i++;
-		TupleDescInitEntry(desc, i, tle->resname ? tle->resname : psprintf("__pgt_c%d", i),
-						   exprType((Node *) tle->expr), exprTypmod((Node *) tle->expr), 0);
-		TupleDescInitEntryCollation(desc, i, exprCollation((Node *) tle->expr));
-	}
-	part = palloc(sizeof(SharedPart));
-	part->sql = sql;
-	part->name = psprintf("__pgt_s%d", list_length(shared_parts) + 1);
-	shared_parts = lappend(shared_parts, part);
-	enr = palloc0(sizeof(EphemeralNamedRelationData));
-	enr->md.name = part->name;
-	enr->md.reliddesc = InvalidOid;
-	enr->md.tupdesc = desc;
-	enr->md.enrtype = ENR_NAMED_TUPLESTORE;
-	enr->md.enrtuples = 100;
-	register_ENR(parse_env, enr);
-	return psprintf("SELECT * FROM %s", part->name);
-}
-
-/* with_shared_parts puts the shared parts' definitions in front of sql */
-static char *
-with_shared_parts(char *sql)
-{
-	StringInfoData buf;
-	ListCell   *lc;
-
-	if (sql == NULL || shared_parts == NIL)
-		return sql;
-	initStringInfo(&buf);
-	appendStringInfoString(&buf, "WITH ");
-	foreach(lc, shared_parts)
-	{
-		SharedPart *part = lfirst(lc);
-
-		appendStringInfo(&buf, "%s%s AS (%s)", foreach_current_index(lc) > 0 ? ", " : "",
-						 part->name, part->sql);
-	}
-	if (strncmp(sql, "WITH ", 5) == 0)
-		appendStringInfo(&buf, ", %s", sql + 5);
-	else
-		appendStringInfo(&buf, " %s", sql);
-	return buf.data;
+		return pgt_dvm_share_part(agg_subquery_delta(q, ctx));
+	return pgt_dvm_share_part(pgt_dvm_spj_delta(q, ctx));
 }
 
 /*
@@ -1141,7 +1016,7 @@ agg_subquery_delta(Query *q, DvmContext *ctx)
 		List	   *knames = NIL;
 
 		/* K: the keys of the delta rows */
-		replace_rte(kq, ci, parse_sql(dchild), NIL);
+		replace_rte(kq, ci, pgt_dvm_parse_sql(dchild), NIL);
 		kq->targetList = NIL;
 		k = 0;
 		foreach(lc, keyexprs)
@@ -1159,7 +1034,7 @@ agg_subquery_delta(Query *q, DvmContext *ctx)
 		kq->sortClause = NIL;
 		kq->limitCount = NULL;
 		kq->limitOffset = NULL;
-		kparsed = parse_sql(psprintf("SELECT DISTINCT * FROM (%s) AS __pgt_kk", pgt_dvm_deparse(kq)));
+		kparsed = pgt_dvm_parse_sql(psprintf("SELECT DISTINCT * FROM (%s) AS __pgt_kk", pgt_dvm_deparse(kq)));
 
 		/* the child restricted to K: key expressions pushed into it */
 		krte->rtekind = RTE_SUBQUERY;
@@ -1272,7 +1147,7 @@ agg_subquery_delta(Query *q, DvmContext *ctx)
 
 		for (int i = 1; i <= k; i++)
 			names = lappend(names, makeString(psprintf("__pgt_c%d", i)));
-		orte->subquery = parse_sql(old_rows);
+		orte->subquery = pgt_dvm_parse_sql(old_rows);
 		orte->alias = makeAlias(orte->eref->aliasname, copyObject(names));
 		orte->eref = makeAlias(orte->eref->aliasname, names);
 	}
@@ -1375,10 +1250,10 @@ leaf_delta_query(Query *q, Index rti, DvmContext *ctx)
 	DerivedLeaf *dl = find_derived(ctx, rte);
 
 	if (dl != NULL)
-		return parse_sql(dl->delta_sql);
+		return pgt_dvm_parse_sql(dl->delta_sql);
 	if (rte->rtekind == RTE_RELATION)
-		return parse_sql(base_delta_sql(rte->relid, ctx, false, &colnames));
-	return parse_sql(pgt_dvm_any_delta(rte->subquery, ctx));
+		return pgt_dvm_parse_sql(base_delta_sql(rte->relid, ctx, false, &colnames));
+	return pgt_dvm_parse_sql(pgt_dvm_any_delta(rte->subquery, ctx));
 }
 
 /* the pre-window state of leaf rti of q, weighted: columns, then w */
@@ -1389,13 +1264,13 @@ leaf_old_query(Query *q, Index rti, DvmContext *ctx)
 	DerivedLeaf *dl = find_derived(ctx, rte);
 
 	if (dl != NULL)
-		return parse_sql(dl->old_sql);
+		return pgt_dvm_parse_sql(dl->old_sql);
 	if (rte->rtekind == RTE_RELATION)
 	{
 		List	   *colnames;
 		char	   *cols = base_columns_sql(rte->relid, "r", &colnames);
 
-		return parse_sql(psprintf("SELECT %s, 1::pg_catalog.int8 AS __pgt_w FROM %s%s AS r "
+		return pgt_dvm_parse_sql(psprintf("SELECT %s, 1::pg_catalog.int8 AS __pgt_w FROM %s%s AS r "
 								  "UNION ALL %s",
 								  cols, rte->inh ? "" : "ONLY ",
 								  pgt_qualified_name(rte->relid),
@@ -1417,7 +1292,7 @@ leaf_old_query(Query *q, Index rti, DvmContext *ctx)
 			appendStringInfo(&aliases, "%s__pgt_c%d", n > 1 ? ", " : "", n);
 			appendStringInfo(&cols, "%sd.__pgt_c%d", n > 1 ? ", " : "", n);
 		}
-		return parse_sql(psprintf("SELECT s.*, 1::pg_catalog.int8 AS __pgt_w FROM (%s) AS s(%s) "
+		return pgt_dvm_parse_sql(psprintf("SELECT s.*, 1::pg_catalog.int8 AS __pgt_w FROM (%s) AS s(%s) "
 								  "UNION ALL SELECT %s, -d.__pgt_w FROM (%s) AS d(%s, __pgt_w)",
 								  pgt_dvm_deparse(sub), aliases.data, cols.data,
 								  pgt_dvm_any_delta(sub, ctx), aliases.data));
@@ -1692,24 +1567,6 @@ finish_term(Query *t, List *wvars)
 	t->distinctClause = NIL;
 }
 
-/*
- * parse_sql analyzes generated SQL text (with the caller's locked
- * search_path) into a Query.
- */
-static Query *
-parse_sql(const char *sql)
-{
-	List	   *raw;
-	Oid			ptypes[1] = {PG_SNAPSHOTOID};
-
-	count_generated(sql);
-	raw = raw_parser(sql, RAW_PARSE_DEFAULT);
-
-	/* $1 is the frontier wherever a change buffer is read */
-	return parse_analyze_fixedparams(linitial_node(RawStmt, raw), sql,
-									 ptypes, 1, parse_env);
-}
-
 static List *
 visible_names(Query *q)
 {
@@ -1724,115 +1581,6 @@ visible_names(Query *q)
 			names = lappend(names, tle->resname);
 	}
 	return names;
-}
-
-static void
-count_generated(const char *sql)
-{
-	generated_bytes += strlen(sql);
-	if (generated_bytes > PGT_MAX_DELTA_SQL)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("differential plan of the query is too large"),
-				 errdetail("The generated delta SQL exceeds %d bytes.", PGT_MAX_DELTA_SQL)));
-}
-
-char *
-pgt_dvm_deparse(Query *q)
-{
-	char	   *result;
-
-	if (parse_env == NULL)
-		result = pg_get_querydef(q, false);
-	else
-	{
-		/*
-		 * The server's deparser cannot print a transition table: print it
-		 * as "ONLY <its table> __pgt_ivm_new" (or _old), then put the
-		 * transition table's name in place of the table's.
-		 */
-		Query	   *copy = copyObject(q);
-
-		(void) enr_to_relation((Node *) copy, NULL);
-		result = pg_get_querydef(copy, false);
-		if (OidIsValid(parse_env_firing))
-			result = replace_enr_marks(result,
-									   psprintf("ONLY %s __pgt_ivm_",
-												quote_qualified_identifier(get_namespace_name(get_rel_namespace(parse_env_firing)),
-																		   get_rel_name(parse_env_firing))));
-	}
-	count_generated(result);
-	return result;
-}
-
-/*
- * enr_to_relation turns every transition table entry into its table's, and
- * every shared part's into a CTE reference, for the deparser
- */
-static bool
-enr_to_relation(Node *node, void *context)
-{
-	if (node == NULL)
-		return false;
-	if (IsA(node, RangeTblEntry))
-	{
-		RangeTblEntry *rte = (RangeTblEntry *) node;
-
-		if (rte->rtekind == RTE_NAMEDTUPLESTORE && strncmp(rte->enrname, "__pgt_s", 7) == 0)
-		{
-			/* a shared part: a reference to the CTE of that name */
-			rte->rtekind = RTE_CTE;
-			rte->ctename = rte->enrname;
-			rte->ctelevelsup = 0;
-			rte->self_reference = false;
-		}
-		else if (rte->rtekind == RTE_NAMEDTUPLESTORE)
-		{
-			const char *mark = strcmp(rte->enrname, "__pgt_old") == 0 ?
-				"__pgt_ivm_old" : "__pgt_ivm_new";
-
-			rte->rtekind = RTE_RELATION;
-			rte->relid = parse_env_firing;
-			rte->relkind = RELKIND_RELATION;
-			rte->rellockmode = AccessShareLock;
-			rte->inh = false;
-			rte->alias = makeAlias(mark, NIL);
-			rte->eref = makeAlias(mark, rte->eref->colnames);
-		}
-		return false;
-	}
-	if (IsA(node, Query))
-		return query_tree_walker((Query *) node, enr_to_relation, context,
-								 QTW_EXAMINE_RTES_BEFORE);
-	return expression_tree_walker(node, enr_to_relation, context);
-}
-
-/*
- * replace_enr_marks replaces "<table>old..." / "<table>new..." (table ends
- * in "__pgt_ivm_") by "__pgt_old __pgt_ivm_old..." and the like.
- */
-static char *
-replace_enr_marks(const char *sql, const char *table)
-{
-	StringInfoData out;
-	const char *p = sql;
-	const char *hit;
-	size_t		tlen = strlen(table);
-
-	initStringInfo(&out);
-	while ((hit = strstr(p, table)) != NULL)
-	{
-		const char *kind = hit + tlen;
-
-		appendBinaryStringInfo(&out, p, hit - p);
-		if (strncmp(kind, "new", 3) == 0 || strncmp(kind, "old", 3) == 0)
-			appendStringInfo(&out, "__pgt_%.3s __pgt_ivm_", kind);
-		else
-			appendBinaryStringInfo(&out, hit, tlen);
-		p = kind;
-	}
-	appendStringInfoString(&out, p);
-	return out.data;
 }
 
 /*
@@ -2482,8 +2230,8 @@ anti_term(Query *q, JoinExpr *j, bool left_preserved, DvmContext *ctx)
 	{
 		RangeTblEntry *xr = rt_fetch(a, t->rtable);
 		RangeTblEntry *nr = rt_fetch(b, t->rtable);
-		Query	   *xq = parse_sql(x_new);
-		Query	   *nq = parse_sql(null_row_sql(q, b));
+		Query	   *xq = pgt_dvm_parse_sql(x_new);
+		Query	   *nq = pgt_dvm_parse_sql(null_row_sql(q, b));
 		List	   *xnames = NIL;
 		List	   *nnames = NIL;
 		ListCell   *lc;

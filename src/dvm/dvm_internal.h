@@ -14,6 +14,7 @@
 #include "nodes/parsenodes.h"
 #include "nodes/primnodes.h"
 #include "lib/stringinfo.h"
+#include "utils/queryenvironment.h"
 
 #include "pg_trickle/analyze.h"
 
@@ -36,11 +37,20 @@ typedef struct DvmContext
 	char	  **ivm_keys;		/* where to put the group-lock keys SELECT */
 } DvmContext;
 
+/* sqlgen.c */
+extern char *pgt_dvm_deparse(Query *q);
+#define PGT_MAX_DELTA_SQL (2 * 1024 * 1024)
+extern void pgt_dvm_gen_begin(QueryEnvironment *env, Oid firing);
+extern void pgt_dvm_gen_end(void);
+extern void pgt_dvm_gen_reset_size(void);
+extern Query *pgt_dvm_parse_sql(const char *sql);
+extern char *pgt_dvm_share_part(char *sql);
+extern char *pgt_dvm_with_shared_parts(char *sql);
+
 /* delta.c */
 extern char *pgt_dvm_any_delta(Query *q, DvmContext *ctx);
 extern char *pgt_dvm_spj_delta(Query *q, DvmContext *ctx);
 extern char *pgt_dvm_setop_delta(Query *q, DvmContext *ctx);
-extern char *pgt_dvm_deparse(Query *q);
 extern void pgt_dvm_consolidation_lists(List *columns, StringInfo sel, StringInfo grp);
 extern void pgt_dvm_append_apply_consolidated(StringInfo sql, PgtAnalysis *analysis,
 											  const char *storage, const char *third);

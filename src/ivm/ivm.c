@@ -6,8 +6,9 @@
  *
  *	  Every source of an IMMEDIATE stream table carries four statement-level
  *	  AFTER triggers (__pgt_ivm_ins/_upd/_del with transition tables
- *	  __pgt_old/__pgt_new, and __pgt_ivm_trunc), also on each partition or
- *	  inheritance child.  Their arguments are the source and the IMMEDIATE
+ *	  __pgt_old/__pgt_new, and __pgt_ivm_trunc) and three BEFORE ones
+ *	  (__pgt_ivm_bins/_bupd/_bdel, which only note the open statement; see
+ *	  IvmPending), also on each partition or inheritance child.  Their arguments are the source and the IMMEDIATE
  *	  stream tables that read it, deepest first: a stream table that reads
  *	  both the source and another stream table maintained from it must take
  *	  the source's change while that other one still holds its old rows
@@ -93,6 +94,8 @@ PG_FUNCTION_INFO_V1(pgt_ivm_maintain);
 
 /* statements with more changed rows than this get their own plans */
 #define IVM_LARGE_STATEMENT 1000
+/* group locks one transaction takes before it locks whole stream tables */
+#define IVM_MAX_GROUP_LOCKS 4096
 /* work_mem (kB) for the delta of a large statement, unless set higher */
 #define IVM_LARGE_WORK_MEM 65536
 
@@ -119,16 +122,43 @@ typedef struct IvmPlan
 	SPIPlanPtr	keys_plan;		/* group-lock keys, or NULL: whole lock */
 	PgtDeltaStrategy strategy;
 	Oid			owner;
+	Oid			source;
+	bool		recompute;		/* the delta may not be used: recompute */
 } IvmPlan;
 
 static HTAB *ivm_plans = NULL;
-static bool in_sync = false;	/* pgt_ivm_sync or install running */
+static bool in_sync = false;
+/* group locks taken by this transaction (reset by transaction callbacks) */
+static int	group_locks_held = 0;
+static bool xact_callback_registered = false;	/* pgt_ivm_sync or install running */
 static SPIPlanPtr lock_plan = NULL;
 static SPIPlanPtr share_plan = NULL;
 
-static const char *const ivm_triggers[4] = {
-	"__pgt_ivm_ins", "__pgt_ivm_upd", "__pgt_ivm_del", "__pgt_ivm_trunc"
+#define IVM_NTRIGGERS 7
+static const char *const ivm_triggers[IVM_NTRIGGERS] = {
+	"__pgt_ivm_ins", "__pgt_ivm_upd", "__pgt_ivm_del", "__pgt_ivm_trunc",
+	"__pgt_ivm_bins", "__pgt_ivm_bupd", "__pgt_ivm_bdel"
 };
+
+/*
+ * Statements on sources whose BEFORE trigger fired and whose AFTER trigger
+ * has not yet: (stream table, source, subtransaction).  When one query
+ * changes two sources of a stream table (a data-modifying WITH, a user
+ * trigger writing another source), each AFTER trigger would read the other
+ * source with a change the stream table does not reflect yet, and the
+ * delta rules (one source changed at a time) would count the cross term
+ * twice.  Such a stream table is marked and recomputed by the last of those
+ * AFTER triggers instead.  Both lists live in TopTransactionContext.
+ */
+typedef struct IvmPending
+{
+	Oid			st;
+	Oid			source;
+	SubTransactionId subid;
+} IvmPending;
+
+static List *pending = NIL;
+static List *dirty = NIL;		/* stream tables to recompute */
 
 static void maintain_one(TriggerData *td, Oid source, Oid st, IvmKind kind,
 						 int64 ntuples);
@@ -138,6 +168,11 @@ static void build_plan(IvmPlan *entry, TriggerData *td, Oid source);
 static void lock_stream_table(Oid st, bool shared);
 static void lock_groups(IvmPlan *entry, TriggerData *td);
 static void plan_inval(Datum arg, Oid relid);
+static void ivm_xact_callback(XactEvent event, void *arg);
+static void ivm_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+								 SubTransactionId parentSubid, void *arg);
+static void register_callbacks(void);
+static bool finish_pending(Oid st, Oid source);
 static List *immediate_readers(Oid source);
 static int	st_depth(Oid relid, int guard);
 static void install(Oid source, List *readers);
@@ -163,6 +198,23 @@ pgt_ivm_maintain(PG_FUNCTION_ARGS)
 				 errmsg("pgtrickle._ivm_maintain() may only be used by pg_trickle's own IMMEDIATE triggers")));
 
 	source = atooid(td->tg_trigger->tgargs[0]);
+	register_callbacks();
+	if (TRIGGER_FIRED_BEFORE(td->tg_event))
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+		for (int i = 1; i < td->tg_trigger->tgnargs; i++)
+		{
+			IvmPending *p = palloc(sizeof(IvmPending));
+
+			p->st = atooid(td->tg_trigger->tgargs[i]);
+			p->source = source;
+			p->subid = GetCurrentSubTransactionId();
+			pending = lappend(pending, p);
+		}
+		MemoryContextSwitchTo(old);
+		return PointerGetDatum(NULL);
+	}
 	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
 	{
 		for (int i = 1; i < td->tg_trigger->tgnargs; i++)
@@ -185,12 +237,87 @@ pgt_ivm_maintain(PG_FUNCTION_ARGS)
 		ntuples += tuplestore_tuple_count(td->tg_oldtable);
 	if (td->tg_newtable != NULL)
 		ntuples += tuplestore_tuple_count(td->tg_newtable);
-	if (ntuples == 0)
-		return PointerGetDatum(NULL);
 
 	for (int i = 1; i < td->tg_trigger->tgnargs; i++)
-		maintain_one(td, source, atooid(td->tg_trigger->tgargs[i]), kind, ntuples);
+	{
+		Oid			st = atooid(td->tg_trigger->tgargs[i]);
+		bool		other = finish_pending(st, source);
+
+		if (other)
+		{
+			/* another source's statement of this query is still open */
+			MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+			dirty = list_append_unique_oid(dirty, st);
+			MemoryContextSwitchTo(old);
+			continue;
+		}
+		if (list_member_oid(dirty, st))
+		{
+			dirty = list_delete_oid(dirty, st);
+			lock_stream_table(st, false);
+			pgt_refresh_immediate_full(st);
+			continue;
+		}
+		if (ntuples > 0)
+			maintain_one(td, source, st, kind, ntuples);
+	}
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * finish_pending removes the latest open statement of (st, source) and
+ * says whether a statement on another source of st is still open.
+ */
+static bool
+finish_pending(Oid st, Oid source)
+{
+	ListCell   *lc;
+	IvmPending *mine = NULL;
+	bool		other = false;
+
+	foreach(lc, pending)
+	{
+		IvmPending *p = lfirst(lc);
+
+		if (p->st != st)
+			continue;
+		if (p->source == source)
+			mine = p;
+		else
+			other = true;
+	}
+	if (mine != NULL)
+		pending = list_delete_ptr(pending, mine);
+	return other;
+}
+
+static void
+register_callbacks(void)
+{
+	if (xact_callback_registered)
+		return;
+	RegisterXactCallback(ivm_xact_callback, NULL);
+	RegisterSubXactCallback(ivm_subxact_callback, NULL);
+	xact_callback_registered = true;
+}
+
+/* statements of an aborted subtransaction never reach their AFTER trigger */
+static void
+ivm_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					 SubTransactionId parentSubid, void *arg)
+{
+	ListCell   *lc;
+
+	if (event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+	foreach(lc, pending)
+	{
+		IvmPending *p = lfirst(lc);
+
+		if (p->subid == mySubid)
+			pending = foreach_delete_current(pending, lc);
+	}
 }
 
 /*
@@ -202,18 +329,42 @@ maintain_one(TriggerData *td, Oid source, Oid st, IvmKind kind, int64 ntuples)
 	IvmPlan    *entry = get_plan(td, source, st, kind, ntuples > IVM_LARGE_STATEMENT);
 	PgtRoleSave save;
 	bool		ok = true;
+	bool		grouped;
 	int			rc;
 
-	if (entry->plan == NULL)
-		return;					/* the change cannot reach this stream table */
-
-	if (entry->keys_plan != NULL)
+	/*
+	 * Group locks only in READ COMMITTED (a snapshot older than another
+	 * maintainer's commit must fail to serialize, which the lock row's
+	 * update does) and while this transaction holds few of them.
+	 */
+	grouped = entry->keys_plan != NULL && !entry->recompute &&
+		!IsolationUsesXactSnapshot() && group_locks_held < IVM_MAX_GROUP_LOCKS;
+	if (grouped)
 	{
 		lock_stream_table(st, true);
 		lock_groups(entry, td);
 	}
 	else
 		lock_stream_table(st, false);
+
+	/*
+	 * A definition change committed while we waited sent an invalidation:
+	 * take it, and rebuild the plan if it concerned this stream table.
+	 */
+	AcceptInvalidationMessages();
+	if (!entry->valid)
+	{
+		entry = get_plan(td, source, st, kind, ntuples > IVM_LARGE_STATEMENT);
+		if (grouped)
+			lock_stream_table(st, false);
+	}
+	if (entry->recompute)
+	{
+		pgt_refresh_immediate_full(st);
+		return;
+	}
+	if (entry->plan == NULL)
+		return;					/* the change cannot reach this stream table */
 
 	pgt_role_switch(entry->owner, true, &save);
 	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
@@ -293,6 +444,7 @@ get_plan(TriggerData *td, Oid source, Oid st, IvmKind kind, bool large)
 								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 		CacheRegisterRelcacheCallback(plan_inval, (Datum) 0);
 	}
+	register_callbacks();
 	memset(&key, 0, sizeof(key));
 	key.st = st;
 	key.firing = RelationGetRelid(td->tg_relation);
@@ -304,6 +456,7 @@ get_plan(TriggerData *td, Oid source, Oid st, IvmKind kind, bool large)
 		entry->valid = false;
 		entry->plan = NULL;
 		entry->keys_plan = NULL;
+		entry->recompute = false;
 	}
 	if (entry->valid &&
 		(entry->plan == NULL || SPI_plan_is_valid(entry->plan)) &&
@@ -349,8 +502,32 @@ build_plan(IvmPlan *entry, TriggerData *td, Oid source)
 	entry->owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
 	ReleaseSysCache(tup);
 
+	entry->source = source;
+	entry->recompute = false;
 	pgt_role_switch(entry->owner, true, &save);
 	analysis = pgt_analyze_query_ext(st->defining_query, st->name, false);
+
+	/*
+	 * What was maintainable at creation may not be now (row-level security
+	 * enabled on a source, a privilege revoked): then every statement
+	 * recomputes the stream table as its owner, as a FULL refresh would.
+	 */
+	{
+		List	   *sources = NIL;
+		const char *blocker = pgt_dvm_blocker(analysis->query, &sources);
+
+		if (blocker != NULL)
+		{
+			ereport(WARNING,
+					(errmsg("stream table \"%s\" is recomputed on every change of its sources",
+							pgt_relation_display_name(entry->key.st)),
+					 errdetail_internal("%s", blocker),
+					 errhint("Alter it to refresh_mode => 'FULL' or 'AUTO'.")));
+			entry->recompute = true;
+			pgt_role_restore(&save);
+			return;
+		}
+	}
 	sql = pgt_dvm_immediate_apply_sql(analysis->query, analysis,
 									  pgt_qualified_name(entry->key.st), source,
 									  RelationGetRelid(td->tg_relation),
@@ -386,7 +563,7 @@ build_plan(IvmPlan *entry, TriggerData *td, Oid source)
 
 /*
  * lock_stream_table takes st's maintenance lock: its lock row updated
- * (exclusive), or locked FOR KEY SHARE (shared, for group-locked
+ * (exclusive), or locked FOR SHARE (shared, for group-locked
  * maintenance).  Runs as the extension owner, who owns the lock rows.
  */
 static void
@@ -488,6 +665,21 @@ lock_groups(IvmPlan *entry, TriggerData *td)
 							 PGT_IVM_LOCKTAG_CLASS);
 		(void) LockAcquire(&tag, ExclusiveLock, false, false);
 	}
+	group_locks_held += (int) n;
+}
+
+/* a transaction's group locks end with it */
+static void
+ivm_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
+	{
+		group_locks_held = 0;
+		pending = NIL;			/* the lists went with TopTransactionContext */
+		dirty = NIL;
+	}
 }
 
 /* forget plans of relations whose definition changed */
@@ -502,7 +694,8 @@ plan_inval(Datum arg, Oid relid)
 	hash_seq_init(&status, ivm_plans);
 	while ((entry = hash_seq_search(&status)) != NULL)
 	{
-		if (!OidIsValid(relid) || entry->key.st == relid || entry->key.firing == relid)
+		if (!OidIsValid(relid) || entry->key.st == relid || entry->key.firing == relid ||
+			entry->source == relid)
 			entry->valid = false;
 	}
 }
@@ -736,6 +929,43 @@ pgt_ivm_adopt_child(Oid child)
 }
 
 /*
+ * pgt_ivm_release_child drops the IMMEDIATE triggers of table child (and
+ * its own children), just detached from a source, unless it is a source of
+ * IMMEDIATE stream tables itself (then its own triggers are kept).
+ */
+void
+pgt_ivm_release_child(Oid child)
+{
+	Oid			trig = get_trigger_oid(child, "__pgt_ivm_ins", true);
+	Relation	rel;
+	bool		own = false;
+
+	if (!OidIsValid(trig))
+		return;
+	rel = relation_open(child, AccessShareLock);
+	for (int i = 0; rel->trigdesc != NULL && i < rel->trigdesc->numtriggers; i++)
+	{
+		Trigger    *t = &rel->trigdesc->triggers[i];
+
+		if (t->tgoid == trig && t->tgnargs > 0 && atooid(t->tgargs[0]) == child)
+			own = true;
+	}
+	relation_close(rel, AccessShareLock);
+	if (own || in_sync)
+		return;
+	in_sync = true;
+	PG_TRY();
+	{
+		install(child, NIL);
+	}
+	PG_FINALLY();
+	{
+		in_sync = false;
+	}
+	PG_END_TRY();
+}
+
+/*
  * install replaces the IMMEDIATE triggers on source and all its partitions
  * and children by ones naming readers (none if readers is NIL).
  */
@@ -761,14 +991,17 @@ install(Oid source, List *readers)
 	foreach(lc, targets)
 	{
 		Oid			target = lfirst_oid(lc);
-		const char *defs[4] = {
+		const char *defs[IVM_NTRIGGERS] = {
 			"AFTER INSERT ON %s REFERENCING NEW TABLE AS __pgt_new",
 			"AFTER UPDATE ON %s REFERENCING OLD TABLE AS __pgt_old NEW TABLE AS __pgt_new",
 			"AFTER DELETE ON %s REFERENCING OLD TABLE AS __pgt_old",
-			"AFTER TRUNCATE ON %s"
+			"AFTER TRUNCATE ON %s",
+			"BEFORE INSERT ON %s",
+			"BEFORE UPDATE ON %s",
+			"BEFORE DELETE ON %s"
 		};
 
-		for (int i = 0; i < 4; i++)
+		for (int i = 0; i < IVM_NTRIGGERS; i++)
 		{
 			if (OidIsValid(get_trigger_oid(target, ivm_triggers[i], true)))
 				pgt_spi_exec(psprintf("DROP TRIGGER %s ON %s", ivm_triggers[i],
@@ -795,7 +1028,7 @@ install(Oid source, List *readers)
 	ObjectAddressSet(ext, ExtensionRelationId, get_extension_oid("pg_trickle", false));
 	foreach(lc, targets)
 	{
-		for (int i = 0; i < 4; i++)
+		for (int i = 0; i < IVM_NTRIGGERS; i++)
 		{
 			ObjectAddress obj;
 
