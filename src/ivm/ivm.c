@@ -69,6 +69,7 @@
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "utils/builtins.h"
@@ -124,6 +125,7 @@ typedef struct IvmPlan
 	Oid			owner;
 	Oid			source;
 	bool		recompute;		/* the delta may not be used: recompute */
+	bool		multi_ref;		/* the query reads the source more than once */
 } IvmPlan;
 
 static HTAB *ivm_plans = NULL;
@@ -172,7 +174,8 @@ static void ivm_xact_callback(XactEvent event, void *arg);
 static void ivm_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 								 SubTransactionId parentSubid, void *arg);
 static void register_callbacks(void);
-static bool finish_pending(Oid st, Oid source);
+static bool finish_pending(Oid st, Oid source, bool *same);
+static bool count_source_refs(Node *node, void *context);
 static List *immediate_readers(Oid source);
 static int	st_depth(Oid relid, int guard);
 static void install(Oid source, List *readers);
@@ -241,8 +244,16 @@ pgt_ivm_maintain(PG_FUNCTION_ARGS)
 	for (int i = 1; i < td->tg_trigger->tgnargs; i++)
 	{
 		Oid			st = atooid(td->tg_trigger->tgargs[i]);
-		bool		other = finish_pending(st, source);
+		bool		same;
+		bool		other = finish_pending(st, source, &same);
 
+		/*
+		 * Another statement of this query on the same source (the insert
+		 * and update steps of an upsert or MERGE) matters only when the
+		 * query reads the source twice: a self-join's delta reads it.
+		 */
+		if (!other && same)
+			other = get_plan(td, source, st, kind, ntuples > IVM_LARGE_STATEMENT)->multi_ref;
 		if (other)
 		{
 			/* another source's statement of this query is still open */
@@ -270,11 +281,12 @@ pgt_ivm_maintain(PG_FUNCTION_ARGS)
  * says whether a statement on another source of st is still open.
  */
 static bool
-finish_pending(Oid st, Oid source)
+finish_pending(Oid st, Oid source, bool *same)
 {
 	ListCell   *lc;
 	IvmPending *mine = NULL;
 	bool		other = false;
+	int			nsame = 0;
 
 	foreach(lc, pending)
 	{
@@ -283,12 +295,16 @@ finish_pending(Oid st, Oid source)
 		if (p->st != st)
 			continue;
 		if (p->source == source)
+		{
 			mine = p;
+			nsame++;
+		}
 		else
 			other = true;
 	}
 	if (mine != NULL)
 		pending = list_delete_ptr(pending, mine);
+	*same = nsame > 1;
 	return other;
 }
 
@@ -506,6 +522,12 @@ build_plan(IvmPlan *entry, TriggerData *td, Oid source)
 	entry->recompute = false;
 	pgt_role_switch(entry->owner, true, &save);
 	analysis = pgt_analyze_query_ext(st->defining_query, st->name, false);
+	{
+		int			refs[2] = {(int) source, 0};
+
+		(void) count_source_refs((Node *) pgt_dvm_prepare(analysis->query), refs);
+		entry->multi_ref = refs[1] > 1;
+	}
 
 	/*
 	 * What was maintainable at creation may not be now (row-level security
@@ -559,6 +581,28 @@ build_plan(IvmPlan *entry, TriggerData *td, Oid source)
 	}
 	SPI_finish();
 	pgt_role_restore(&save);
+}
+
+/* count_source_refs counts the entries reading relation context[0] */
+static bool
+count_source_refs(Node *node, void *context)
+{
+	int		   *refs = context;
+
+	if (node == NULL)
+		return false;
+	if (IsA(node, RangeTblEntry))
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) node;
+
+		if (rte->rtekind == RTE_RELATION && rte->relid == (Oid) refs[0])
+			refs[1]++;
+		return false;
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, count_source_refs, context,
+								 QTW_EXAMINE_RTES_BEFORE);
+	return expression_tree_walker(node, count_source_refs, context);
 }
 
 /*

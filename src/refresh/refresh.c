@@ -30,6 +30,7 @@
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/typcache.h"
@@ -626,8 +627,14 @@ refresh_full(PgtStreamTable *st, PgtAnalysis *analysis, Snapshot snap,
 														   qualified, cols.data, select_sql),
 												  snap, false, SPI_OK_INSERT);
 		}
-		/* fresh statistics let delta plans use the row identity index */
-		pgt_spi_exec(psprintf("ANALYZE %s", qualified), SPI_OK_UTILITY);
+		/*
+		 * Fresh statistics let delta plans use the row identity index.
+		 * Only if nobody holds the stream table in a conflicting mode: an
+		 * alter_stream_table() holding it waits for this refresh's catalog
+		 * row lock, and waiting here would deadlock.
+		 */
+		if (ConditionalLockRelationOid(st->relid, ShareUpdateExclusiveLock))
+			pgt_spi_exec(psprintf("ANALYZE %s", qualified), SPI_OK_UTILITY);
 	}
 	PG_FINALLY();
 	{

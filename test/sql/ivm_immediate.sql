@@ -195,6 +195,16 @@ ROLLBACK TO SAVEPOINT s;
 INSERT INTO im_a VALUES (31, 4);
 COMMIT;
 SELECT pgt_check('im_ab'), (SELECT count(*) FROM im_ab) AS rows;
+-- an upsert is an insert and an update of one source: with a self-join,
+-- the pairs of new rows must not count twice
+CREATE TABLE im_s (id int PRIMARY KEY, k int);
+INSERT INTO im_s VALUES (1, 1), (2, 2);
+SELECT pgtrickle.create_stream_table('im_self',
+    'SELECT a.id AS a, b.id AS b FROM im_s a JOIN im_s b ON a.k = b.k', refresh_mode => 'IMMEDIATE');
+INSERT INTO im_s VALUES (2, 1), (3, 1), (4, 2) ON CONFLICT (id) DO UPDATE SET k = excluded.k;
+SELECT pgt_check('im_self'), (SELECT count(*) FROM im_self) AS rows;
+SELECT pgtrickle.drop_stream_table('im_self');
+DROP TABLE im_s;
 -- a new query takes effect for this backend's next write
 SELECT pgtrickle.alter_stream_table('im_ab',
     query => 'SELECT a.id, b.label FROM im_a a JOIN im_b b USING (k) WHERE a.id > 20');
