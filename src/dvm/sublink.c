@@ -106,6 +106,7 @@ static Node *pull_scalars(Query *q, Node *conjunct, List **extra);
 static Node *make_min(Var *arg);
 static Node *make_agg(const char *name, Node *arg);
 static bool split_inequality(Node *clause, Node **inner, Node **outer);
+static OpExpr *split_sides(Node *clause, Node **inner, Node **outer);
 static Node *not_in_guard(Query *s, List *rest, Node *y, Node *x);
 static PulledSublink *pull_inequality(Query *s, SubLink *sl, List *rest, List *inner,
 									  List *outer, List *ops, Node *ne_inner,
@@ -1060,12 +1061,26 @@ split_where(Query *s, List **rest, List **inner, List **outer, List **ops,
 static bool
 split_correlation(Node *clause, Node **inner, Node **outer)
 {
+	OpExpr	   *op = split_sides(clause, inner, outer);
+
+	return op != NULL && is_distinct_equality(op, *inner, *outer);
+}
+
+/*
+ * split_sides: clause is a binary operator between an expression of the
+ * subquery (inner) and one of the query one level up only (outer), in
+ * either order, without volatile functions or subqueries; returns it, or
+ * NULL.
+ */
+static OpExpr *
+split_sides(Node *clause, Node **inner, Node **outer)
+{
 	OpExpr	   *op = (OpExpr *) clause;
 	Node	   *a;
 	Node	   *b;
 
 	if (!IsA(clause, OpExpr) || list_length(op->args) != 2)
-		return false;
+		return NULL;
 	a = linitial(op->args);
 	b = lsecond(op->args);
 	if (contain_vars_of_level(a, 1) && !contain_vars_of_level(b, 1))
@@ -1078,16 +1093,14 @@ split_correlation(Node *clause, Node **inner, Node **outer)
 	if (contain_vars_of_level(a, 1) || contain_vars_of_level(b, 0) ||
 		!contain_vars_of_level(b, 1) || contain_volatile_functions(clause) ||
 		checkExprHasSubLink(clause))
-		return false;
+		return NULL;
 	/* nothing from further up than the query itself */
 	for (int level = 2; level < 16; level++)
 		if (contain_vars_of_level(b, level))
-			return false;
-	if (!is_distinct_equality(op, a, b))
-		return false;
+			return NULL;
 	*inner = a;
 	*outer = b;
-	return true;
+	return op;
 }
 
 /*
@@ -1098,30 +1111,16 @@ split_correlation(Node *clause, Node **inner, Node **outer)
 static bool
 split_inequality(Node *clause, Node **inner, Node **outer)
 {
-	OpExpr	   *op = (OpExpr *) clause;
+	OpExpr	   *op = split_sides(clause, inner, outer);
 	Node	   *a;
 	Node	   *b;
 	Oid			type;
 	TypeCacheEntry *tc;
 
-	if (!IsA(clause, OpExpr) || list_length(op->args) != 2)
+	if (op == NULL)
 		return false;
-	a = linitial(op->args);
-	b = lsecond(op->args);
-	if (contain_vars_of_level(a, 1) && !contain_vars_of_level(b, 1))
-	{
-		Node	   *t = a;
-
-		a = b;
-		b = t;
-	}
-	if (contain_vars_of_level(a, 1) || contain_vars_of_level(b, 0) ||
-		!contain_vars_of_level(b, 1) || contain_volatile_functions(clause) ||
-		checkExprHasSubLink(clause))
-		return false;
-	for (int level = 2; level < 16; level++)
-		if (contain_vars_of_level(b, level))
-			return false;
+	a = *inner;
+	b = *outer;
 	type = exprType(a);
 	if (type != exprType(b) || op->inputcollid != exprCollation(a) ||
 		op->inputcollid != exprCollation(b))
@@ -1130,11 +1129,7 @@ split_inequality(Node *clause, Node **inner, Node **outer)
 	if (!OidIsValid(tc->eq_opr) || !OidIsValid(tc->lt_opr) ||
 		get_negator(tc->eq_opr) != op->opno)
 		return false;
-	if (make_agg("min", a) == NULL || make_agg("max", a) == NULL)
-		return false;
-	*inner = a;
-	*outer = b;
-	return true;
+	return make_agg("min", a) != NULL && make_agg("max", a) != NULL;
 }
 
 /*

@@ -179,6 +179,7 @@ static bool count_source_refs(Node *node, void *context);
 static List *immediate_readers(Oid source);
 static int	st_depth(Oid relid, int guard);
 static void install(Oid source, List *readers);
+static void install_guarded(Oid source, List *readers);
 static void sync_all(MemoryContext cxt);
 
 /*
@@ -957,19 +958,29 @@ pgt_ivm_adopt_child(Oid child)
 		if (OidIsValid(get_trigger_oid(anc, "__pgt_ivm_ins", true)))
 			source = anc;
 	}
-	if (OidIsValid(source) && !in_sync)
+	if (OidIsValid(source))
+		install_guarded(source, immediate_readers(source));
+}
+
+/*
+ * install_guarded is install() outside pgt_ivm_sync: its trigger drops fire
+ * the sql_drop event trigger, which must not sync meanwhile.
+ */
+static void
+install_guarded(Oid source, List *readers)
+{
+	if (in_sync)
+		return;
+	in_sync = true;
+	PG_TRY();
 	{
-		in_sync = true;
-		PG_TRY();
-		{
-			install(source, immediate_readers(source));
-		}
-		PG_FINALLY();
-		{
-			in_sync = false;
-		}
-		PG_END_TRY();
+		install(source, readers);
 	}
+	PG_FINALLY();
+	{
+		in_sync = false;
+	}
+	PG_END_TRY();
 }
 
 /*
@@ -995,18 +1006,8 @@ pgt_ivm_release_child(Oid child)
 			own = true;
 	}
 	relation_close(rel, AccessShareLock);
-	if (own || in_sync)
-		return;
-	in_sync = true;
-	PG_TRY();
-	{
-		install(child, NIL);
-	}
-	PG_FINALLY();
-	{
-		in_sync = false;
-	}
-	PG_END_TRY();
+	if (!own)
+		install_guarded(child, NIL);
 }
 
 /*
