@@ -34,3 +34,16 @@ SELECT * FROM sales_by_region ORDER BY region;
 \echo '== What happened, and how to recreate it elsewhere'
 SELECT * FROM pgtrickle.get_refresh_history('sales_by_region');
 SELECT pgtrickle.export_definition('sales_by_region');
+
+\echo
+\echo '== IMMEDIATE: maintained by the writing statement itself, no refresh'
+SELECT pgtrickle.create_stream_table('big_orders',
+    'SELECT region, count(*) AS orders FROM orders WHERE amount >= 100 GROUP BY region',
+    refresh_mode => 'IMMEDIATE');
+INSERT INTO orders VALUES (9, 'east', 150.00);
+SELECT region, orders FROM big_orders ORDER BY region;
+BEGIN;
+DELETE FROM orders WHERE region = 'south';
+SELECT region, orders FROM big_orders ORDER BY region;
+ROLLBACK;
+SELECT region, orders FROM big_orders ORDER BY region;
