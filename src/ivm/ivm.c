@@ -958,8 +958,23 @@ pgt_ivm_adopt_child(Oid child)
 		if (OidIsValid(get_trigger_oid(anc, "__pgt_ivm_ins", true)))
 			source = anc;
 	}
-	if (OidIsValid(source))
-		install_guarded(source, immediate_readers(source));
+	if (!OidIsValid(source))
+		return;
+
+	/*
+	 * One set of triggers per table: a table that IMMEDIATE stream tables
+	 * read directly cannot also feed its new root's.
+	 */
+	if (immediate_readers(child) != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot make \"%s\" a partition or child of \"%s\"",
+						get_rel_name(child), get_rel_name(source)),
+				 errdetail("IMMEDIATE stream tables read \"%s\" directly, and others read \"%s\".",
+						   get_rel_name(child), get_rel_name(source)),
+				 errhint("Alter the stream tables that read \"%s\" to another refresh mode first.",
+						 get_rel_name(child))));
+	install_guarded(source, immediate_readers(source));
 }
 
 /*

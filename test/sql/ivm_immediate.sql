@@ -138,6 +138,12 @@ ALTER TABLE im_p ATTACH PARTITION im_p4 FOR VALUES FROM (30) TO (40);
 SELECT pgt_check('im_part');
 INSERT INTO im_p4 VALUES (6001, 36, 3);
 SELECT pgt_check('im_part');
+-- a table IMMEDIATE stream tables read directly cannot join another source
+CREATE TABLE im_p5 (id int, k int, v int);
+SELECT pgtrickle.create_stream_table('im_p5_st', 'SELECT id FROM im_p5', refresh_mode => 'IMMEDIATE');
+SELECT pgt_try($$ALTER TABLE im_p ATTACH PARTITION im_p5 FOR VALUES FROM (40) TO (50)$$);
+SELECT pgtrickle.drop_stream_table('im_p5_st');
+DROP TABLE im_p5;
 -- a detached partition stops feeding the stream table
 ALTER TABLE im_p DETACH PARTITION im_p4;
 SELECT pgt_check('im_part'), (SELECT count(*) FROM pg_trigger
