@@ -349,6 +349,8 @@ my @SHAPES = (
 	{ name => 'union_all', query => "SELECT region AS r, 'c' AS src FROM customers UNION ALL SELECT region, 'r' FROM regions" },
 	{ name => 'union', query => 'SELECT cust_id AS k FROM orders UNION SELECT id FROM customers' },
 	{ name => 'union_all_3_keyless', query => "SELECT a AS x, b AS y FROM nums UNION ALL SELECT order_id, qty FROM items UNION ALL SELECT cust_id, id FROM orders WHERE status = 'open'" },
+	{ name => 'union_all_agg_branches', query => "SELECT 'cust' AS kind, cust_id AS k, count(*) AS n, sum(amount) AS s FROM orders GROUP BY cust_id UNION ALL SELECT 'status', NULL, count(*), sum(amount) FROM orders WHERE status <> 'open' UNION ALL SELECT 'all', NULL, count(DISTINCT cust_id), max(amount) FROM orders" },
+	{ name => 'union_all_mixed_branches', query => "SELECT o.id AS k, o.amount AS v FROM orders o WHERE o.amount > 100 UNION ALL SELECT i.order_id, sum(i.price) FROM items i GROUP BY i.order_id HAVING count(*) > 1" },
 	{ name => 'union_all_then_agg', query => 'SELECT k, count(*) AS n FROM (SELECT sku AS k FROM items UNION ALL SELECT sku FROM products) u GROUP BY k' },
 	{ name => 'intersect_all', query => 'SELECT a AS v FROM nums INTERSECT ALL SELECT qty FROM items' },
 	{ name => 'except', query => 'SELECT cust_id AS k FROM orders EXCEPT SELECT id FROM customers' },

@@ -608,10 +608,16 @@ top_blocker(Query *q, PgtDeltaStrategy *strategy, List **sources)
 
 			if (rte->rtekind != RTE_SUBQUERY)
 				continue;
-			if (rte->subquery->hasAggs || rte->subquery->groupClause != NIL ||
-				rte->subquery->distinctClause != NIL ||
-				rte->subquery->setOperations != NULL)
-				return "Branches of UNION must be plain SELECT ... FROM ... WHERE blocks for the differential engine.";
+			/*
+			 * Under UNION ALL a branch may group or aggregate: its delta is
+			 * that of a grouped subquery (the touched groups before and
+			 * after), and the branches' deltas simply add up.
+			 */
+			if (rte->subquery->setOperations != NULL || rte->subquery->groupingSets != NIL ||
+				(!(plain_union && all) &&
+				 (rte->subquery->hasAggs || rte->subquery->groupClause != NIL ||
+				  rte->subquery->distinctClause != NIL)))
+				return "Branches of UNION, INTERSECT or EXCEPT must be plain SELECT ... FROM ... WHERE blocks for the differential engine (under UNION ALL they may also group or aggregate).";
 			if ((reason = spj_blocker(rte->subquery, &ctx)) != NULL)
 				return reason;
 		}
