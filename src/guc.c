@@ -34,6 +34,7 @@ char	   *pgt_cdc_mode = NULL;
 double		pgt_differential_max_change_ratio = 0.15;
 int			pgt_volatile_function_policy = PGT_VOLATILE_REJECT;
 int			pgt_ivm_topk_max_limit = 1000;
+int			pgt_max_grouping_set_branches = 64;
 int			pgt_history_retention_days = 90;
 bool		pgt_parallel_refresh_mode = true;
 int			pgt_max_concurrent_refreshes = 4;
@@ -197,6 +198,15 @@ pgt_guc_init(void)
 							gettext_noop("Checked when a stream table becomes IMMEDIATE: every write may rewrite that many rows."),
 							&pgt_ivm_topk_max_limit,
 							1000, 0, INT_MAX,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_trickle.max_grouping_set_branches",
+							gettext_noop("Most grouping sets a GROUPING SETS, ROLLUP or CUBE query may expand to and still be maintained incrementally."),
+							gettext_noop("Each grouping set is maintained as one branch of a UNION ALL."),
+							&pgt_max_grouping_set_branches,
+							64, 1, 4096,
 							PGC_USERSET,
 							0,
 							NULL, NULL, NULL);

@@ -30,6 +30,7 @@ extern char *pgt_cdc_mode;
 extern double pgt_differential_max_change_ratio;
 extern int	pgt_volatile_function_policy;
 extern int	pgt_ivm_topk_max_limit;
+extern int	pgt_max_grouping_set_branches;
 extern int	pgt_history_retention_days;
 extern bool pgt_parallel_refresh_mode;
 extern int	pgt_max_concurrent_refreshes;

@@ -575,7 +575,8 @@ top_blocker(Query *q, PgtDeltaStrategy *strategy, List **sources)
 		return NULL;
 	}
 	if (q->groupingSets != NIL)
-		return "GROUPING SETS, ROLLUP and CUBE are not supported by the differential engine yet.";
+		return psprintf("GROUPING SETS, ROLLUP and CUBE are maintained incrementally only up to pg_trickle.max_grouping_set_branches (%d) grouping sets.",
+						pgt_max_grouping_set_branches);
 	if (q->hasDistinctOn)
 	{
 		Query	   *b;

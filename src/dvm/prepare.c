@@ -13,6 +13,11 @@
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
+#include "pg_trickle/pg_trickle.h"
+#include "lib/stringinfo.h"
+#include "catalog/pg_type.h"
+#include "optimizer/tlist.h"
+#include "parser/parse_agg.h"
 
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
@@ -43,6 +48,15 @@ static Node *remap_mutator(Node *node, RemapContext *ctx);
 static JoinExpr *find_unisolated_outer(Node *node);
 static void inline_ctes(Query *query, List *outer_ctes);
 static void forget_using(Node *node);
+static Query *expand_grouping(Query *q);
+static Node *grouping_mutator(Node *node, List *absent);
+
+/* what grouping_mutator replaces: a grouping expression not in the set */
+typedef struct AbsentKey
+{
+	Node	   *expr;
+	Index		ref;
+} AbsentKey;
 
 /*
  * pgt_dvm_prepare_query expands views (the rewriter), inlines
@@ -59,9 +73,118 @@ pgt_dvm_prepare_query(Query *query)
 		elog(ERROR, "unexpected rewrite result for a stream table query");
 	q = linitial_node(Query, rewritten);
 	inline_ctes(q, NIL);
+	if (q->groupingSets != NIL)
+		q = expand_grouping(q);
 	pgt_dvm_pull_up_sublinks(q);
 	normalize_joins(q);
 	return q;
+}
+
+/*
+ * expand_grouping turns GROUP BY GROUPING SETS / ROLLUP / CUBE into the
+ * UNION ALL of one GROUP BY per grouping set, which is what it means: in
+ * the branch of a set, the grouping expressions outside the set are NULL
+ * (outside aggregate arguments) and GROUPING(...) is the constant bit mask
+ * of the absent ones.  The engine then maintains the branches like any
+ * grouping UNION ALL branches.  More sets than
+ * pg_trickle.max_grouping_set_branches leave the query as it was (the
+ * blocker refuses it).
+ */
+static Query *
+expand_grouping(Query *q)
+{
+	List	   *sets = expand_grouping_sets(q->groupingSets, q->groupDistinct,
+											pgt_max_grouping_set_branches);
+	StringInfoData sql;
+	ListCell   *lc;
+	Query	   *result;
+
+	if (sets == NIL || list_length(sets) > pgt_max_grouping_set_branches)
+		return q;
+	initStringInfo(&sql);
+	foreach(lc, sets)
+	{
+		List	   *set = lfirst(lc);
+		Query	   *b = copyObject(q);
+		List	   *absent = NIL;
+		List	   *groups = NIL;
+		ListCell   *lc2;
+
+		foreach(lc2, q->groupClause)
+		{
+			SortGroupClause *sgc = lfirst(lc2);
+
+			if (list_member_int(set, (int) sgc->tleSortGroupRef))
+				groups = lappend(groups, copyObject(sgc));
+			else
+			{
+				AbsentKey  *k = palloc(sizeof(AbsentKey));
+
+				k->expr = (Node *) get_sortgroupclause_expr(sgc, q->targetList);
+				k->ref = sgc->tleSortGroupRef;
+				absent = lappend(absent, k);
+			}
+		}
+		b->groupingSets = NIL;
+		b->groupDistinct = false;
+		b->groupClause = groups;
+		b->sortClause = NIL;
+		foreach(lc2, b->targetList)
+		{
+			TargetEntry *tle = lfirst(lc2);
+
+			tle->expr = (Expr *) grouping_mutator((Node *) tle->expr, absent);
+		}
+		b->havingQual = grouping_mutator(b->havingQual, absent);
+		/* an empty set over no grouping left is a global aggregate */
+		b->hasAggs = true;
+		appendStringInfo(&sql, "%s(%s)", foreach_current_index(lc) > 0 ? " UNION ALL " : "",
+						 pgt_dvm_deparse(b));
+	}
+	result = pgt_dvm_parse_sql(sql.data);
+	return result;
+}
+
+/*
+ * grouping_mutator replaces, outside aggregate arguments, the grouping
+ * expressions in absent by NULL, and GROUPING() by its value.
+ */
+static Node *
+grouping_mutator(Node *node, List *absent)
+{
+	ListCell   *lc;
+
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, Aggref) || IsA(node, WindowFunc))
+		return node;			/* arguments see the rows, not the groups */
+	if (IsA(node, GroupingFunc))
+	{
+		GroupingFunc *gf = (GroupingFunc *) node;
+		int			value = 0;
+
+		foreach(lc, gf->refs)
+		{
+			bool		missing = false;
+			ListCell   *lc2;
+
+			foreach(lc2, absent)
+				if (((AbsentKey *) lfirst(lc2))->ref == (Index) lfirst_int(lc))
+					missing = true;
+			value = (value << 1) | (missing ? 1 : 0);
+		}
+		return (Node *) makeConst(INT4OID, -1, InvalidOid, 4, Int32GetDatum(value),
+								  false, true);
+	}
+	foreach(lc, absent)
+	{
+		AbsentKey  *k = lfirst(lc);
+
+		if (equal(node, k->expr))
+			return (Node *) makeNullConst(exprType(node), exprTypmod(node),
+										  exprCollation(node));
+	}
+	return expression_tree_mutator(node, grouping_mutator, absent);
 }
 
 /*
