@@ -343,6 +343,8 @@ my @SHAPES = (
 	{ name => 'distinct_keyless', query => 'SELECT DISTINCT sku, qty FROM items' },
 	{ name => 'distinct_join', query => 'SELECT DISTINCT c.region, o.status FROM orders o JOIN customers c ON c.id = o.cust_id' },
 	{ name => 'distinct_on', query => 'SELECT DISTINCT ON (cust_id) cust_id, id, amount FROM orders ORDER BY cust_id, id' },
+	{ name => 'distinct_on_in_subquery', query => 'SELECT x.cust_id, x.id, x.amount, c.region FROM (SELECT DISTINCT ON (cust_id) cust_id, id, amount FROM orders ORDER BY cust_id, amount DESC NULLS LAST, id) x JOIN customers c ON c.id = x.cust_id' },
+	{ name => 'distinct_on_subquery_agg', query => 'SELECT x.status, count(*) AS n, sum(x.amount) AS s FROM (SELECT DISTINCT ON (cust_id) cust_id, status, amount FROM orders ORDER BY cust_id, odate DESC NULLS LAST, id) x GROUP BY x.status' },
 	{ name => 'distinct_on_latest', query => 'SELECT DISTINCT ON (c.region, o.status) c.region, o.status, o.id, o.amount FROM orders o JOIN customers c ON c.id = o.cust_id ORDER BY c.region, o.status, o.amount DESC NULLS LAST, o.id' },
 
 	# --- set operations

@@ -733,8 +733,10 @@ spj_blocker(Query *q, BlockerContext *ctx)
 					Query	   *sub = rte->subquery;
 					const char *r;
 
-					if (sub->hasDistinctOn || sub->groupingSets != NIL)
-						return "DISTINCT ON and GROUPING SETS inside a subquery, view or CTE are not supported by the differential engine yet.";
+					if (sub->groupingSets != NIL)
+						return "GROUPING SETS inside a subquery, view or CTE are not supported by the differential engine yet (at the top level they are).";
+					if (sub->hasDistinctOn && (sub->limitCount != NULL || sub->limitOffset != NULL))
+						return "DISTINCT ON with LIMIT inside a subquery, view or CTE is not supported by the differential engine yet.";
 					if (sub->setOperations != NULL)
 					{
 						bool		all = true;
@@ -1001,6 +1003,13 @@ agg_subquery_delta(Query *q, DvmContext *ctx)
 	if (g->groupClause != NIL)
 	{
 		foreach(lc, g->groupClause)
+			keyexprs = lappend(keyexprs,
+							   get_sortgroupclause_expr(lfirst(lc), g->targetList));
+	}
+	else if (g->hasDistinctOn)
+	{
+		/* DISTINCT ON: its keys; the recompute keeps the ORDER BY choosing the row */
+		foreach(lc, g->distinctClause)
 			keyexprs = lappend(keyexprs,
 							   get_sortgroupclause_expr(lfirst(lc), g->targetList));
 	}
