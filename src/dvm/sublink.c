@@ -111,7 +111,10 @@ static Node *not_in_guard(Query *s, List *rest, Node *y, Node *x);
 static PulledSublink *pull_inequality(Query *s, SubLink *sl, List *rest, List *inner,
 									  List *outer, List *ops, Node *ne_inner,
 									  Node *ne_outer, Oid ne_op, bool negated);
-static void attach_left_joins(Query *q, List *pulled);
+static void attach_left_joins(Query *q, List *pulled, List **post);
+static bool pull_nested(Query *q, Node *conjunct, List **pulled, Node **rewritten);
+static bool collect_exists(Node *node, List **found);
+static Node *exists_to_flags(Node *node, List *pairs);
 static Node *empty_value(Node *expr);
 static Node *aggs_to_empty(Node *node, bool *ok);
 static Node *scalar_mutator(Node *node, ScalarContext *ctx);
@@ -132,6 +135,7 @@ pgt_dvm_pull_up_sublinks(Query *q)
 	List	   *conjuncts;
 	List	   *kept = NIL;
 	List	   *anti = NIL;
+	List	   *post = NIL;		/* conjuncts to filter after the LEFT JOINs */
 	ListCell   *lc;
 
 	if (q->setOperations != NULL)
@@ -160,7 +164,16 @@ pgt_dvm_pull_up_sublinks(Query *q)
 			if (p == NULL)
 			{
 				List	   *extra = NIL;
+				List	   *nested = NIL;
+				Node	   *rewritten;
 
+				/* EXISTS under OR, NOT, CASE ...: flags of LEFT JOINs */
+				if (checkExprHasSubLink(c) && pull_nested(q, c, &nested, &rewritten))
+				{
+					anti = list_concat(anti, nested);
+					post = lappend(post, rewritten);
+					continue;
+				}
 				if (checkExprHasSubLink(c))
 					c = pull_scalars(q, c, &extra);
 				kept = lappend(kept, c);
@@ -210,8 +223,11 @@ pgt_dvm_pull_up_sublinks(Query *q)
 			{
 				PulledSublink *p = lfirst(lc);
 				TargetEntry *first = linitial_node(TargetEntry, p->derived->targetList);
-				NullTest   *nt = makeNode(NullTest);
+				NullTest   *nt;
 
+				if (p->rtindex != 0)
+					continue;	/* a nested EXISTS: its flag is in post */
+				nt = makeNode(NullTest);
 				p->rtindex = add_derived(q, p->derived);
 				ChangeVarNodes((Node *) p->conds, 0, p->rtindex, 0);
 				nt->arg = (Expr *) makeVar(p->rtindex, 1, exprType((Node *) first->expr),
@@ -222,8 +238,8 @@ pgt_dvm_pull_up_sublinks(Query *q)
 				nt->location = -1;
 				nulltests = lappend(nulltests, nt);
 			}
-			attach_left_joins(q, anti);
-			q->jointree->quals = (Node *) make_ands_explicit(nulltests);
+			attach_left_joins(q, anti, &post);
+			q->jointree->quals = (Node *) make_ands_explicit(list_concat(nulltests, post));
 		}
 	}
 
@@ -236,7 +252,7 @@ pgt_dvm_pull_up_sublinks(Query *q)
 
 		q->targetList = (List *) scalar_mutator((Node *) q->targetList, &ctx);
 		if (ctx.left_joins != NIL)
-			attach_left_joins(q, ctx.left_joins);
+			attach_left_joins(q, ctx.left_joins, NULL);
 	}
 
 	/*
@@ -272,18 +288,24 @@ pgt_dvm_pull_up_sublinks(Query *q)
  * remapped.  q's WHERE is empty afterwards.
  */
 static void
-attach_left_joins(Query *q, List *pulled)
+attach_left_joins(Query *q, List *pulled, List **post)
 {
 	List	   *conds = NIL;
 	FromExpr   *left = makeFromExpr(q->jointree->fromlist, q->jointree->quals);
 	Node	   *larg;
 	ListCell   *lc;
+	List	   *ride;
 
 	foreach(lc, pulled)
 		conds = lappend(conds, make_ands_explicit(copyObject(((PulledSublink *) lfirst(lc))->conds)));
-	q->jointree = makeFromExpr(list_make1(left), (Node *) conds);
+	/* the join conditions and the filters after the joins are remapped too */
+	ride = list_make2(conds, post ? *post : NIL);
+	q->jointree = makeFromExpr(list_make1(left), (Node *) ride);
 	larg = pgt_dvm_wrap_jointree_node(q, (Node *) left);
-	conds = (List *) q->jointree->quals;
+	ride = (List *) q->jointree->quals;
+	conds = linitial(ride);
+	if (post)
+		*post = lsecond(ride);
 	foreach(lc, pulled)
 		larg = (Node *) make_left_join(q, larg, ((PulledSublink *) lfirst(lc))->rtindex,
 									   list_nth(conds, foreach_current_index(lc)));
@@ -822,6 +844,97 @@ pull_sublink(Query *q, SubLink *sl, bool negated)
 		p->conds = list_make1(makeBoolConst(true, false));
 	/* the derived table is a subquery of q now, no longer a sublink */
 	return p;
+}
+
+/*
+ * pull_nested handles a WHERE conjunct whose subqueries are all EXISTS
+ * that pull_sublink can turn into derived tables, wherever they sit in it
+ * (under OR, NOT, CASE): each derived table (one row per correlation key)
+ * is LEFT JOINed, so the outer rows keep their multiplicity, and the
+ * EXISTS becomes "its first column IS NOT NULL" -- a matched row has it
+ * non-NULL.  EXISTS is never NULL, so the flag is exact in any context.
+ * On success *pulled holds the derived tables, already added to q (their
+ * join conditions refer to them), and *rewritten the conjunct.
+ */
+static bool
+pull_nested(Query *q, Node *conjunct, List **pulled, Node **rewritten)
+{
+	List	   *found = NIL;
+	List	   *pairs = NIL;
+	ListCell   *lc;
+
+	if (collect_exists(conjunct, &found) || found == NIL)
+		return false;			/* another kind of subquery, or none */
+	foreach(lc, found)
+	{
+		PulledSublink *p = pull_sublink(q, lfirst(lc), false);
+
+		if (p == NULL)
+			return false;
+		pairs = lappend(pairs, list_make2(lfirst(lc), p));
+	}
+	foreach(lc, pairs)
+	{
+		PulledSublink *p = lsecond(lfirst(lc));
+
+		p->rtindex = add_derived(q, p->derived);
+		ChangeVarNodes((Node *) p->conds, 0, p->rtindex, 0);
+		*pulled = lappend(*pulled, p);
+	}
+	*rewritten = exists_to_flags(copyObject(conjunct), pairs);
+	return true;
+}
+
+/* collect_exists lists the EXISTS sublinks of node; true if it met another */
+static bool
+collect_exists(Node *node, List **found)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, SubLink))
+	{
+		SubLink    *sl = (SubLink *) node;
+
+		if (sl->subLinkType != EXISTS_SUBLINK)
+			return true;
+		*found = lappend(*found, sl);
+		return false;			/* not into the subquery */
+	}
+	return expression_tree_walker(node, collect_exists, found);
+}
+
+/* exists_to_flags replaces each EXISTS of pairs by its derived table's flag */
+static Node *
+exists_to_flags(Node *node, List *pairs)
+{
+	ListCell   *lc;
+
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, SubLink))
+	{
+		foreach(lc, pairs)
+		{
+			SubLink    *sl = linitial(lfirst(lc));
+			PulledSublink *p = lsecond(lfirst(lc));
+
+			if (equal(node, sl))
+			{
+				TargetEntry *first = linitial_node(TargetEntry, p->derived->targetList);
+				NullTest   *nt = makeNode(NullTest);
+
+				nt->arg = (Expr *) makeVar(p->rtindex, 1, exprType((Node *) first->expr),
+										   exprTypmod((Node *) first->expr),
+										   exprCollation((Node *) first->expr), 0);
+				nt->nulltesttype = IS_NOT_NULL;
+				nt->argisrow = false;
+				nt->location = -1;
+				return (Node *) nt;
+			}
+		}
+		elog(ERROR, "EXISTS subquery not pulled up");
+	}
+	return expression_tree_mutator(node, exists_to_flags, pairs);
 }
 
 /*
