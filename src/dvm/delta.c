@@ -686,7 +686,7 @@ spj_blocker(Query *q, BlockerContext *ctx)
 	const char *r0;
 
 	if (q->hasSubLinks)
-		return "Subqueries in expressions are supported by the differential engine only as [NOT] EXISTS and [NOT] IN conditions of WHERE and as scalar subqueries that aggregate, correlated by equalities (and one <> in [NOT] EXISTS) if at all; not, for example, under OR, in JOIN ... ON, correlated by anything else, or a correlated NOT IN over nullable columns.";
+		return "Subqueries in expressions are supported by the differential engine only as [NOT] EXISTS (anywhere in a WHERE condition) and [NOT] IN conditions of WHERE and as scalar subqueries that aggregate, correlated by equalities (and one <> in [NOT] EXISTS) if at all; not, for example, IN or scalar subqueries under OR, in JOIN ... ON, correlated by anything else, or a correlated NOT IN over nullable columns.";
 	if (q->hasWindowFuncs || q->hasTargetSRFs || q->limitCount != NULL ||
 		q->limitOffset != NULL || q->setOperations != NULL ||
 		q->groupingSets != NIL || q->hasRecursive)
