@@ -332,6 +332,8 @@ my @SHAPES = (
 	{ name => 'agg_group_by_expr', query => "SELECT coalesce(status, 'none') AS st, cust_id % 3 AS bucket, count(*) AS n, sum(amount) AS s FROM orders GROUP BY 1, 2" },
 	{ name => 'agg_keyless_sums', query => 'SELECT sku, count(*) AS n, sum(qty) AS sq, sum(qty * price) AS rev FROM items GROUP BY sku' },
 	{ name => 'agg_sum_of_nulls', query => 'SELECT b, sum(a) AS s, count(a) AS na, avg(a) AS av, count(*) AS n FROM nums GROUP BY b' },
+	{ name => 'agg_stddev_int', query => 'SELECT order_id, stddev(qty) AS sd, var_samp(qty) AS vs, stddev_pop(qty) AS sp, variance(qty) FILTER (WHERE qty > 1) AS vf, count(*) AS n FROM items GROUP BY order_id' },
+	{ name => 'agg_var_global', query => 'SELECT var_pop(qty) AS vp, stddev_samp(qty) AS ss, count(qty) AS n FROM items' },
 	{ name => 'agg_stddev_variance', query => 'SELECT sku, stddev_samp(qty) AS sd, var_pop(price) AS vp, count(qty) AS n FROM items GROUP BY sku' },
 	{ name => 'agg_over_join', query => 'SELECT c.region, count(*) AS n, sum(o.amount) AS s, avg(o.amount) AS av FROM orders o JOIN customers c ON c.id = o.cust_id GROUP BY c.region' },
 	{ name => 'agg_left_join_count', query => 'SELECT c.id, c.name, count(o.id) AS n, coalesce(sum(o.amount), 0) AS s FROM customers c LEFT JOIN orders o ON o.cust_id = c.id GROUP BY c.id, c.name' },

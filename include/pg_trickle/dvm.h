@@ -46,7 +46,8 @@ typedef enum PgtAggKind
 	PGT_AGG_SUM,
 	PGT_AGG_AVG,
 	PGT_AGG_MIN,
-	PGT_AGG_MAX
+	PGT_AGG_MAX,
+	PGT_AGG_VAR					/* var_*, variance, stddev_* of integers */
 } PgtAggKind;
 
 typedef struct PgtAggItem
@@ -57,6 +58,8 @@ typedef struct PgtAggItem
 	Expr	   *arg;			/* aggregate argument, or NULL */
 	int			argno;			/* child column __pgt_a<argno>; 0 = none */
 	Expr	   *filter;			/* FILTER condition, or NULL */
+	bool		var_sample;		/* PGT_AGG_VAR: sample (n - 1), not population */
+	bool		var_root;		/* PGT_AGG_VAR: standard deviation */
 	int			filterno;		/* child column __pgt_f<filterno>; 0 = none */
 } PgtAggItem;
 

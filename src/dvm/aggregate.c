@@ -50,6 +50,7 @@
 #include "pg_trickle/storage.h"
 
 static bool numeric_like(Oid typid);
+static char *var_sql(PgtAggItem *item, const char *n, const char *sm, const char *sq);
 static const char *item_col(PgtAggItem *item, List *columns);
 static char *key_match(PgtAggLayout *layout, List *columns);
 
@@ -134,6 +135,19 @@ pgt_dvm_agg_layout(Query *query)
 				 * (numeric(p,s)): otherwise its groups are recomputed.
 				 */
 				item->kind = PGT_AGG_AVG;
+			else if ((argtype == INT2OID || argtype == INT4OID || argtype == INT8OID) &&
+					 (strcmp(fname, "var_samp") == 0 || strcmp(fname, "variance") == 0 ||
+					  strcmp(fname, "var_pop") == 0 || strcmp(fname, "stddev_samp") == 0 ||
+					  strcmp(fname, "stddev") == 0 || strcmp(fname, "stddev_pop") == 0))
+			{
+				/*
+				 * Of integers, PostgreSQL computes these from exact sums
+				 * (numeric, no fractional digits): so can we, to the digit.
+				 */
+				item->kind = PGT_AGG_VAR;
+				item->var_sample = strstr(fname, "_pop") == NULL;
+				item->var_root = strncmp(fname, "stddev", 6) == 0;
+			}
 			else if ((strcmp(fname, "min") == 0 || strcmp(fname, "max") == 0) &&
 					 OidIsValid(lookup_type_cache(argtype, TYPECACHE_LT_OPR)->lt_opr) &&
 					 exprType((Node *) agg) == argtype)
@@ -162,10 +176,12 @@ pgt_dvm_agg_hidden_columns(PgtAggLayout *layout)
 	{
 		PgtAggItem *item = lfirst(lc);
 
-		if (item->kind == PGT_AGG_SUM || item->kind == PGT_AGG_AVG)
+		if (item->kind == PGT_AGG_SUM || item->kind == PGT_AGG_AVG || item->kind == PGT_AGG_VAR)
 			result = lappend(result, psprintf("__pgt_nn_%d pg_catalog.int8", item->colno));
-		if (item->kind == PGT_AGG_AVG)
+		if (item->kind == PGT_AGG_AVG || item->kind == PGT_AGG_VAR)
 			result = lappend(result, psprintf("__pgt_sum_%d pg_catalog.numeric", item->colno));
+		if (item->kind == PGT_AGG_VAR)
+			result = lappend(result, psprintf("__pgt_sq_%d pg_catalog.numeric", item->colno));
 	}
 	return result;
 }
@@ -297,6 +313,11 @@ pgt_dvm_agg_full_sql(PgtAggLayout *layout, List *columns, const char *storage,
 			case PGT_AGG_MAX:
 				appendStringInfo(&sel, "pg_catalog.max(c.__pgt_a%d)%s", item->argno, filt);
 				break;
+			case PGT_AGG_VAR:
+				appendStringInfo(&sel, "pg_catalog.%s(c.__pgt_a%d)%s",
+								 quote_identifier(get_func_name(((Aggref *) item->tle->expr)->aggfnoid)),
+								 item->argno, filt);
+				break;
 		}
 	}
 	appendStringInfoString(&cols, ", __pgt_count");
@@ -307,16 +328,22 @@ pgt_dvm_agg_full_sql(PgtAggLayout *layout, List *columns, const char *storage,
 		char	   *filt = item->filterno > 0 ?
 			psprintf(" FILTER (WHERE c.__pgt_f%d)", item->filterno) : "";
 
-		if (item->kind == PGT_AGG_SUM || item->kind == PGT_AGG_AVG)
+		if (item->kind == PGT_AGG_SUM || item->kind == PGT_AGG_AVG || item->kind == PGT_AGG_VAR)
 		{
 			appendStringInfo(&cols, ", __pgt_nn_%d", item->colno);
 			appendStringInfo(&sel, ", pg_catalog.count(c.__pgt_a%d)%s", item->argno, filt);
 		}
-		if (item->kind == PGT_AGG_AVG)
+		if (item->kind == PGT_AGG_AVG || item->kind == PGT_AGG_VAR)
 		{
 			appendStringInfo(&cols, ", __pgt_sum_%d", item->colno);
-			appendStringInfo(&sel, ", pg_catalog.sum(c.__pgt_a%d)::pg_catalog.numeric%s",
+			appendStringInfo(&sel, ", (pg_catalog.sum(c.__pgt_a%d)%s)::pg_catalog.numeric",
 							 item->argno, filt);
+		}
+		if (item->kind == PGT_AGG_VAR)
+		{
+			appendStringInfo(&cols, ", __pgt_sq_%d", item->colno);
+			appendStringInfo(&sel, ", pg_catalog.sum(c.__pgt_a%d::pg_catalog.numeric * c.__pgt_a%d)%s",
+							 item->argno, item->argno, filt);
 		}
 	}
 	(void) storage;
@@ -408,6 +435,27 @@ pgt_dvm_agg_apply_sql(PgtAggLayout *layout, List *columns, const char *storage,
 				}
 				appendStringInfo(&set, ", __pgt_nn_%d = %s", item->colno, nn);
 				break;
+			case PGT_AGG_VAR:
+				{
+					char	   *n = psprintf("(s.__pgt_nn_%d + u.__pgt_dn%d)", item->colno, item->colno);
+					char	   *sm = psprintf("(COALESCE(s.__pgt_sum_%d, 0) + u.__pgt_ds%d)", item->colno, item->colno);
+					char	   *sq = psprintf("(COALESCE(s.__pgt_sq_%d, 0) + u.__pgt_dq%d)", item->colno, item->colno);
+
+					appendStringInfo(&agg,
+									 "COALESCE(pg_catalog.sum(d.__pgt_w) FILTER (WHERE d.__pgt_a%d IS NOT NULL%s), 0) AS __pgt_dn%d, "
+									 "COALESCE(pg_catalog.sum(d.__pgt_w::pg_catalog.numeric * d.__pgt_a%d) FILTER (WHERE true%s), 0) AS __pgt_ds%d, "
+									 "COALESCE(pg_catalog.sum(d.__pgt_w::pg_catalog.numeric * d.__pgt_a%d * d.__pgt_a%d) FILTER (WHERE true%s), 0) AS __pgt_dq%d, ",
+									 item->argno, f, item->colno, item->argno, f, item->colno,
+									 item->argno, item->argno, f, item->colno);
+					appendStringInfo(&set, ", %s = %s, __pgt_nn_%d = %s, __pgt_sum_%d = %s, __pgt_sq_%d = %s",
+									 col, var_sql(item, n, sm, sq), item->colno, n,
+									 item->colno, sm, item->colno, sq);
+					appendStringInfo(&ivals, "%s, ",
+									 var_sql(item, psprintf("u.__pgt_dn%d", item->colno),
+											 psprintf("u.__pgt_ds%d", item->colno),
+											 psprintf("u.__pgt_dq%d", item->colno)));
+				}
+				break;
 			case PGT_AGG_MIN:
 			case PGT_AGG_MAX:
 				{
@@ -457,6 +505,13 @@ pgt_dvm_agg_apply_sql(PgtAggLayout *layout, List *columns, const char *storage,
 			appendStringInfo(&ivals, ", CASE WHEN u.__pgt_dn%d = 0 THEN NULL ELSE u.__pgt_ds%d END",
 							 item->colno, item->colno);
 		}
+		if (item->kind == PGT_AGG_VAR)
+		{
+			appendStringInfo(&icols, ", __pgt_nn_%d, __pgt_sum_%d, __pgt_sq_%d",
+							 item->colno, item->colno, item->colno);
+			appendStringInfo(&ivals, ", u.__pgt_dn%d, u.__pgt_ds%d, u.__pgt_dq%d",
+							 item->colno, item->colno, item->colno);
+		}
 	}
 
 	return psprintf("WITH __pgt_d AS (SELECT * FROM (%s) AS __pgt_d0(%s, __pgt_w)), "
@@ -478,6 +533,28 @@ pgt_dvm_agg_apply_sql(PgtAggLayout *layout, List *columns, const char *storage,
 					set.data,
 					layout->grouped ? " AND u.__pgt_dc > 0" : "",
 					icols.data, ivals.data);
+}
+
+/*
+ * var_sql computes a variance or standard deviation from the count n, sum
+ * sm and sum of squares sq of the non-NULL values, as PostgreSQL's own
+ * final function does for integer inputs: (n*sq - sm*sm) / (n*(n-1)) (or
+ * n*n) with numeric division at the scale numeric division chooses; a
+ * numerator at or below zero gives 0; the square root at that scale (taken
+ * 20 digits further and rounded, so the last digit is the same).
+ */
+static char *
+var_sql(PgtAggItem *item, const char *n, const char *sm, const char *sq)
+{
+	char	   *num = psprintf("(%s::pg_catalog.numeric * %s - %s * %s)", n, sq, sm, sm);
+	char	   *v = psprintf("(%s / (%s::pg_catalog.numeric * (%s%s)))",
+							 num, n, n, item->var_sample ? " - 1" : "");
+
+	if (item->var_root)
+		v = psprintf("pg_catalog.round(pg_catalog.sqrt(%s * 1.00000000000000000000), pg_catalog.scale(%s))",
+					 v, v);
+	return psprintf("CASE WHEN %s <= %d THEN NULL WHEN %s <= 0 THEN 0::pg_catalog.numeric ELSE %s END",
+					n, item->var_sample ? 1 : 0, num, v);
 }
 
 static bool

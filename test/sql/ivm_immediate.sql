@@ -240,6 +240,24 @@ SELECT pgtrickle.drop_stream_table('im_ab');
 DROP TABLE im_a, im_b;
 DROP FUNCTION im_add_b();
 
+-- variance and standard deviation of integers, maintained from running
+-- sums: equal to a fresh run to the last digit shown (pgt_check compares
+-- the rows as text)
+CREATE TABLE im_sv (id int PRIMARY KEY, g int, v int, b bigint);
+INSERT INTO im_sv SELECT i, i % 7, (i * 37) % 1001 - 300, (i::bigint * 123457) % 99991
+  FROM generate_series(1, 300) i;
+SELECT pgtrickle.create_stream_table('im_svst',
+    'SELECT g, stddev(v) AS sd, var_pop(v) AS vp, variance(b) AS vb, stddev_pop(b) AS sdp FROM im_sv GROUP BY g',
+    refresh_mode => 'IMMEDIATE');
+SELECT value AS strategy FROM pgtrickle.explain_st('im_svst') WHERE property = 'delta_strategy';
+DELETE FROM im_sv WHERE id % 5 = 0;
+UPDATE im_sv SET v = v * 3 WHERE id % 3 = 0;
+DELETE FROM im_sv WHERE g = 3 AND id > 10;
+SELECT pgt_check('im_svst'), (SELECT sd::text || ' ' || vp::text FROM im_svst WHERE g = 1) AS g1,
+       (SELECT coalesce(sd::text, 'null') || ' ' || vp::text FROM im_svst WHERE g = 3) AS g3;
+SELECT pgtrickle.drop_stream_table('im_svst');
+DROP TABLE im_sv;
+
 -- TopK: the LIMIT is bounded by pg_trickle.ivm_topk_max_limit
 SET pg_trickle.ivm_topk_max_limit = 2;
 SELECT pgt_try($$SELECT pgtrickle.create_stream_table('im_bad',
