@@ -405,7 +405,8 @@ oid_list(const char *sql, Oid argtype, Datum value)
 	uint64		n;
 
 	catalog_begin(&save);
-	n = pgt_spi_exec_args(sql, 1, argtypes, values, NULL, false, SPI_OK_SELECT);
+	n = pgt_spi_exec_args(sql, OidIsValid(argtype) ? 1 : 0, argtypes, values, NULL, false,
+						  SPI_OK_SELECT);
 	for (uint64 i = 0; i < n; i++)
 	{
 		bool		isnull;
@@ -444,6 +445,37 @@ pgt_catalog_captured_sources(int64 pgt_id)
 	return oid_list("SELECT source_relid FROM pgtrickle.pgt_dependencies "
 					"WHERE pgt_id = $1 AND cdc_mode = 'TRIGGER' ORDER BY source_relid",
 					INT8OID, Int64GetDatum(pgt_id));
+}
+
+/*
+ * pgt_catalog_immediate_readers returns the IMMEDIATE stream tables that
+ * read source, in creation order.
+ */
+List *
+pgt_catalog_immediate_readers(Oid source)
+{
+	return oid_list("SELECT s.pgt_relid FROM pgtrickle.pgt_dependencies d "
+					"JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) "
+					"WHERE d.source_relid = $1 AND s.effective_refresh_mode = 'IMMEDIATE' "
+					"ORDER BY s.pgt_id",
+					OIDOID, ObjectIdGetDatum(source));
+}
+
+/*
+ * pgt_catalog_immediate_sources returns the tables that carry IMMEDIATE
+ * triggers as a source (the root of their partitions) or that an IMMEDIATE
+ * stream table reads.
+ */
+List *
+pgt_catalog_immediate_sources(void)
+{
+	return oid_list("SELECT t.tgrelid FROM pg_catalog.pg_trigger t "
+					"WHERE t.tgname = '__pgt_ivm_ins' AND pg_catalog.split_part("
+					"pg_catalog.encode(t.tgargs, 'escape'), '\\000', 1)::pg_catalog.oid = t.tgrelid "
+					"UNION SELECT d.source_relid FROM pgtrickle.pgt_dependencies d "
+					"JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) "
+					"WHERE s.effective_refresh_mode = 'IMMEDIATE' AND d.cdc_mode = 'TRIGGER'",
+					InvalidOid, (Datum) 0);
 }
 
 /*

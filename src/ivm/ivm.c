@@ -180,7 +180,7 @@ static List *immediate_readers(Oid source);
 static int	st_depth(Oid relid, int guard);
 static void install(Oid source, List *readers);
 static void install_guarded(Oid source, List *readers);
-static void sync_all(MemoryContext cxt);
+static void sync_all(void);
 
 /*
  * pgt_ivm_maintain is the IMMEDIATE trigger: it applies the statement's
@@ -752,37 +752,10 @@ plan_inval(Datum arg, Oid relid)
 static List *
 immediate_readers(Oid source)
 {
-	Oid			argtypes[1] = {OIDOID};
-	Datum		values[1];
-	PgtRoleSave save;
-	List	   *relids = NIL;
+	List	   *relids = pgt_catalog_immediate_readers(source);
 	List	   *depths = NIL;
 	List	   *sorted = NIL;
 	ListCell   *lc;
-	uint64		n;
-	MemoryContext cxt = CurrentMemoryContext;
-
-	values[0] = ObjectIdGetDatum(source);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	pgt_role_switch(pgt_extension_owner(), false, &save);
-	n = pgt_spi_exec_args("SELECT s.pgt_relid FROM pgtrickle.pgt_dependencies d "
-						  "JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) "
-						  "WHERE d.source_relid = $1 AND s.effective_refresh_mode = 'IMMEDIATE' "
-						  "ORDER BY s.pgt_id",
-						  1, argtypes, values, NULL, false, SPI_OK_SELECT);
-	for (uint64 i = 0; i < n; i++)
-	{
-		bool		isnull;
-		MemoryContext old = MemoryContextSwitchTo(cxt);
-
-		relids = lappend_oid(relids,
-							 DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-															SPI_tuptable->tupdesc, 1, &isnull)));
-		MemoryContextSwitchTo(old);
-	}
-	pgt_role_restore(&save);
-	SPI_finish();
 
 	foreach(lc, relids)
 		depths = lappend_int(depths, st_depth(lfirst_oid(lc), 0));
@@ -859,15 +832,13 @@ current_args(Oid source)
 void
 pgt_ivm_sync(void)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-
 	/* the trigger drops of install() fire the sql_drop event trigger */
 	if (in_sync)
 		return;
 	in_sync = true;
 	PG_TRY();
 	{
-		sync_all(cxt);
+		sync_all();
 	}
 	PG_FINALLY();
 	{
@@ -877,12 +848,11 @@ pgt_ivm_sync(void)
 }
 
 static void
-sync_all(MemoryContext cxt)
+sync_all(void)
 {
 	PgtRoleSave save;
-	List	   *sources = NIL;
+	List	   *sources;
 	ListCell   *lc;
-	uint64		n;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -895,25 +865,9 @@ sync_all(MemoryContext cxt)
 				 "SELECT s.pgt_relid FROM pgtrickle.pgt_stream_tables s "
 				 "WHERE s.effective_refresh_mode = 'IMMEDIATE' "
 				 "ON CONFLICT DO NOTHING", SPI_OK_INSERT);
-	n = pgt_spi_exec_args("SELECT t.tgrelid FROM pg_catalog.pg_trigger t "
-						  "WHERE t.tgname = '__pgt_ivm_ins' AND pg_catalog.split_part("
-						  "pg_catalog.encode(t.tgargs, 'escape'), '\\000', 1)::pg_catalog.oid = t.tgrelid "
-						  "UNION SELECT d.source_relid FROM pgtrickle.pgt_dependencies d "
-						  "JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) "
-						  "WHERE s.effective_refresh_mode = 'IMMEDIATE' AND d.cdc_mode = 'TRIGGER'",
-						  0, NULL, NULL, NULL, false, SPI_OK_SELECT);
-	for (uint64 i = 0; i < n; i++)
-	{
-		bool		isnull;
-		MemoryContext old = MemoryContextSwitchTo(cxt);
-
-		sources = lappend_oid(sources,
-							  DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-															 SPI_tuptable->tupdesc, 1, &isnull)));
-		MemoryContextSwitchTo(old);
-	}
 	pgt_role_restore(&save);
 	SPI_finish();
+	sources = pgt_catalog_immediate_sources();
 
 	foreach(lc, sources)
 	{
