@@ -393,6 +393,7 @@ my @SHAPES = (
 	{ name => 'exists_under_or', query => "SELECT c.id, c.region FROM customers c WHERE c.region = 'N' OR EXISTS (SELECT 1 FROM orders o WHERE o.cust_id = c.id AND o.amount > 100)" },
 	{ name => 'not_exists_under_or', query => "SELECT c.id, c.segment FROM customers c WHERE c.segment = 'A' OR NOT EXISTS (SELECT 1 FROM orders o WHERE o.cust_id = c.id AND o.status = 'open')" },
 	{ name => 'two_exists_or_join', query => "SELECT o.id, c.name FROM orders o JOIN customers c ON c.id = o.cust_id WHERE EXISTS (SELECT 1 FROM items i WHERE i.order_id = o.id AND i.qty > 3) OR (o.amount < 50 AND NOT EXISTS (SELECT 1 FROM items i2 WHERE i2.order_id = o.id))" },
+	{ name => 'in_under_or_not_null', query => "SELECT c.id, c.name FROM customers c WHERE c.region = 'N' OR NOT (c.id IN (SELECT o.id FROM orders o WHERE o.amount > 100))" },
 	{ name => 'exists_ne', query => 'SELECT i.order_id, i.sku, i.qty FROM items i WHERE EXISTS (SELECT 1 FROM items i2 WHERE i2.order_id = i.order_id AND i2.sku <> i.sku)' },
 	{ name => 'not_exists_ne', query => 'SELECT i.order_id, i.sku, i.qty FROM items i WHERE NOT EXISTS (SELECT 1 FROM items i3 WHERE i3.order_id = i.order_id AND i.sku <> i3.sku AND i3.qty > 2)' },
 	{ name => 'exists_ne_only', query => 'SELECT c.id, c.region FROM customers c WHERE EXISTS (SELECT 1 FROM customers c2 WHERE c2.region <> c.region AND c2.segment = \'A\')' },

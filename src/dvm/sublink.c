@@ -114,6 +114,7 @@ static PulledSublink *pull_inequality(Query *s, SubLink *sl, List *rest, List *i
 static void attach_left_joins(Query *q, List *pulled, List **post);
 static bool pull_nested(Query *q, Node *conjunct, List **pulled, Node **rewritten);
 static bool collect_exists(Node *node, List **found);
+static bool in_two_valued(Query *q, SubLink *sl);
 static Node *exists_to_flags(Node *node, List *pairs);
 static Node *empty_value(Node *expr);
 static Node *aggs_to_empty(Node *node, bool *ok);
@@ -848,6 +849,7 @@ pull_sublink(Query *q, SubLink *sl, bool negated)
 
 /*
  * pull_nested handles a WHERE conjunct whose subqueries are all EXISTS
+ * (or IN over columns that are never NULL, which is just as two-valued)
  * that pull_sublink can turn into derived tables, wherever they sit in it
  * (under OR, NOT, CASE): each derived table (one row per correlation key)
  * is LEFT JOINed, so the outer rows keep their multiplicity, and the
@@ -867,8 +869,13 @@ pull_nested(Query *q, Node *conjunct, List **pulled, Node **rewritten)
 		return false;			/* another kind of subquery, or none */
 	foreach(lc, found)
 	{
-		PulledSublink *p = pull_sublink(q, lfirst(lc), false);
+		SubLink    *sl = lfirst(lc);
+		PulledSublink *p;
 
+		/* IN is three-valued in general: only where it cannot be NULL */
+		if (sl->subLinkType == ANY_SUBLINK && !in_two_valued(q, sl))
+			return false;
+		p = pull_sublink(q, sl, false);
 		if (p == NULL)
 			return false;
 		pairs = lappend(pairs, list_make2(lfirst(lc), p));
@@ -895,12 +902,36 @@ collect_exists(Node *node, List **found)
 	{
 		SubLink    *sl = (SubLink *) node;
 
-		if (sl->subLinkType != EXISTS_SUBLINK)
+		if (sl->subLinkType != EXISTS_SUBLINK && sl->subLinkType != ANY_SUBLINK)
 			return true;
 		*found = lappend(*found, sl);
 		return false;			/* not into the subquery */
 	}
 	return expression_tree_walker(node, collect_exists, found);
+}
+
+/*
+ * in_two_valued: sl is "x IN (SELECT y ...)" with one comparison whose
+ * sides are never NULL, so it is true or false, never NULL -- like EXISTS.
+ */
+static bool
+in_two_valued(Query *q, SubLink *sl)
+{
+	Query	   *s = castNode(Query, sl->subselect);
+	OpExpr	   *op = (OpExpr *) sl->testexpr;
+	Param	   *param;
+	TargetEntry *tle;
+
+	if (op == NULL || !IsA(op, OpExpr) || list_length(op->args) != 2 ||
+		!IsA(lsecond(op->args), Param))
+		return false;
+	param = lsecond(op->args);
+	if (param->paramkind != PARAM_SUBLINK || param->paramid < 1 ||
+		param->paramid > list_length(s->targetList))
+		return false;
+	tle = list_nth(s->targetList, param->paramid - 1);
+	return expr_never_null(q, linitial(op->args), 0) &&
+		expr_never_null(s, (Node *) tle->expr, 0);
 }
 
 /* exists_to_flags replaces each EXISTS of pairs by its derived table's flag */
