@@ -36,6 +36,7 @@ static List *window_partition_tles(Query *q);
 static List *distinct_on_tles(Query *q);
 static bool topk_limit(Query *q, int64 *n);
 static int64 topk_offset(Query *q);
+static void append_replace_new(StringInfo sql, PgtAnalysis *analysis, const char *storage);
 static char *topk_offset_sql(StringInfo sql, Query *q, PgtAnalysis *analysis,
 							 const char *storage, int64 n, bool keyed);
 static char *order_by_sql(Query *q, PgtAnalysis *analysis);
@@ -297,6 +298,30 @@ topk_offset(Query *q)
 }
 
 /*
+ * append_replace_new finishes a TopK statement whose WITH items so far
+ * end with __pgt_new (the new rows of the window) and __pgt_cand: the
+ * difference to the stored rows is deleted and inserted.
+ */
+static void
+append_replace_new(StringInfo sql, PgtAnalysis *analysis, const char *storage)
+{
+	const char *cols = pgt_dvm_col_list(analysis->columns, "", false);
+	StringInfoData sel;
+	StringInfoData grp;
+
+	pgt_dvm_consolidation_lists(analysis->columns, &sel, &grp);
+	appendStringInfo(sql,
+					 "__pgt_c AS (SELECT %s, pg_catalog.sum(d.__pgt_w)::pg_catalog.int8 AS __pgt_w, "
+					 "pg_catalog.row_number() OVER () AS __pgt_cid "
+					 "FROM (SELECT %s, 1::pg_catalog.int8 AS __pgt_w FROM __pgt_new "
+					 "UNION ALL SELECT %s, -1::pg_catalog.int8 FROM %s) d "
+					 "GROUP BY %s HAVING pg_catalog.sum(d.__pgt_w) <> 0), ",
+					 sel.data, cols, cols, storage, grp.data);
+	pgt_dvm_append_apply_consolidated(sql, analysis, storage,
+							  "(SELECT pg_catalog.count(*) FROM __pgt_cand)");
+}
+
+/*
  * topk_offset_sql finishes the statement of "B ORDER BY o LIMIT n OFFSET m"
  * (sql holds the WITH items of the delta, __pgt_d or __pgt_k, and
  * __pgt_cand).  The stored rows are ranks m+1..m+n; ranks 1..m are not
@@ -312,8 +337,6 @@ topk_offset_sql(StringInfo sql, Query *q, PgtAnalysis *analysis, const char *sto
 {
 	char	   *order = order_by_sql(q, analysis);
 	const char *cols = pgt_dvm_col_list(analysis->columns, "", false);
-	StringInfoData sel;
-	StringInfoData grp;
 
 	if (keyed)
 		appendStringInfoString(sql,
@@ -332,16 +355,7 @@ topk_offset_sql(StringInfo sql, Query *q, PgtAnalysis *analysis, const char *sto
 					 "UNION ALL SELECT %s FROM %s s WHERE NOT (SELECT refill FROM __pgt_f)), ",
 					 pgt_dvm_col_list(analysis->columns, "f.", false), pgt_dvm_deparse(q), cols,
 					 pgt_dvm_col_list(analysis->columns, "s.", false), storage);
-	pgt_dvm_consolidation_lists(analysis->columns, &sel, &grp);
-	appendStringInfo(sql,
-					 "__pgt_c AS (SELECT %s, pg_catalog.sum(d.__pgt_w)::pg_catalog.int8 AS __pgt_w, "
-					 "pg_catalog.row_number() OVER () AS __pgt_cid "
-					 "FROM (SELECT %s, 1::pg_catalog.int8 AS __pgt_w FROM __pgt_new "
-					 "UNION ALL SELECT %s, -1::pg_catalog.int8 FROM %s) d "
-					 "GROUP BY %s HAVING pg_catalog.sum(d.__pgt_w) <> 0), ",
-					 sel.data, cols, cols, storage, grp.data);
-	pgt_dvm_append_apply_consolidated(sql, analysis, storage,
-							  "(SELECT pg_catalog.count(*) FROM __pgt_cand)");
+	append_replace_new(sql, analysis, storage);
 	return sql->data;
 }
 
@@ -557,16 +571,6 @@ pgt_dvm_topk_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage, Dvm
 					 pgt_dvm_col_list(analysis->columns, "f.", false), pgt_dvm_deparse(q), cols,
 					 pgt_dvm_col_list(analysis->columns, "c.", false), cols, order, n);
 
-	/* the difference to the stored rows */
-	pgt_dvm_consolidation_lists(analysis->columns, &sel, &grp);
-	appendStringInfo(&sql,
-					 "__pgt_c AS (SELECT %s, pg_catalog.sum(d.__pgt_w)::pg_catalog.int8 AS __pgt_w, "
-					 "pg_catalog.row_number() OVER () AS __pgt_cid "
-					 "FROM (SELECT %s, 1::pg_catalog.int8 AS __pgt_w FROM __pgt_new "
-					 "UNION ALL SELECT %s, -1::pg_catalog.int8 FROM %s) d "
-					 "GROUP BY %s HAVING pg_catalog.sum(d.__pgt_w) <> 0), ",
-					 sel.data, cols, cols, storage, grp.data);
-	pgt_dvm_append_apply_consolidated(&sql, analysis, storage,
-							  "(SELECT pg_catalog.count(*) FROM __pgt_cand)");
+	append_replace_new(&sql, analysis, storage);
 	return sql.data;
 }

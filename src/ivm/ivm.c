@@ -133,8 +133,6 @@ static bool in_sync = false;
 /* group locks taken by this transaction (reset by transaction callbacks) */
 static int	group_locks_held = 0;
 static bool xact_callback_registered = false;	/* pgt_ivm_sync or install running */
-static SPIPlanPtr lock_plan = NULL;
-static SPIPlanPtr share_plan = NULL;
 
 #define IVM_NTRIGGERS 7
 static const char *const ivm_triggers[IVM_NTRIGGERS] = {
@@ -618,8 +616,7 @@ lock_stream_table(Oid st, bool shared)
 	Datum		values[1];
 	Oid			saved_user;
 	int			saved_sec;
-	SPIPlanPtr *planp = shared ? &share_plan : &lock_plan;
-	int			rc;
+	uint64		n;
 
 	GetUserIdAndSecContext(&saved_user, &saved_sec);
 	SetUserIdAndSecContext(pgt_extension_owner(),
@@ -627,27 +624,17 @@ lock_stream_table(Oid st, bool shared)
 						   SECURITY_RESTRICTED_OPERATION);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (*planp == NULL)
-	{
-		SPIPlanPtr	plan;
-
-		plan = SPI_prepare(shared ?
-						   "SELECT 1 FROM pgtrickle.pgt_ivm_locks "
-						   "WHERE pgt_relid OPERATOR(pg_catalog.=) $1 FOR SHARE" :
-						   "UPDATE pgtrickle.pgt_ivm_locks "
-						   "SET n = n OPERATOR(pg_catalog.+) 1 "
-						   "WHERE pgt_relid OPERATOR(pg_catalog.=) $1",
-						   1, argtypes);
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		*planp = plan;
-	}
 	values[0] = ObjectIdGetDatum(st);
-	rc = SPI_execute_plan(*planp, values, NULL, false, 0);
-	if (rc != (shared ? SPI_OK_SELECT : SPI_OK_UPDATE))
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed != 1)
+	/* operators qualified: the writer's search_path is in force here */
+	n = pgt_spi_exec_args(shared ?
+						  "SELECT 1 FROM pgtrickle.pgt_ivm_locks "
+						  "WHERE pgt_relid OPERATOR(pg_catalog.=) $1 FOR SHARE" :
+						  "UPDATE pgtrickle.pgt_ivm_locks "
+						  "SET n = n OPERATOR(pg_catalog.+) 1 "
+						  "WHERE pgt_relid OPERATOR(pg_catalog.=) $1",
+						  1, argtypes, values, NULL, false,
+						  shared ? SPI_OK_SELECT : SPI_OK_UPDATE);
+	if (n != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("stream table \"%s\" is not maintained IMMEDIATE",
