@@ -22,6 +22,7 @@ OBJS = \
 	src/dvm/delta.o \
 	src/dvm/prepare.o \
 	src/dvm/recompute.o \
+	src/dvm/recursive.o \
 	src/dvm/sublink.o \
 	src/dvm/sqlgen.o \
 	src/refresh/refresh.o \

@@ -433,6 +433,14 @@ my @SHAPES = (
 	{ name => 'lateral_jsonb', query => "SELECT p.sku, e.key, e.value FROM products p CROSS JOIN LATERAL jsonb_each_text(jsonb_build_object('cat', p.category, 'w', p.weight)) AS e" },
 	{ name => 'lateral_top1', query => 'SELECT c.id AS cid, x.id AS oid, x.amount FROM customers c CROSS JOIN LATERAL (SELECT o.id, o.amount FROM orders o WHERE o.cust_id = c.id ORDER BY o.amount DESC NULLS LAST, o.id LIMIT 1) x' },
 
+	# --- WITH RECURSIVE (UNION: delete and rederive; UNION ALL: counting)
+	{ name => 'recursive_closure', query => 'WITH RECURSIVE r(x, y) AS (SELECT a, b FROM nums WHERE a IS NOT NULL AND b IS NOT NULL UNION SELECT r.x, n.b FROM r JOIN nums n ON n.a = r.y WHERE n.b IS NOT NULL) SELECT x, y FROM r' },
+	{ name => 'recursive_closure_nulls', query => 'WITH RECURSIVE r(x, y) AS (SELECT a, b FROM nums UNION SELECT r.x, n.b FROM r JOIN nums n ON n.a = r.y) SELECT y, x, y AS y2 FROM r' },
+	{ name => 'recursive_depth_all', query => 'WITH RECURSIVE r(x, y, d) AS (SELECT a, b, 1 FROM nums WHERE a IS NOT NULL UNION ALL SELECT r.x, n.b, r.d + 1 FROM r JOIN nums n ON n.a = r.y WHERE r.d < 3) SELECT x, y, d FROM r' },
+	{ name => 'recursive_dag_all', query => 'WITH RECURSIVE r(x, y) AS (SELECT a, b FROM nums WHERE a < b UNION ALL SELECT r.x, n.b FROM r JOIN nums n ON n.a = r.y AND n.b > n.a) SELECT x, y FROM r' },
+	{ name => 'recursive_two_tables', query => 'WITH RECURSIVE r(sku, wh, q) AS (SELECT p.sku, 1, p.weight FROM products p WHERE p.weight > 1 UNION SELECT s.sku, s.wh + 1, coalesce(s.qty, 0) + r.q FROM r JOIN stock s ON s.sku = r.sku AND s.wh = r.wh WHERE s.wh < 4 AND r.q < 12) SELECT sku, wh, q FROM r' },
+	{ name => 'recursive_union_base', query => "WITH RECURSIVE r(x, y) AS (SELECT a, b FROM nums WHERE a = 0 UNION ALL SELECT b, a FROM nums WHERE b = 5 UNION SELECT r.y, n.b FROM r JOIN nums n ON n.a = r.y) SELECT x, y FROM r" },
+
 	# --- combined, TPC-H-like
 	{ name => 'tpch_q1_like', query => "SELECT coalesce(p.category, '?') AS cat, count(*) AS n, sum(i.qty) AS sum_qty, sum(i.qty * i.price) AS revenue, avg(i.price) AS avg_price, min(i.qty) AS min_qty, max(i.price) AS max_price FROM items i JOIN products p ON p.sku = i.sku GROUP BY 1" },
 	{ name => 'tpch_q3_like', query => "SELECT o.id, o.odate, sum(i.qty * i.price) AS revenue FROM customers c JOIN orders o ON o.cust_id = c.id JOIN items i ON i.order_id = o.id WHERE c.segment = 'A' AND o.status <> 'closed' GROUP BY o.id, o.odate" },

@@ -148,12 +148,12 @@ static char *apply_sql_ctx(Query *query, PgtAnalysis *analysis, const char *stor
 static List *visible_names(Query *q);
 static char *keyed_apply_sql(Query *q, PgtAnalysis *analysis,
 							 const char *storage, DvmContext *ctx);
+static char *multiset_apply_delta(const char *delta, PgtAnalysis *analysis,
+								  const char *storage, const char *abandon);
 static char *multiset_apply_sql(Query *q, PgtAnalysis *analysis,
 								const char *storage, DvmContext *ctx);
 static char *singleton_apply_sql(Query *q, PgtAnalysis *analysis,
 								 const char *storage);
-static char *recheck_sql(List *columns, const char *a, const char *b, bool exact,
-						 bool keys_only);
 
 /*
  * pgt_dvm_blocker returns NULL if query can be maintained differentially,
@@ -435,6 +435,14 @@ apply_sql_ctx(Query *query, PgtAnalysis *analysis, const char *storage,
 									 pgt_dvm_deparse(child));
 	}
 
+	if (q->hasRecursive)
+	{
+		char	   *abandon;
+		char	   *delta = pgt_dvm_recursive_delta(q, analysis, storage, &ctx, &abandon);
+
+		return delta == NULL ? NULL : multiset_apply_delta(delta, analysis, storage, abandon);
+	}
+
 	switch (*strategy)
 	{
 		case PGT_DELTA_MULTISET:
@@ -540,7 +548,17 @@ top_blocker(Query *q, PgtDeltaStrategy *strategy, List **sources)
 	memset(&ctx, 0, sizeof(ctx));
 
 	if (q->hasRecursive)
-		return "WITH RECURSIVE is not supported by the differential engine yet.";
+	{
+		PgtRecursive rec;
+
+		if ((reason = pgt_dvm_recursive_split(q, &rec)) != NULL ||
+			(reason = spj_blocker(rec.base, &ctx)) != NULL ||
+			(reason = spj_blocker(pgt_dvm_recursive_step_for_blocker(&rec), &ctx)) != NULL)
+			return reason;
+		*strategy = PGT_DELTA_MULTISET;
+		*sources = ctx.sources;
+		return NULL;
+	}
 	if (q->hasWindowFuncs)
 	{
 		Query	   *b;
@@ -1611,8 +1629,6 @@ multiset_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
 	StringInfoData sql;
 	char	   *delta = pgt_dvm_any_delta(q, ctx);
 	const char *cols = pgt_dvm_col_list(analysis->columns, "", false);
-	StringInfoData sel;
-	StringInfoData grp;
 
 	if (delta == NULL)
 		return NULL;
@@ -1641,6 +1657,23 @@ multiset_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
 		return sql.data;
 	}
 
+	return multiset_apply_delta(delta, analysis, storage, NULL);
+}
+
+/*
+ * multiset_apply_delta: the MULTISET statement for a weighted delta (the
+ * stream table's columns, then __pgt_w); abandon as for
+ * pgt_dvm_append_apply_consolidated.
+ */
+static char *
+multiset_apply_delta(const char *delta, PgtAnalysis *analysis, const char *storage,
+					 const char *abandon)
+{
+	StringInfoData sql;
+	const char *cols = pgt_dvm_col_list(analysis->columns, "", false);
+	StringInfoData sel;
+	StringInfoData grp;
+
 	pgt_dvm_consolidation_lists(analysis->columns, &sel, &grp);
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
@@ -1650,7 +1683,7 @@ multiset_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
 					 "FROM __pgt_d d GROUP BY %s HAVING pg_catalog.sum(d.__pgt_w) <> 0), ",
 					 delta, cols, sel.data, grp.data);
 	pgt_dvm_append_apply_consolidated(&sql, analysis, storage,
-							  "(SELECT pg_catalog.count(*) FROM __pgt_d)");
+							  "(SELECT pg_catalog.count(*) FROM __pgt_d)", abandon);
 	return sql.data;
 }
 
@@ -1709,8 +1742,14 @@ pgt_dvm_consolidation_lists(List *columns, StringInfo sel, StringInfo grp)
  */
 void
 pgt_dvm_append_apply_consolidated(StringInfo sql, PgtAnalysis *analysis, const char *storage,
-						  const char *third)
+						  const char *third, const char *abandon)
 {
+	char	   *expected = "(SELECT COALESCE(pg_catalog.sum(-__pgt_w), 0) FROM __pgt_c WHERE __pgt_w < 0)";
+
+	/* a delta that gave up reports -1 expected deletions: recompute */
+	if (abandon != NULL)
+		expected = psprintf("CASE WHEN %s THEN -1 ELSE %s END", abandon, expected);
+
 	appendStringInfo(sql,
 					 "__pgt_del AS (DELETE FROM %s WHERE ctid = ANY (ARRAY("
 					 "SELECT x.ctid FROM (SELECT t.ctid, -c.__pgt_w AS n, "
@@ -1719,7 +1758,7 @@ pgt_dvm_append_apply_consolidated(StringInfo sql, PgtAnalysis *analysis, const c
 					 "WHERE c.__pgt_w < 0) x WHERE x.rn <= x.n)) RETURNING 1), ",
 					 storage, storage,
 					 pgt_storage_row_id_expr(analysis->columns, PGT_IDENTITY_ALL_COLUMNS, "c"),
-					 recheck_sql(analysis->columns, "t", "c", true, false));
+					 pgt_dvm_recheck_sql(analysis->columns, "t", "c", true, false));
 	appendStringInfo(sql,
 					 "__pgt_ins AS (INSERT INTO %s (%s, " PGT_ROW_ID_COLUMN ") "
 					 "SELECT %s, %s FROM __pgt_c c CROSS JOIN LATERAL "
@@ -1727,12 +1766,11 @@ pgt_dvm_append_apply_consolidated(StringInfo sql, PgtAnalysis *analysis, const c
 					 "WHERE c.__pgt_w > 0 RETURNING 1) "
 					 "SELECT (SELECT pg_catalog.count(*) FROM __pgt_del), "
 					 "(SELECT pg_catalog.count(*) FROM __pgt_ins), "
-					 "%s, "
-					 "(SELECT COALESCE(pg_catalog.sum(-__pgt_w), 0) FROM __pgt_c WHERE __pgt_w < 0)",
+					 "%s, %s",
 					 storage, pgt_dvm_col_list(analysis->columns, "", false),
 					 pgt_dvm_col_list(analysis->columns, "c.", false),
 					 pgt_storage_row_id_expr(analysis->columns, PGT_IDENTITY_ALL_COLUMNS, "c"),
-					 third);
+					 third, expected);
 }
 
 /*
@@ -1771,7 +1809,7 @@ pgt_dvm_keyed_parts(Query *q, DvmContext *ctx, char **delta_out, char **recomput
 		/* UNION: keys are whole rows; the delta of UNION ALL gives them */
 		delta = pgt_dvm_setop_delta(q, ctx);
 		recompute = psprintf("SELECT r0.* FROM (%s) AS r0 WHERE EXISTS (SELECT 1 FROM __pgt_k k WHERE %s)",
-							 pgt_dvm_deparse(q), recheck_sql(ctx->columns, "r0", "k", false, false));
+							 pgt_dvm_deparse(q), pgt_dvm_recheck_sql(ctx->columns, "r0", "k", false, false));
 	}
 	else
 	{
@@ -1948,7 +1986,7 @@ keyed_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
 					 pgt_storage_row_id_expr(analysis->columns,
 											 q->groupClause != NIL ? PGT_IDENTITY_GROUP_KEY :
 											 PGT_IDENTITY_ALL_COLUMNS, "k"),
-					 recheck_sql(analysis->columns, "r", "k", false, q->groupClause != NIL),
+					 pgt_dvm_recheck_sql(analysis->columns, "r", "k", false, q->groupClause != NIL),
 					 on.data, set.data,
 					 pgt_dvm_col_list(analysis->columns, "", false),
 					 pgt_dvm_col_list(analysis->columns, "u.", false));
@@ -2038,8 +2076,8 @@ pgt_dvm_col_list(List *columns, const char *prefix, bool keys_only)
  * deletes the very row the delta removed.  Without, equality decides, as
  * it does for GROUP BY and DISTINCT keys.
  */
-static char *
-recheck_sql(List *columns, const char *a, const char *b, bool exact, bool keys_only)
+char *
+pgt_dvm_recheck_sql(List *columns, const char *a, const char *b, bool exact, bool keys_only)
 {
 	StringInfoData buf;
 	ListCell   *lc;

@@ -15,6 +15,7 @@
 #include "nodes/primnodes.h"
 #include "lib/stringinfo.h"
 #include "utils/queryenvironment.h"
+#include "access/tupdesc.h"
 
 #include "pg_trickle/analyze.h"
 
@@ -37,6 +38,25 @@ typedef struct DvmContext
 	char	  **ivm_keys;		/* where to put the group-lock keys SELECT */
 } DvmContext;
 
+/*
+ * A recursive CTE whose rows are the stream table's (recursive.c): its
+ * non-recursive term and recursive term as standalone queries.
+ */
+typedef struct PgtRecursive
+{
+	Query	   *base;			/* non-recursive term, prepared */
+	Query	   *step;			/* recursive term, as written */
+	Index		self;			/* its range table entry of the CTE */
+	bool		all;			/* UNION ALL */
+	int			ncols;
+	List	   *colnames;		/* String: the CTE's columns */
+	List	   *coltypes;		/* their types */
+	int		   *outcol;			/* per CTE column: first stream table column */
+	List	   *stcol;			/* per stream table column: its CTE column */
+	List	   *stcolumns;		/* PgtColumn *: the stream table's columns */
+	bool	   *notnull;		/* per CTE column: never NULL */
+} PgtRecursive;
+
 /* sqlgen.c */
 extern char *pgt_dvm_deparse(Query *q);
 #define PGT_MAX_DELTA_SQL (2 * 1024 * 1024)
@@ -45,6 +65,9 @@ extern void pgt_dvm_gen_end(void);
 extern void pgt_dvm_gen_reset_size(void);
 extern Query *pgt_dvm_parse_sql(const char *sql);
 extern char *pgt_dvm_share_part(char *sql);
+extern char *pgt_dvm_share_part_named(char *sql);
+extern void pgt_dvm_inline_part(const char *name, TupleDesc desc, const char *sql);
+extern Query *pgt_dvm_parse_sql_params(const char *sql, Oid *types, int ntypes);
 extern char *pgt_dvm_with_shared_parts(char *sql);
 
 /* delta.c */
@@ -53,12 +76,21 @@ extern char *pgt_dvm_spj_delta(Query *q, DvmContext *ctx);
 extern char *pgt_dvm_setop_delta(Query *q, DvmContext *ctx);
 extern void pgt_dvm_consolidation_lists(List *columns, StringInfo sel, StringInfo grp);
 extern void pgt_dvm_append_apply_consolidated(StringInfo sql, PgtAnalysis *analysis,
-											  const char *storage, const char *third);
+											  const char *storage, const char *third,
+											  const char *abandon);
 extern void pgt_dvm_keyed_parts(Query *q, DvmContext *ctx, char **delta, char **recompute,
 								List **keytles);
 extern void pgt_dvm_restrict_to_keys(Query *q, List *exprs, List *names);
 extern bool pgt_dvm_expr_is_not_null(Query *q, Node *expr);
 extern const char *pgt_dvm_col_list(List *columns, const char *prefix, bool keys_only);
+extern char *pgt_dvm_recheck_sql(List *columns, const char *a, const char *b, bool exact,
+								 bool keys_only);
+
+/* recursive.c */
+extern const char *pgt_dvm_recursive_split(Query *q, PgtRecursive *rec);
+extern Query *pgt_dvm_recursive_step_for_blocker(PgtRecursive *rec);
+extern char *pgt_dvm_recursive_delta(Query *q, PgtAnalysis *analysis, const char *storage,
+									 DvmContext *ctx, char **abandon);
 
 /* recompute.c */
 extern const char *pgt_dvm_topk_blocker(Query *q);

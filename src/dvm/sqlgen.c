@@ -55,6 +55,7 @@ typedef struct SharedPart
 {
 	char	   *sql;
 	char	   *name;			/* __pgt_s<n> */
+	bool		inline_cte;		/* NOT MATERIALIZED: inlined where used */
 } SharedPart;
 
 static List *shared_parts = NIL;
@@ -113,6 +114,21 @@ pgt_dvm_parse_sql(const char *sql)
 }
 
 /*
+ * pgt_dvm_parse_sql_params is pgt_dvm_parse_sql with more parameters:
+ * types[0] must be the frontier's type (pg_snapshot).
+ */
+Query *
+pgt_dvm_parse_sql_params(const char *sql, Oid *types, int ntypes)
+{
+	List	   *raw;
+
+	count_generated(sql);
+	raw = raw_parser(sql, RAW_PARSE_DEFAULT);
+	return parse_analyze_fixedparams(linitial_node(RawStmt, raw), sql,
+									 types, ntypes, parse_env);
+}
+
+/*
  * pgt_dvm_share_part returns sql itself if it is short, else a reference to a
  * common table expression holding it: "SELECT * FROM __pgt_s<n>".  The
  * delta of an input is used in several terms of its parent's delta (and
@@ -122,8 +138,26 @@ pgt_dvm_parse_sql(const char *sql)
  * of parse_env, so fragments that use them parse; apply_sql_ctx puts the
  * definitions in front of the finished statement (pgt_dvm_with_shared_parts).
  */
+static char *share_part(char *sql, bool always);
+
 char *
 pgt_dvm_share_part(char *sql)
+{
+	return share_part(sql, false);
+}
+
+/*
+ * pgt_dvm_share_part_named is pgt_dvm_share_part for a part of any length:
+ * the caller needs a name it can reference from several places.
+ */
+char *
+pgt_dvm_share_part_named(char *sql)
+{
+	return share_part(sql, true);
+}
+
+static char *
+share_part(char *sql, bool always)
 {
 	ListCell   *lc;
 	Query	   *parsed;
@@ -133,7 +167,7 @@ pgt_dvm_share_part(char *sql)
 	int			natts = 0;
 	int			i = 0;
 
-	if (sql == NULL || parse_env == NULL || strlen(sql) < PGT_SHARE_MIN_BYTES)
+	if (sql == NULL || parse_env == NULL || (!always && strlen(sql) < PGT_SHARE_MIN_BYTES))
 		return sql;
 	foreach(lc, shared_parts)
 	{
@@ -157,8 +191,8 @@ pgt_dvm_share_part(char *sql)
 						   exprType((Node *) tle->expr), exprTypmod((Node *) tle->expr), 0);
 		TupleDescInitEntryCollation(desc, i, exprCollation((Node *) tle->expr));
 	}
-	part = palloc(sizeof(SharedPart));
-	part->sql = sql;
+	part = palloc0(sizeof(SharedPart));
+	part->sql = pstrdup(sql);
 	part->name = psprintf("__pgt_s%d", list_length(shared_parts) + 1);
 	shared_parts = lappend(shared_parts, part);
 	enr = palloc0(sizeof(EphemeralNamedRelationData));
@@ -169,6 +203,32 @@ pgt_dvm_share_part(char *sql)
 	enr->md.enrtuples = 100;
 	register_ENR(parse_env, enr);
 	return psprintf("SELECT * FROM %s", part->name);
+}
+
+/*
+ * pgt_dvm_inline_part names sql (whose columns are desc) name, a name
+ * starting with "__pgt_s": fragments may then reference it, and the
+ * finished statement defines it as a NOT MATERIALIZED CTE, so every use
+ * is planned as if sql were written there.  The text of sql is not
+ * parsed while the statement is generated.
+ */
+void
+pgt_dvm_inline_part(const char *name, TupleDesc desc, const char *sql)
+{
+	SharedPart *part = palloc0(sizeof(SharedPart));
+	EphemeralNamedRelation enr = palloc0(sizeof(EphemeralNamedRelationData));
+
+	Assert(strncmp(name, "__pgt_s", 7) == 0);
+	part->sql = pstrdup(sql);
+	part->name = pstrdup(name);
+	part->inline_cte = true;
+	shared_parts = lappend(shared_parts, part);
+	enr->md.name = part->name;
+	enr->md.reliddesc = InvalidOid;
+	enr->md.tupdesc = desc;
+	enr->md.enrtype = ENR_NAMED_TUPLESTORE;
+	enr->md.enrtuples = 1000;
+	register_ENR(parse_env, enr);
 }
 
 /* pgt_dvm_with_shared_parts puts the shared parts' definitions in front of sql */
@@ -186,8 +246,8 @@ pgt_dvm_with_shared_parts(char *sql)
 	{
 		SharedPart *part = lfirst(lc);
 
-		appendStringInfo(&buf, "%s%s AS (%s)", foreach_current_index(lc) > 0 ? ", " : "",
-						 part->name, part->sql);
+		appendStringInfo(&buf, "%s%s AS %s(%s)", foreach_current_index(lc) > 0 ? ", " : "",
+						 part->name, part->inline_cte ? "NOT MATERIALIZED " : "", part->sql);
 	}
 	if (strncmp(sql, "WITH ", 5) == 0)
 		appendStringInfo(&buf, ", %s", sql + 5);

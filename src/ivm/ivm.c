@@ -344,6 +344,7 @@ maintain_one(TriggerData *td, Oid source, Oid st, IvmKind kind, int64 ntuples)
 	IvmPlan    *entry = get_plan(td, source, st, kind, ntuples > IVM_LARGE_STATEMENT);
 	PgtRoleSave save;
 	bool		ok = true;
+	bool		gave_up = false;
 	bool		grouped;
 	int			rc;
 
@@ -415,7 +416,12 @@ maintain_one(TriggerData *td, Oid source, Oid st, IvmKind kind, int64 ntuples)
 				int64		deleted = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 				Datum		expected = SPI_getbinval(tup, desc, 4, &isnull);
 
-				ok = deleted == DatumGetInt64(DirectFunctionCall1(numeric_int8, expected));
+				int64		want = DatumGetInt64(DirectFunctionCall1(numeric_int8, expected));
+
+				ok = deleted == want;
+				/* -1: the delta gave up (a recursive delta did not converge) */
+				if (want == -1)
+					gave_up = true;
 			}
 		}
 	}
@@ -429,9 +435,10 @@ maintain_one(TriggerData *td, Oid source, Oid st, IvmKind kind, int64 ntuples)
 
 	if (!ok)
 	{
-		ereport(WARNING,
-				(errmsg("stream table \"%s\" was inconsistent with its sources and was recomputed",
-						pgt_relation_display_name(st))));
+		if (!gave_up)
+			ereport(WARNING,
+					(errmsg("stream table \"%s\" was inconsistent with its sources and was recomputed",
+							pgt_relation_display_name(st))));
 		pgt_refresh_immediate_full(st);
 	}
 }

@@ -493,6 +493,9 @@ refresh_differential(PgtStreamTable *st, Snapshot snap, List *changed,
 
 				counts->delta_rows = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
 				ok = (expected == counts->deleted);
+				/* -1: the delta gave up (a recursive delta did not converge) */
+				if (expected == -1)
+					*reason = "The recursive delta did not converge within its iteration bound; the stream table was recomputed.";
 			}
 		}
 	}

@@ -1,0 +1,740 @@
+/*-------------------------------------------------------------------------
+ *
+ * recursive.c
+ *	  WITH RECURSIVE: the delta of a recursive CTE whose rows are the stream
+ *	  table's rows.
+ *
+ *	  A recursive CTE r = B UNION [ALL] F(r) is the least fixpoint of
+ *	  r = B(S) + F(r, S), where B is the non-recursive term and F the
+ *	  recursive one, a select-project-join block reading r once.  The
+ *	  stream table holds r's rows (its query is SELECT r's columns FROM r),
+ *	  so before a refresh applies anything, storage is r_old, the fixpoint
+ *	  over the sources' pre-change states.  Two parts come from the
+ *	  ordinary engine: dB, the delta of the non-recursive term, and
+ *	  dF(r_old), the delta of the recursive term with r replaced by the
+ *	  stored rows (an input that does not change).  Together they are D0.
+ *
+ *	  UNION ALL (counting).  F is linear in r, so
+ *
+ *	    r_new - r_old = D0 + F(r_new - r_old, S_new)
+ *
+ *	  and the delta is the fixpoint of that equation: a recursive CTE over
+ *	  weighted rows, seeded by D0 and stepping through the recursive term
+ *	  over the current sources, carrying each row's weight.  Its cost is
+ *	  the part of the result downstream of the changes.  A removed row may
+ *	  lead, through the new data, into a cycle that the query itself never
+ *	  reaches (its deltas then cancel only in the limit), so the iteration
+ *	  stops at PGT_RECURSIVE_MAX_ITERATIONS and the statement reports that
+ *	  it gave up; the refresh then recomputes the stream table.
+ *
+ *	  UNION (sets): delete and rederive.
+ *	    1. DEL: the stored rows that may have lost their last derivation:
+ *	       the rows of D0 with a negative weight that are stored, closed
+ *	       under F over the current sources, kept within the stored rows.
+ *	       KEEP = stored rows - DEL is part of the new result.
+ *	    2. Candidates: DEL and the rows of D0 with a positive weight.
+ *	       Every new row outside KEEP that B or one step of F from KEEP
+ *	       derives is a candidate, so the seeds are B and F(KEEP)
+ *	       restricted to the candidates, minus KEEP.
+ *	    3. NEW: the seeds closed under F over the current sources,
+ *	       semi-naively, never entering KEEP.
+ *	  The delta is NEW (+1) and DEL (-1).  Every set involved lies within
+ *	  r_old or r_new, so the iterations end whenever the query's own does.
+ *
+ * IDENTIFICATION
+ *	  src/dvm/recursive.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "lib/stringinfo.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "parser/parsetree.h"
+#include "rewrite/rewriteManip.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/typcache.h"
+
+#include "pg_trickle/analyze.h"
+#include "pg_trickle/pg_trickle.h"
+#include "pg_trickle/storage.h"
+
+#include "dvm_internal.h"
+
+/* iterations of the counting delta before the refresh recomputes instead */
+#define PGT_RECURSIVE_MAX_ITERATIONS 1000
+
+/* the stored rows, as the generated statement names them */
+#define STORED "__pgt_stored"
+
+static const char *shape_reason =
+"WITH RECURSIVE is maintained differentially when the query returns the rows of one recursive CTE "
+"(SELECT its columns FROM it, each at least once, with no WHERE, join, grouping or LIMIT at that level) "
+"and the CTE is a non-recursive term UNION [ALL] one recursive term.";
+
+typedef struct ParamSubst
+{
+	List	   *vals;
+	int			depth;
+} ParamSubst;
+
+static const char *split_parts(Query *q, PgtRecursive *rec);
+static Query *standalone(Query *q);
+static void infer_not_null(PgtRecursive *rec);
+static Query *step_over_cte(PgtRecursive *rec, const char *name, bool weighted);
+static Query *step_over_sql(PgtRecursive *rec, const char *sql);
+static void add_param_qual(PgtRecursive *rec, Query *step, const char *sql);
+static Node *param_subst_mutator(Node *node, ParamSubst *ctx);
+static const char *colname(PgtRecursive *rec, int i);
+static char *cols(PgtRecursive *rec, const char *prefix);
+static char *alias_list(PgtRecursive *rec);
+static char *match_sql(PgtRecursive *rec, const char *a, const char *b);
+static char *storage_match_sql(PgtRecursive *rec, PgtAnalysis *analysis,
+							   const char *storage, const char *prefix);
+static char *keep_match_sql(PgtRecursive *rec, PgtAnalysis *analysis,
+							const char *storage, const char *del, const char *prefix);
+static char *dred_delta(PgtRecursive *rec, PgtAnalysis *analysis, const char *storage,
+						const char *d0);
+static char *counting_delta(PgtRecursive *rec, PgtAnalysis *analysis, const char *d0,
+							char **abandon);
+
+/*
+ * pgt_dvm_recursive_split recognises the supported shape (see the file
+ * header) in a prepared query and fills rec, or returns a reason.
+ */
+const char *
+pgt_dvm_recursive_split(Query *q, PgtRecursive *rec)
+{
+	const char *reason = split_parts(q, rec);
+
+	if (reason == NULL)
+		infer_not_null(rec);
+	return reason;
+}
+
+static const char *
+split_parts(Query *q, PgtRecursive *rec)
+{
+	CommonTableExpr *cte;
+	RangeTblRef *rtr;
+	RangeTblEntry *rte;
+	Query	   *cq;
+	SetOperationStmt *op;
+	Index		rarg;
+	ListCell   *lc;
+	int			pos = 0;
+
+	memset(rec, 0, sizeof(*rec));
+	if (list_length(q->cteList) != 1)
+		return shape_reason;
+	cte = linitial_node(CommonTableExpr, q->cteList);
+	if (!cte->cterecursive || q->jointree == NULL ||
+		list_length(q->jointree->fromlist) != 1 || q->jointree->quals != NULL ||
+		!IsA(linitial(q->jointree->fromlist), RangeTblRef) ||
+		q->hasAggs || q->groupClause != NIL || q->havingQual != NULL ||
+		q->distinctClause != NIL || q->hasWindowFuncs || q->hasTargetSRFs ||
+		q->limitCount != NULL || q->limitOffset != NULL ||
+		q->setOperations != NULL || q->hasSubLinks || q->groupingSets != NIL)
+		return shape_reason;
+	rtr = linitial_node(RangeTblRef, q->jointree->fromlist);
+	rte = rt_fetch(rtr->rtindex, q->rtable);
+	if (rte->rtekind != RTE_CTE || rte->ctelevelsup != 0 ||
+		strcmp(rte->ctename, cte->ctename) != 0)
+		return shape_reason;
+
+	rec->ncols = list_length(cte->ctecolnames);
+	rec->colnames = cte->ctecolnames;
+	rec->coltypes = cte->ctecoltypes;
+	rec->outcol = palloc(sizeof(int) * rec->ncols);
+	for (int i = 0; i < rec->ncols; i++)
+		rec->outcol[i] = -1;
+	foreach(lc, q->targetList)
+	{
+		TargetEntry *tle = lfirst(lc);
+		Var		   *var = (Var *) tle->expr;
+
+		if (tle->resjunk)
+			continue;
+		if (!IsA(var, Var) || var->varno != rtr->rtindex || var->varlevelsup != 0 ||
+			var->varattno < 1 || var->varattno > rec->ncols)
+			return shape_reason;
+		if (rec->outcol[var->varattno - 1] < 0)
+			rec->outcol[var->varattno - 1] = pos;
+		rec->stcol = lappend_int(rec->stcol, var->varattno - 1);
+		pos++;
+	}
+	for (int i = 0; i < rec->ncols; i++)
+		if (rec->outcol[i] < 0)
+			return shape_reason;
+
+	cq = castNode(Query, cte->ctequery);
+	op = (SetOperationStmt *) cq->setOperations;
+	if (op == NULL || !IsA(op, SetOperationStmt) || op->op != SETOP_UNION ||
+		!IsA(op->rarg, RangeTblRef))
+		return shape_reason;
+	rec->all = op->all;
+	rarg = ((RangeTblRef *) op->rarg)->rtindex;
+
+	/* the recursive term, and its one reference to the CTE */
+	rec->step = copyObject(rt_fetch(rarg, cq->rtable)->subquery);
+	foreach(lc, rec->step->rtable)
+	{
+		RangeTblEntry *s = lfirst(lc);
+
+		if (s->rtekind == RTE_CTE && s->self_reference)
+			rec->self = foreach_current_index(lc) + 1;
+	}
+	if (rec->self == 0)
+		return "The recursive term of WITH RECURSIVE must read the CTE in its own FROM list for the differential engine.";
+	if (rec->step->hasAggs || rec->step->groupClause != NIL ||
+		rec->step->distinctClause != NIL || rec->step->hasWindowFuncs ||
+		rec->step->hasTargetSRFs || rec->step->limitCount != NULL ||
+		rec->step->limitOffset != NULL || rec->step->setOperations != NULL ||
+		rec->step->groupingSets != NIL || rec->step->cteList != NIL)
+		return "The recursive term of WITH RECURSIVE must be a plain SELECT ... FROM ... WHERE block for the differential engine.";
+	rec->step = standalone(rec->step);
+
+	/* the non-recursive term: one SELECT, or the set operation left of F */
+	if (IsA(op->larg, RangeTblRef))
+		rec->base = standalone(copyObject(rt_fetch(((RangeTblRef *) op->larg)->rtindex,
+												   cq->rtable)->subquery));
+	else
+	{
+		Query	   *b = copyObject(cq);
+
+		if (rarg != (Index) list_length(cq->rtable))
+			return shape_reason;
+		b->rtable = list_truncate(b->rtable, list_length(b->rtable) - 1);
+		b->setOperations = op->larg;
+		/* as a derived table, so that the engine sees an ordinary query */
+		rec->base = pgt_dvm_parse_sql(psprintf("SELECT * FROM (%s) AS __pgt_base",
+											   pgt_dvm_deparse(standalone(b))));
+	}
+	rec->base = pgt_dvm_prepare_query(rec->base);
+	return NULL;
+}
+
+/* a copy of a subquery fit to be prepared and deparsed on its own */
+static Query *
+standalone(Query *q)
+{
+	q->canSetTag = true;
+	q->querySource = QSRC_ORIGINAL;
+	return q;
+}
+
+/*
+ * infer_not_null: a CTE column is NOT NULL when the non-recursive term's
+ * column is a NOT NULL base column and the recursive term's is one too, or
+ * a NOT NULL column of the CTE itself.  Matching on such columns uses =,
+ * which indexes and hash joins can serve.
+ */
+static void
+infer_not_null(PgtRecursive *rec)
+{
+	bool		changed = true;
+	List	   *btl = NIL;
+	List	   *stl = NIL;
+	ListCell   *lc;
+
+	foreach(lc, rec->base->targetList)
+		if (!((TargetEntry *) lfirst(lc))->resjunk)
+			btl = lappend(btl, lfirst(lc));
+	foreach(lc, rec->step->targetList)
+		if (!((TargetEntry *) lfirst(lc))->resjunk)
+			stl = lappend(stl, lfirst(lc));
+	rec->notnull = palloc0(sizeof(bool) * rec->ncols);
+	for (int i = 0; i < rec->ncols && i < list_length(btl); i++)
+		rec->notnull[i] = pgt_dvm_expr_is_not_null(rec->base,
+												   (Node *) ((TargetEntry *) list_nth(btl, i))->expr);
+	while (changed)
+	{
+		changed = false;
+		for (int i = 0; i < rec->ncols; i++)
+		{
+			Node	   *e;
+			bool		nn;
+
+			if (!rec->notnull[i])
+				continue;
+			if (i >= list_length(stl))
+				nn = false;
+			else
+			{
+				e = (Node *) ((TargetEntry *) list_nth(stl, i))->expr;
+				while (IsA(e, RelabelType))
+					e = (Node *) ((RelabelType *) e)->arg;
+				if (IsA(e, Var) && ((Var *) e)->varno == rec->self &&
+					((Var *) e)->varlevelsup == 0)
+					nn = ((Var *) e)->varattno >= 1 && ((Var *) e)->varattno <= rec->ncols &&
+						rec->notnull[((Var *) e)->varattno - 1];
+				else
+					nn = pgt_dvm_expr_is_not_null(rec->step, e);
+			}
+			if (!nn)
+			{
+				rec->notnull[i] = false;
+				changed = true;
+			}
+		}
+	}
+}
+
+/*
+ * pgt_dvm_recursive_step_for_blocker returns the recursive term with its
+ * CTE reference replaced by a relation of the CTE's columns, prepared:
+ * what the engine differentiates (over the stored rows) at refresh time.
+ */
+Query *
+pgt_dvm_recursive_step_for_blocker(PgtRecursive *rec)
+{
+	StringInfoData sql;
+
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "SELECT ");
+	for (int i = 0; i < rec->ncols; i++)
+		appendStringInfo(&sql, "%sNULL::%s AS %s", i > 0 ? ", " : "",
+						 format_type_be_qualified(list_nth_oid(rec->coltypes, i)),
+						 colname(rec, i));
+	appendStringInfoString(&sql, " WHERE false");
+	return pgt_dvm_prepare_query(step_over_sql(rec, sql.data));
+}
+
+/*
+ * pgt_dvm_recursive_delta returns the delta of the stream table (its
+ * columns, then __pgt_w), or NULL when no source changed.  *abandon is set
+ * to a boolean SQL expression that is true when the delta gave up (the
+ * refresh must then recompute), or NULL.
+ */
+char *
+pgt_dvm_recursive_delta(Query *q, PgtAnalysis *analysis, const char *storage,
+						DvmContext *ctx, char **abandon)
+{
+	PgtRecursive rec;
+	const char *reason = pgt_dvm_recursive_split(q, &rec);
+	StringInfoData stored;
+	StringInfoData d0;
+	StringInfoData out;
+	char	   *db;
+	char	   *df;
+	char	   *delta;
+	ListCell   *lc;
+
+	*abandon = NULL;
+	if (reason != NULL)
+		elog(ERROR, "recursive query shape changed: %s", reason);
+	rec.stcolumns = analysis->columns;
+
+	/*
+	 * The stored rows are read through __pgt_stored, a NOT MATERIALIZED
+	 * CTE over storage (named, so that the fragments parse without it).
+	 */
+	{
+		TupleDesc	desc = CreateTemplateTupleDesc(list_length(analysis->columns) + 1);
+		int			n = 0;
+
+		foreach(lc, analysis->columns)
+		{
+			PgtColumn  *col = lfirst(lc);
+
+			n++;
+			TupleDescInitEntry(desc, n, col->name, col->typid, col->typmod, 0);
+			TupleDescInitEntryCollation(desc, n, col->collation);
+		}
+		TupleDescInitEntry(desc, n + 1, PGT_ROW_ID_COLUMN, INT8OID, -1, 0);
+		pgt_dvm_inline_part(STORED, desc,
+							psprintf("SELECT %s, " PGT_ROW_ID_COLUMN " FROM %s",
+									 pgt_dvm_col_list(analysis->columns, "", false), storage));
+	}
+	storage = STORED;
+
+	/* r_old: the stored rows under the CTE's column names */
+	initStringInfo(&stored);
+	appendStringInfoString(&stored, "SELECT ");
+	for (int i = 0; i < rec.ncols; i++)
+		appendStringInfo(&stored, "%ss.%s AS %s", i > 0 ? ", " : "",
+						 quote_identifier(((PgtColumn *) list_nth(analysis->columns,
+																  rec.outcol[i]))->name),
+						 colname(&rec, i));
+	appendStringInfo(&stored, " FROM %s AS s", storage);
+
+	db = pgt_dvm_any_delta(rec.base, ctx);
+	df = pgt_dvm_any_delta(pgt_dvm_prepare_query(step_over_sql(&rec, stored.data)), ctx);
+	if (db == NULL && df == NULL)
+		return NULL;
+	initStringInfo(&d0);
+	if (db != NULL)
+		appendStringInfo(&d0, "SELECT * FROM (%s) AS __pgt_db(%s, __pgt_w)", db, alias_list(&rec));
+	if (df != NULL)
+		appendStringInfo(&d0, "%sSELECT * FROM (%s) AS __pgt_df(%s, __pgt_w)",
+						 d0.len > 0 ? " UNION ALL " : "", df, alias_list(&rec));
+	delta = pgt_dvm_share_part_named(d0.data);
+
+	if (rec.all)
+		delta = counting_delta(&rec, analysis, delta, abandon);
+	else
+		delta = dred_delta(&rec, analysis, storage, delta);
+
+	/* the stream table's columns from the CTE's */
+	initStringInfo(&out);
+	appendStringInfoString(&out, "SELECT ");
+	foreach(lc, rec.stcol)
+		appendStringInfo(&out, "x.%s AS %s, ", colname(&rec, lfirst_int(lc)),
+						 quote_identifier(((PgtColumn *) list_nth(analysis->columns,
+																  foreach_current_index(lc)))->name));
+	appendStringInfo(&out, "x.__pgt_w FROM (%s) AS x", delta);
+	return out.data;
+}
+
+/* UNION ALL: the fixpoint of dr = D0 + F(dr) over weighted rows */
+static char *
+counting_delta(PgtRecursive *rec, PgtAnalysis *analysis, const char *d0, char **abandon)
+{
+	StringInfoData seed;
+	StringInfoData rd;
+	bool		consolidate = true;
+	char	   *name;
+
+	/* rows that cancel in D0 need not be followed */
+	for (int i = 0; i < rec->ncols; i++)
+	{
+		TypeCacheEntry *tc = lookup_type_cache(list_nth_oid(rec->coltypes, i),
+											   TYPECACHE_EQ_OPR | TYPECACHE_HASH_PROC |
+											   TYPECACHE_LT_OPR);
+
+		if (!OidIsValid(tc->eq_opr) || (!OidIsValid(tc->hash_proc) && !OidIsValid(tc->lt_opr)))
+			consolidate = false;
+	}
+	initStringInfo(&seed);
+	if (consolidate)
+		appendStringInfo(&seed,
+						 "SELECT %s, pg_catalog.sum(d.__pgt_w)::pg_catalog.int8, 0 "
+						 "FROM (%s) AS d GROUP BY %s HAVING pg_catalog.sum(d.__pgt_w) <> 0",
+						 cols(rec, "d."), d0, cols(rec, "d."));
+	else
+		appendStringInfo(&seed, "SELECT %s, d.__pgt_w, 0 FROM (%s) AS d", cols(rec, "d."), d0);
+
+	initStringInfo(&rd);
+	appendStringInfo(&rd,
+					 "WITH RECURSIVE __pgt_rd(%s, __pgt_w, __pgt_it) AS (%s UNION ALL %s) "
+					 "SELECT * FROM __pgt_rd",
+					 alias_list(rec), seed.data,
+					 pgt_dvm_deparse(step_over_cte(rec, "__pgt_rd", true)));
+	name = pgt_dvm_share_part_named(rd.data);
+	*abandon = psprintf("EXISTS (SELECT 1 FROM (%s) AS __pgt_cap WHERE __pgt_cap.__pgt_it >= %d)",
+						name, PGT_RECURSIVE_MAX_ITERATIONS);
+	(void) analysis;
+	return psprintf("SELECT %s, r.__pgt_w FROM (%s) AS r", cols(rec, "r."), name);
+}
+
+/* UNION: delete and rederive (see the file header) */
+static char *
+dred_delta(PgtRecursive *rec, PgtAnalysis *analysis, const char *storage, const char *d0)
+{
+	StringInfoData sql;
+	Query	   *step;
+	char	   *del;
+	char	   *cand;
+	char	   *newrows;
+
+	/* 1. DEL, within the stored rows */
+	step = step_over_cte(rec, "__pgt_rd", false);
+	add_param_qual(rec, step, psprintf("SELECT EXISTS (%s)",
+									   storage_match_sql(rec, analysis, storage, "$")));
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "WITH RECURSIVE __pgt_rd(%s) AS ("
+					 "SELECT DISTINCT %s FROM (%s) AS d WHERE d.__pgt_w < 0 AND EXISTS (%s) "
+					 "UNION %s) SELECT * FROM __pgt_rd",
+					 alias_list(rec), cols(rec, "d."), d0,
+					 storage_match_sql(rec, analysis, storage, "d."),
+					 pgt_dvm_deparse(step));
+	del = pgt_dvm_share_part_named(sql.data);
+
+	/* 2. candidates, and the seeds: B and F(KEEP) among them, minus KEEP */
+	resetStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT %s FROM (%s) AS x WHERE x.__pgt_w > 0 UNION SELECT %s FROM (%s) AS x",
+					 cols(rec, "x."), d0, cols(rec, "x."), del);
+	cand = pgt_dvm_share_part_named(sql.data);
+	{
+		StringInfoData keep;
+		StringInfoData seeds;
+
+		initStringInfo(&keep);
+		appendStringInfoString(&keep, "SELECT ");
+		for (int i = 0; i < rec->ncols; i++)
+			appendStringInfo(&keep, "%ss.%s AS %s", i > 0 ? ", " : "",
+							 quote_identifier(((PgtColumn *) list_nth(analysis->columns,
+																	  rec->outcol[i]))->name),
+							 colname(rec, i));
+		appendStringInfo(&keep, " FROM %s AS s WHERE NOT EXISTS (SELECT 1 FROM (%s) AS dl WHERE ",
+						 storage, del);
+		for (int i = 0; i < rec->ncols; i++)
+			appendStringInfo(&keep, "%sdl.%s %s s.%s", i > 0 ? " AND " : "", colname(rec, i),
+							 rec->notnull[i] ? "=" : "IS NOT DISTINCT FROM",
+							 quote_identifier(((PgtColumn *) list_nth(analysis->columns,
+																	  rec->outcol[i]))->name));
+		appendStringInfoChar(&keep, ')');
+
+		initStringInfo(&seeds);
+		appendStringInfo(&seeds,
+						 "SELECT * FROM (SELECT * FROM (%s) AS b(%s) WHERE EXISTS "
+						 "(SELECT 1 FROM (%s) AS k WHERE %s) "
+						 "UNION SELECT * FROM (%s) AS f(%s) WHERE EXISTS "
+						 "(SELECT 1 FROM (%s) AS k WHERE %s)) AS x "
+						 "WHERE NOT EXISTS (%s)",
+						 pgt_dvm_deparse(rec->base), alias_list(rec), cand,
+						 match_sql(rec, "k", "b"),
+						 pgt_dvm_deparse(step_over_sql(rec, keep.data)), alias_list(rec),
+						 cand, match_sql(rec, "k", "f"),
+						 keep_match_sql(rec, analysis, storage, del, "x."));
+
+		/* 3. NEW: semi-naive from the seeds, never entering KEEP */
+		step = step_over_cte(rec, "__pgt_ri", false);
+		add_param_qual(rec, step, psprintf("SELECT NOT EXISTS (%s)",
+												  keep_match_sql(rec, analysis, storage, del, "$")));
+		resetStringInfo(&sql);
+		appendStringInfo(&sql,
+						 "WITH RECURSIVE __pgt_ri(%s) AS (%s UNION %s) SELECT * FROM __pgt_ri",
+						 alias_list(rec), seeds.data, pgt_dvm_deparse(step));
+		newrows = pgt_dvm_share_part_named(sql.data);
+	}
+
+	return psprintf("SELECT %s, 1::pg_catalog.int8 AS __pgt_w FROM (%s) AS n "
+					"UNION ALL SELECT %s, -1::pg_catalog.int8 FROM (%s) AS d",
+					cols(rec, "n."), newrows, cols(rec, "d."), del);
+}
+
+/* keep_match_sql: storage_match_sql, for rows in KEEP (not in DEL) */
+static char *
+keep_match_sql(PgtRecursive *rec, PgtAnalysis *analysis, const char *storage,
+			   const char *del, const char *prefix)
+{
+	return psprintf("%s WHERE NOT EXISTS (SELECT 1 FROM (%s) AS dl WHERE %s)",
+					storage_match_sql(rec, analysis, storage, prefix), del,
+					match_sql(rec, "dl", "__pgt_p"));
+}
+
+/*
+ * storage_match_sql: "SELECT 1 FROM (values of a row of r) __pgt_p JOIN
+ * storage ON the row's identity", where the values are prefix followed by
+ * each CTE column's name, or with prefix "$" the parameters $2, $3, ...
+ */
+static char *
+storage_match_sql(PgtRecursive *rec, PgtAnalysis *analysis, const char *storage,
+				  const char *prefix)
+{
+	StringInfoData p;
+	ListCell   *lc;
+
+	initStringInfo(&p);
+	foreach(lc, rec->stcol)
+	{
+		int			i = lfirst_int(lc);
+		PgtColumn  *col = list_nth(analysis->columns, foreach_current_index(lc));
+
+		if (p.len > 0)
+			appendStringInfoString(&p, ", ");
+		if (strcmp(prefix, "$") == 0)
+			appendStringInfo(&p, "$%d AS %s", i + 2, quote_identifier(col->name));
+		else
+			appendStringInfo(&p, "%s%s AS %s", prefix, colname(rec, i),
+							 quote_identifier(col->name));
+	}
+	return psprintf("SELECT 1 FROM (SELECT %s) AS __pgt_p JOIN %s AS __pgt_st ON __pgt_st."
+					PGT_ROW_ID_COLUMN " = %s AND %s",
+					p.data, storage,
+					pgt_storage_row_id_expr(analysis->columns, PGT_IDENTITY_ALL_COLUMNS, "__pgt_p"),
+					pgt_dvm_recheck_sql(analysis->columns, "__pgt_st", "__pgt_p", false, false));
+}
+
+/*
+ * match_sql: a (CTE columns) equals b, where b is "__pgt_p" (stream table
+ * column names) or another relation with the CTE's column names.
+ */
+static char *
+match_sql(PgtRecursive *rec, const char *a, const char *b)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (int i = 0; i < rec->ncols; i++)
+	{
+		const char *bc = colname(rec, i);
+
+		if (strcmp(b, "__pgt_p") == 0)
+			bc = quote_identifier(((PgtColumn *) list_nth(rec->stcolumns,
+														  rec->outcol[i]))->name);
+		appendStringInfo(&buf, "%s%s.%s %s %s.%s", i > 0 ? " AND " : "", a, colname(rec, i),
+						 rec->notnull[i] ? "=" : "IS NOT DISTINCT FROM", b, bc);
+	}
+	return buf.data;
+}
+
+/*
+ * step_over_cte: the recursive term reading CTE name instead of r; when
+ * weighted, the CTE also has __pgt_w (carried) and __pgt_it (incremented,
+ * bounded by PGT_RECURSIVE_MAX_ITERATIONS).
+ */
+static Query *
+step_over_cte(PgtRecursive *rec, const char *name, bool weighted)
+{
+	Query	   *s = copyObject(rec->step);
+	RangeTblEntry *rte = rt_fetch(rec->self, s->rtable);
+	List	   *tlist = NIL;
+	ListCell   *lc;
+	AttrNumber	resno = 1;
+
+	rte->ctename = pstrdup(name);
+	rte->ctelevelsup = 0;
+	foreach(lc, s->targetList)
+	{
+		TargetEntry *tle = lfirst(lc);
+
+		if (tle->resjunk)
+			continue;
+		tle = flatCopyTargetEntry(tle);
+		tle->resno = resno++;
+		tle->ressortgroupref = 0;
+		tlist = lappend(tlist, tle);
+	}
+	if (weighted)
+	{
+		Var		   *w;
+		Var		   *it;
+		Node	   *bound;
+
+		rte->eref->colnames = lappend(list_copy(rte->eref->colnames), makeString("__pgt_w"));
+		rte->eref->colnames = lappend(rte->eref->colnames, makeString("__pgt_it"));
+		rte->coltypes = lappend_oid(lappend_oid(list_copy(rte->coltypes), INT8OID), INT4OID);
+		rte->coltypmods = lappend_int(lappend_int(list_copy(rte->coltypmods), -1), -1);
+		rte->colcollations = lappend_oid(lappend_oid(list_copy(rte->colcollations),
+													 InvalidOid), InvalidOid);
+		w = makeVar(rec->self, rec->ncols + 1, INT8OID, -1, InvalidOid, 0);
+		it = makeVar(rec->self, rec->ncols + 2, INT4OID, -1, InvalidOid, 0);
+		tlist = lappend(tlist, makeTargetEntry((Expr *) w, resno++, pstrdup("__pgt_w"), false));
+		tlist = lappend(tlist,
+						makeTargetEntry((Expr *) makeFuncExpr(F_INT4PL, INT4OID,
+															  list_make2(copyObject(it),
+																		 makeConst(INT4OID, -1, InvalidOid, 4,
+																				   Int32GetDatum(1), false, true)),
+															  InvalidOid, InvalidOid,
+															  COERCE_EXPLICIT_CALL),
+										resno++, pstrdup("__pgt_it"), false));
+		bound = (Node *) makeFuncExpr(F_INT4LT, BOOLOID,
+									  list_make2(it, makeConst(INT4OID, -1, InvalidOid, 4,
+															   Int32GetDatum(PGT_RECURSIVE_MAX_ITERATIONS),
+															   false, true)),
+									  InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
+		s->jointree->quals = s->jointree->quals == NULL ? bound :
+			(Node *) makeBoolExpr(AND_EXPR, list_make2(s->jointree->quals, bound), -1);
+	}
+	s->targetList = tlist;
+	return s;
+}
+
+/* step_over_sql: the recursive term reading the query sql instead of r */
+static Query *
+step_over_sql(PgtRecursive *rec, const char *sql)
+{
+	Query	   *s = copyObject(rec->step);
+	RangeTblEntry *rte = rt_fetch(rec->self, s->rtable);
+	const char *aliasname = rte->alias ? rte->alias->aliasname : rte->eref->aliasname;
+
+	rte->rtekind = RTE_SUBQUERY;
+	rte->subquery = pgt_dvm_parse_sql(sql);
+	rte->ctename = NULL;
+	rte->ctelevelsup = 0;
+	rte->self_reference = false;
+	rte->coltypes = NIL;
+	rte->coltypmods = NIL;
+	rte->colcollations = NIL;
+	rte->alias = makeAlias(aliasname, copyObject(rte->eref->colnames));
+	rte->eref = makeAlias(aliasname, copyObject(rte->eref->colnames));
+	return s;
+}
+
+/*
+ * add_param_qual adds to step's WHERE the one-column SELECT sql, whose
+ * parameters $2, $3, ... stand for the step's output columns.
+ */
+static void
+add_param_qual(PgtRecursive *rec, Query *step, const char *sql)
+{
+	Oid		   *types = palloc(sizeof(Oid) * (rec->ncols + 1));
+	Query	   *parsed;
+	ParamSubst	ps;
+	Node	   *qual;
+	ListCell   *lc;
+
+	types[0] = PG_SNAPSHOTOID;
+	for (int i = 0; i < rec->ncols; i++)
+		types[i + 1] = list_nth_oid(rec->coltypes, i);
+	parsed = pgt_dvm_parse_sql_params(sql, types, rec->ncols + 1);
+	ps.vals = NIL;
+	ps.depth = 0;
+	foreach(lc, step->targetList)
+	{
+		TargetEntry *tle = lfirst(lc);
+
+		if (!tle->resjunk && list_length(ps.vals) < rec->ncols)
+			ps.vals = lappend(ps.vals, tle->expr);
+	}
+	qual = param_subst_mutator((Node *) linitial_node(TargetEntry, parsed->targetList)->expr, &ps);
+	step->jointree->quals = step->jointree->quals == NULL ? qual :
+		(Node *) makeBoolExpr(AND_EXPR, list_make2(step->jointree->quals, qual), -1);
+	step->hasSubLinks = true;
+}
+
+static Node *
+param_subst_mutator(Node *node, ParamSubst *ctx)
+{
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, Param) && ((Param *) node)->paramkind == PARAM_EXTERN &&
+		((Param *) node)->paramid >= 2)
+	{
+		Node	   *v = copyObject(list_nth(ctx->vals, ((Param *) node)->paramid - 2));
+
+		IncrementVarSublevelsUp(v, ctx->depth, 0);
+		return v;
+	}
+	if (IsA(node, Query))
+	{
+		Query	   *result;
+
+		ctx->depth++;
+		result = query_tree_mutator((Query *) node, param_subst_mutator, ctx, 0);
+		ctx->depth--;
+		return (Node *) result;
+	}
+	return expression_tree_mutator(node, param_subst_mutator, ctx);
+}
+
+static const char *
+colname(PgtRecursive *rec, int i)
+{
+	return quote_identifier(strVal(list_nth(rec->colnames, i)));
+}
+
+static char *
+cols(PgtRecursive *rec, const char *prefix)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (int i = 0; i < rec->ncols; i++)
+		appendStringInfo(&buf, "%s%s%s", i > 0 ? ", " : "", prefix, colname(rec, i));
+	return buf.data;
+}
+
+static char *
+alias_list(PgtRecursive *rec)
+{
+	return cols(rec, "");
+}
