@@ -27,7 +27,8 @@ typedef enum PgtDeltaStrategy
 	PGT_DELTA_TOPK,				/* ORDER BY ... LIMIT n: the first n of the
 								 * stored rows and the changed ones */
 	PGT_DELTA_SETOP,			/* INTERSECT/EXCEPT: recompute the touched rows */
-	PGT_DELTA_WINDOW			/* window functions: recompute touched partitions */
+	PGT_DELTA_WINDOW,			/* window functions: recompute touched partitions */
+	PGT_DELTA_RECURSIVE			/* WITH RECURSIVE: weighted rows from a fixpoint */
 } PgtDeltaStrategy;
 
 /* one base relation whose change buffer feeds the delta */

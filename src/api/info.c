@@ -185,7 +185,8 @@ pgt_explain_st(PG_FUNCTION_ARGS)
 			strategy == PGT_DELTA_KEYED ? "KEYED_RECOMPUTE" :
 			strategy == PGT_DELTA_TOPK ? "TOPK" :
 			strategy == PGT_DELTA_SETOP ? "SETOP_RECOMPUTE" :
-			strategy == PGT_DELTA_WINDOW ? "PARTITION_RECOMPUTE" : "SINGLETON_RECOMPUTE";
+			strategy == PGT_DELTA_WINDOW ? "PARTITION_RECOMPUTE" :
+			strategy == PGT_DELTA_RECURSIVE ? "RECURSIVE" : "SINGLETON_RECOMPUTE";
 
 	props = lappend(props, list_make2("refresh_mode", st->settings.refresh_mode));
 	props = lappend(props, list_make2("effective_refresh_mode", st->effective_refresh_mode));

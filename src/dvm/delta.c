@@ -149,7 +149,7 @@ static List *visible_names(Query *q);
 static char *keyed_apply_sql(Query *q, PgtAnalysis *analysis,
 							 const char *storage, DvmContext *ctx);
 static char *multiset_apply_delta(const char *delta, PgtAnalysis *analysis,
-								  const char *storage, const char *abandon);
+								  const char *storage, const char *abandon, bool per_row);
 static char *multiset_apply_sql(Query *q, PgtAnalysis *analysis,
 								const char *storage, DvmContext *ctx);
 static char *singleton_apply_sql(Query *q, PgtAnalysis *analysis,
@@ -435,16 +435,17 @@ apply_sql_ctx(Query *query, PgtAnalysis *analysis, const char *storage,
 									 pgt_dvm_deparse(child));
 	}
 
-	if (q->hasRecursive)
-	{
-		char	   *abandon;
-		char	   *delta = pgt_dvm_recursive_delta(q, analysis, storage, &ctx, &abandon);
-
-		return delta == NULL ? NULL : multiset_apply_delta(delta, analysis, storage, abandon);
-	}
-
 	switch (*strategy)
 	{
+		case PGT_DELTA_RECURSIVE:
+			{
+				char	   *abandon;
+				char	   *delta = pgt_dvm_recursive_delta(q, analysis, storage, &ctx,
+															&abandon);
+
+				return delta == NULL ? NULL :
+					multiset_apply_delta(delta, analysis, storage, abandon, true);
+			}
 		case PGT_DELTA_MULTISET:
 			return multiset_apply_sql(q, analysis, storage, &ctx);
 		case PGT_DELTA_KEYED:
@@ -555,7 +556,7 @@ top_blocker(Query *q, PgtDeltaStrategy *strategy, List **sources)
 			(reason = spj_blocker(rec.base, &ctx)) != NULL ||
 			(reason = spj_blocker(pgt_dvm_recursive_step_for_blocker(&rec), &ctx)) != NULL)
 			return reason;
-		*strategy = PGT_DELTA_MULTISET;
+		*strategy = PGT_DELTA_RECURSIVE;
 		*sources = ctx.sources;
 		return NULL;
 	}
@@ -1657,7 +1658,7 @@ multiset_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
 		return sql.data;
 	}
 
-	return multiset_apply_delta(delta, analysis, storage, NULL);
+	return multiset_apply_delta(delta, analysis, storage, NULL, false);
 }
 
 /*
@@ -1667,7 +1668,7 @@ multiset_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
  */
 static char *
 multiset_apply_delta(const char *delta, PgtAnalysis *analysis, const char *storage,
-					 const char *abandon)
+					 const char *abandon, bool per_row)
 {
 	StringInfoData sql;
 	const char *cols = pgt_dvm_col_list(analysis->columns, "", false);
@@ -1683,7 +1684,8 @@ multiset_apply_delta(const char *delta, PgtAnalysis *analysis, const char *stora
 					 "FROM __pgt_d d GROUP BY %s HAVING pg_catalog.sum(d.__pgt_w) <> 0), ",
 					 delta, cols, sel.data, grp.data);
 	pgt_dvm_append_apply_consolidated(&sql, analysis, storage,
-							  "(SELECT pg_catalog.count(*) FROM __pgt_d)", abandon);
+							  "(SELECT pg_catalog.count(*) FROM __pgt_d)", abandon,
+							  abandon != NULL || per_row);
 	return sql.data;
 }
 
@@ -1742,9 +1744,23 @@ pgt_dvm_consolidation_lists(List *columns, StringInfo sel, StringInfo grp)
  */
 void
 pgt_dvm_append_apply_consolidated(StringInfo sql, PgtAnalysis *analysis, const char *storage,
-						  const char *third, const char *abandon)
+						  const char *third, const char *abandon, bool per_row)
 {
+	char	   *stored;
+
 	char	   *expected = "(SELECT COALESCE(pg_catalog.sum(-__pgt_w), 0) FROM __pgt_c WHERE __pgt_w < 0)";
+
+	/*
+	 * The stored copies of a delta row, by its identity.  per_row: looked
+	 * up row by row (OFFSET 0 keeps the lookup a parameterized index scan),
+	 * for deltas whose size the planner cannot estimate.
+	 */
+	stored = psprintf("%s %s t%s " PGT_ROW_ID_COLUMN " = %s AND %s%s",
+					  per_row ? "CROSS JOIN LATERAL (SELECT t.ctid FROM" : "JOIN",
+					  storage, per_row ? " WHERE t." : " ON t.",
+					  pgt_storage_row_id_expr(analysis->columns, PGT_IDENTITY_ALL_COLUMNS, "c"),
+					  pgt_dvm_recheck_sql(analysis->columns, "t", "c", true, false),
+					  per_row ? " OFFSET 0) t" : "");
 
 	/* a delta that gave up reports -1 expected deletions: recompute */
 	if (abandon != NULL)
@@ -1754,11 +1770,9 @@ pgt_dvm_append_apply_consolidated(StringInfo sql, PgtAnalysis *analysis, const c
 					 "__pgt_del AS (DELETE FROM %s WHERE ctid = ANY (ARRAY("
 					 "SELECT x.ctid FROM (SELECT t.ctid, -c.__pgt_w AS n, "
 					 "pg_catalog.row_number() OVER (PARTITION BY c.__pgt_cid ORDER BY t.ctid) AS rn "
-					 "FROM __pgt_c c JOIN %s t ON t." PGT_ROW_ID_COLUMN " = %s AND %s "
+					 "FROM __pgt_c c %s "
 					 "WHERE c.__pgt_w < 0) x WHERE x.rn <= x.n)) RETURNING 1), ",
-					 storage, storage,
-					 pgt_storage_row_id_expr(analysis->columns, PGT_IDENTITY_ALL_COLUMNS, "c"),
-					 pgt_dvm_recheck_sql(analysis->columns, "t", "c", true, false));
+					 storage, stored);
 	appendStringInfo(sql,
 					 "__pgt_ins AS (INSERT INTO %s (%s, " PGT_ROW_ID_COLUMN ") "
 					 "SELECT %s, %s FROM __pgt_c c CROSS JOIN LATERAL "

@@ -77,7 +77,7 @@ extern char *pgt_dvm_setop_delta(Query *q, DvmContext *ctx);
 extern void pgt_dvm_consolidation_lists(List *columns, StringInfo sel, StringInfo grp);
 extern void pgt_dvm_append_apply_consolidated(StringInfo sql, PgtAnalysis *analysis,
 											  const char *storage, const char *third,
-											  const char *abandon);
+											  const char *abandon, bool per_row);
 extern void pgt_dvm_keyed_parts(Query *q, DvmContext *ctx, char **delta, char **recompute,
 								List **keytles);
 extern void pgt_dvm_restrict_to_keys(Query *q, List *exprs, List *names);

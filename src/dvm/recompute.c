@@ -71,7 +71,7 @@ replace_touched_sql(PgtAnalysis *analysis, const char *storage, const char *keys
 					 pgt_dvm_col_list(analysis->columns, "s.", false), storage, match,
 					 grp.data);
 	pgt_dvm_append_apply_consolidated(&sql, analysis, storage,
-							  "(SELECT pg_catalog.count(*) FROM __pgt_k)", NULL);
+							  "(SELECT pg_catalog.count(*) FROM __pgt_k)", NULL, false);
 	return sql.data;
 }
 
@@ -318,7 +318,7 @@ append_replace_new(StringInfo sql, PgtAnalysis *analysis, const char *storage)
 					 "GROUP BY %s HAVING pg_catalog.sum(d.__pgt_w) <> 0), ",
 					 sel.data, cols, cols, storage, grp.data);
 	pgt_dvm_append_apply_consolidated(sql, analysis, storage,
-							  "(SELECT pg_catalog.count(*) FROM __pgt_cand)", NULL);
+							  "(SELECT pg_catalog.count(*) FROM __pgt_cand)", NULL, false);
 }
 
 /*

@@ -48,10 +48,13 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
+
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
 #include "parser/parsetree.h"
 #include "rewrite/rewriteManip.h"
 #include "utils/builtins.h"
@@ -76,19 +79,14 @@ static const char *shape_reason =
 "(SELECT its columns FROM it, each at least once, with no WHERE, join, grouping or LIMIT at that level) "
 "and the CTE is a non-recursive term UNION [ALL] one recursive term.";
 
-typedef struct ParamSubst
-{
-	List	   *vals;
-	int			depth;
-} ParamSubst;
-
 static const char *split_parts(Query *q, PgtRecursive *rec);
 static Query *standalone(Query *q);
 static void infer_not_null(PgtRecursive *rec);
-static Query *step_over_cte(PgtRecursive *rec, const char *name, bool weighted);
+static bool known_not_null(Query *q, Node *expr);
+static void collect_conjuncts(Node *node, List **out, bool *outer);
+static char *step_lateral_sql(PgtRecursive *rec);
+static char *replace_params(const char *sql, PgtRecursive *rec, const char *alias);
 static Query *step_over_sql(PgtRecursive *rec, const char *sql);
-static void add_param_qual(PgtRecursive *rec, Query *step, const char *sql);
-static Node *param_subst_mutator(Node *node, ParamSubst *ctx);
 static const char *colname(PgtRecursive *rec, int i);
 static char *cols(PgtRecursive *rec, const char *prefix);
 static char *alias_list(PgtRecursive *rec);
@@ -249,8 +247,8 @@ infer_not_null(PgtRecursive *rec)
 			stl = lappend(stl, lfirst(lc));
 	rec->notnull = palloc0(sizeof(bool) * rec->ncols);
 	for (int i = 0; i < rec->ncols && i < list_length(btl); i++)
-		rec->notnull[i] = pgt_dvm_expr_is_not_null(rec->base,
-												   (Node *) ((TargetEntry *) list_nth(btl, i))->expr);
+		rec->notnull[i] = known_not_null(rec->base,
+										 (Node *) ((TargetEntry *) list_nth(btl, i))->expr);
 	while (changed)
 	{
 		changed = false;
@@ -270,10 +268,11 @@ infer_not_null(PgtRecursive *rec)
 					e = (Node *) ((RelabelType *) e)->arg;
 				if (IsA(e, Var) && ((Var *) e)->varno == rec->self &&
 					((Var *) e)->varlevelsup == 0)
-					nn = ((Var *) e)->varattno >= 1 && ((Var *) e)->varattno <= rec->ncols &&
-						rec->notnull[((Var *) e)->varattno - 1];
+					nn = (((Var *) e)->varattno >= 1 && ((Var *) e)->varattno <= rec->ncols &&
+						  rec->notnull[((Var *) e)->varattno - 1]) ||
+						known_not_null(rec->step, e);
 				else
-					nn = pgt_dvm_expr_is_not_null(rec->step, e);
+					nn = known_not_null(rec->step, e);
 			}
 			if (!nn)
 			{
@@ -282,6 +281,90 @@ infer_not_null(PgtRecursive *rec)
 			}
 		}
 	}
+}
+
+/*
+ * known_not_null: expr is a NOT NULL column (pgt_dvm_expr_is_not_null), or
+ * a WHERE conjunct (or, without outer joins, an inner join condition)
+ * says it is not NULL, or compares it with a strict operator.
+ */
+static bool
+known_not_null(Query *q, Node *expr)
+{
+	List	   *conjuncts = NIL;
+	bool		outer = false;
+	ListCell   *lc;
+
+	while (IsA(expr, RelabelType))
+		expr = (Node *) ((RelabelType *) expr)->arg;
+	if (pgt_dvm_expr_is_not_null(q, expr))
+		return true;
+	if (q->jointree == NULL)
+		return false;
+	collect_conjuncts(q->jointree->quals, &conjuncts, NULL);
+	{
+		List	   *joinquals = NIL;
+		ListCell   *lc2;
+
+		foreach(lc2, q->jointree->fromlist)
+			collect_conjuncts(lfirst(lc2), &joinquals, &outer);
+		if (!outer)
+			conjuncts = list_concat(conjuncts, joinquals);
+	}
+	foreach(lc, conjuncts)
+	{
+		Node	   *c = lfirst(lc);
+
+		if (IsA(c, NullTest) && ((NullTest *) c)->nulltesttype == IS_NOT_NULL &&
+			!((NullTest *) c)->argisrow &&
+			equal(strip_implicit_coercions((Node *) ((NullTest *) c)->arg), expr))
+			return true;
+		if (IsA(c, OpExpr) && func_strict(((OpExpr *) c)->opfuncid))
+		{
+			ListCell   *lc2;
+
+			foreach(lc2, ((OpExpr *) c)->args)
+				if (equal(strip_implicit_coercions(lfirst(lc2)), expr))
+					return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * collect_conjuncts appends the AND-ed parts of a qual, or (for a join
+ * tree node, with outer non-NULL) of its inner joins' conditions, noting
+ * in *outer whether an outer join was met.
+ */
+static void
+collect_conjuncts(Node *node, List **out, bool *outer)
+{
+	if (node == NULL)
+		return;
+	if (IsA(node, JoinExpr))
+	{
+		JoinExpr   *j = (JoinExpr *) node;
+
+		if (j->jointype != JOIN_INNER)
+			*outer = true;
+		collect_conjuncts(j->larg, out, outer);
+		collect_conjuncts(j->rarg, out, outer);
+		collect_conjuncts(j->quals, out, NULL);
+		return;
+	}
+	if (IsA(node, RangeTblRef) || IsA(node, FromExpr))
+		return;
+	if (outer != NULL)
+		return;
+	if (is_andclause(node))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((BoolExpr *) node)->args)
+			collect_conjuncts(lfirst(lc), out, NULL);
+		return;
+	}
+	*out = lappend(*out, node);
 }
 
 /*
@@ -420,10 +503,12 @@ counting_delta(PgtRecursive *rec, PgtAnalysis *analysis, const char *d0, char **
 
 	initStringInfo(&rd);
 	appendStringInfo(&rd,
-					 "WITH RECURSIVE __pgt_rd(%s, __pgt_w, __pgt_it) AS (%s UNION ALL %s) "
+					 "WITH RECURSIVE __pgt_rd(%s, __pgt_w, __pgt_it) AS (%s UNION ALL "
+					 "SELECT __pgt_x.*, __pgt_rw.__pgt_w, __pgt_rw.__pgt_it + 1 "
+					 "FROM __pgt_rd AS __pgt_rw %s WHERE __pgt_rw.__pgt_it < %d) "
 					 "SELECT * FROM __pgt_rd",
-					 alias_list(rec), seed.data,
-					 pgt_dvm_deparse(step_over_cte(rec, "__pgt_rd", true)));
+					 alias_list(rec), seed.data, step_lateral_sql(rec),
+					 PGT_RECURSIVE_MAX_ITERATIONS);
 	name = pgt_dvm_share_part_named(rd.data);
 	*abandon = psprintf("EXISTS (SELECT 1 FROM (%s) AS __pgt_cap WHERE __pgt_cap.__pgt_it >= %d)",
 						name, PGT_RECURSIVE_MAX_ITERATIONS);
@@ -436,23 +521,21 @@ static char *
 dred_delta(PgtRecursive *rec, PgtAnalysis *analysis, const char *storage, const char *d0)
 {
 	StringInfoData sql;
-	Query	   *step;
 	char	   *del;
 	char	   *cand;
 	char	   *newrows;
 
 	/* 1. DEL, within the stored rows */
-	step = step_over_cte(rec, "__pgt_rd", false);
-	add_param_qual(rec, step, psprintf("SELECT EXISTS (%s)",
-									   storage_match_sql(rec, analysis, storage, "$")));
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
 					 "WITH RECURSIVE __pgt_rd(%s) AS ("
 					 "SELECT DISTINCT %s FROM (%s) AS d WHERE d.__pgt_w < 0 AND EXISTS (%s) "
-					 "UNION %s) SELECT * FROM __pgt_rd",
+					 "UNION SELECT __pgt_x.* FROM __pgt_rd AS __pgt_rw %s WHERE EXISTS (%s)) "
+					 "SELECT * FROM __pgt_rd",
 					 alias_list(rec), cols(rec, "d."), d0,
 					 storage_match_sql(rec, analysis, storage, "d."),
-					 pgt_dvm_deparse(step));
+					 step_lateral_sql(rec),
+					 storage_match_sql(rec, analysis, storage, "__pgt_x."));
 	del = pgt_dvm_share_part_named(sql.data);
 
 	/* 2. candidates, and the seeds: B and F(KEEP) among them, minus KEEP */
@@ -481,27 +564,38 @@ dred_delta(PgtRecursive *rec, PgtAnalysis *analysis, const char *storage, const 
 																	  rec->outcol[i]))->name));
 		appendStringInfoChar(&keep, ')');
 
+		/*
+		 * Without DEL, KEEP is all stored rows and the rows D0 adds are
+		 * derived from them or from B: they are the seeds (outside
+		 * KEEP).  Otherwise each candidate is looked up in B and in
+		 * F(KEEP) on its own (OFFSET 0 keeps the lookup a parameterized
+		 * nested loop: the candidates are few, the relations large).
+		 */
 		initStringInfo(&seeds);
 		appendStringInfo(&seeds,
-						 "SELECT * FROM (SELECT * FROM (%s) AS b(%s) WHERE EXISTS "
-						 "(SELECT 1 FROM (%s) AS k WHERE %s) "
-						 "UNION SELECT * FROM (%s) AS f(%s) WHERE EXISTS "
-						 "(SELECT 1 FROM (%s) AS k WHERE %s)) AS x "
-						 "WHERE NOT EXISTS (%s)",
-						 pgt_dvm_deparse(rec->base), alias_list(rec), cand,
-						 match_sql(rec, "k", "b"),
-						 pgt_dvm_deparse(step_over_sql(rec, keep.data)), alias_list(rec),
-						 cand, match_sql(rec, "k", "f"),
-						 keep_match_sql(rec, analysis, storage, del, "x."));
+						 "SELECT * FROM (SELECT %s FROM (%s) AS x GROUP BY %s "
+						 "HAVING pg_catalog.sum(x.__pgt_w) > 0) AS x "
+						 "WHERE NOT EXISTS (SELECT 1 FROM (%s) AS dl) AND NOT EXISTS (%s) "
+						 "UNION SELECT * FROM (SELECT b.* FROM (%s) AS k CROSS JOIN LATERAL "
+						 "(SELECT * FROM (%s) AS b(%s) WHERE %s OFFSET 0) AS b "
+						 "UNION SELECT f.* FROM (%s) AS k CROSS JOIN LATERAL "
+						 "(SELECT * FROM (%s) AS f(%s) WHERE %s OFFSET 0) AS f) AS x "
+						 "WHERE EXISTS (SELECT 1 FROM (%s) AS dl) AND NOT EXISTS (%s)",
+						 cols(rec, "x."), d0, cols(rec, "x."), del,
+						 storage_match_sql(rec, analysis, storage, "x."),
+						 cand, pgt_dvm_deparse(rec->base), alias_list(rec),
+						 match_sql(rec, "b", "k"),
+						 cand, pgt_dvm_deparse(step_over_sql(rec, keep.data)), alias_list(rec),
+						 match_sql(rec, "f", "k"),
+						 del, keep_match_sql(rec, analysis, storage, del, "x."));
 
 		/* 3. NEW: semi-naive from the seeds, never entering KEEP */
-		step = step_over_cte(rec, "__pgt_ri", false);
-		add_param_qual(rec, step, psprintf("SELECT NOT EXISTS (%s)",
-												  keep_match_sql(rec, analysis, storage, del, "$")));
 		resetStringInfo(&sql);
 		appendStringInfo(&sql,
-						 "WITH RECURSIVE __pgt_ri(%s) AS (%s UNION %s) SELECT * FROM __pgt_ri",
-						 alias_list(rec), seeds.data, pgt_dvm_deparse(step));
+						 "WITH RECURSIVE __pgt_ri(%s) AS (%s UNION SELECT __pgt_x.* "
+						 "FROM __pgt_ri AS __pgt_rw %s WHERE NOT EXISTS (%s)) SELECT * FROM __pgt_ri",
+						 alias_list(rec), seeds.data, step_lateral_sql(rec),
+						 keep_match_sql(rec, analysis, storage, del, "__pgt_x."));
 		newrows = pgt_dvm_share_part_named(sql.data);
 	}
 
@@ -577,65 +671,81 @@ match_sql(PgtRecursive *rec, const char *a, const char *b)
 }
 
 /*
- * step_over_cte: the recursive term reading CTE name instead of r; when
- * weighted, the CTE also has __pgt_w (carried) and __pgt_it (incremented,
- * bounded by PGT_RECURSIVE_MAX_ITERATIONS).
+ * step_lateral_sql: "CROSS JOIN LATERAL (F over one row) AS __pgt_x(cols)",
+ * the recursive term applied to the row __pgt_rw of the working table.
+ * OFFSET 0 keeps it a parameterized lookup per row: the planner cannot
+ * estimate the working table, and would otherwise hash whole relations.
  */
-static Query *
-step_over_cte(PgtRecursive *rec, const char *name, bool weighted)
+static char *
+step_lateral_sql(PgtRecursive *rec)
 {
+	StringInfoData row;
+	Oid		   *types = palloc(sizeof(Oid) * (rec->ncols + 1));
 	Query	   *s = copyObject(rec->step);
 	RangeTblEntry *rte = rt_fetch(rec->self, s->rtable);
-	List	   *tlist = NIL;
-	ListCell   *lc;
-	AttrNumber	resno = 1;
+	const char *aliasname = rte->alias ? rte->alias->aliasname : rte->eref->aliasname;
 
-	rte->ctename = pstrdup(name);
+	initStringInfo(&row);
+	appendStringInfoString(&row, "SELECT ");
+	types[0] = PG_SNAPSHOTOID;
+	for (int i = 0; i < rec->ncols; i++)
+	{
+		types[i + 1] = list_nth_oid(rec->coltypes, i);
+		appendStringInfo(&row, "%s$%d AS %s", i > 0 ? ", " : "", i + 2, colname(rec, i));
+	}
+	rte->rtekind = RTE_SUBQUERY;
+	rte->subquery = pgt_dvm_parse_sql_params(row.data, types, rec->ncols + 1);
+	rte->ctename = NULL;
 	rte->ctelevelsup = 0;
-	foreach(lc, s->targetList)
-	{
-		TargetEntry *tle = lfirst(lc);
+	rte->self_reference = false;
+	rte->coltypes = NIL;
+	rte->coltypmods = NIL;
+	rte->colcollations = NIL;
+	rte->alias = makeAlias(aliasname, copyObject(rte->eref->colnames));
+	rte->eref = makeAlias(aliasname, copyObject(rte->eref->colnames));
+	return psprintf("CROSS JOIN LATERAL (%s OFFSET 0) AS __pgt_x(%s)",
+					replace_params(pgt_dvm_deparse(s), rec, "__pgt_rw"), alias_list(rec));
+}
 
-		if (tle->resjunk)
-			continue;
-		tle = flatCopyTargetEntry(tle);
-		tle->resno = resno++;
-		tle->ressortgroupref = 0;
-		tlist = lappend(tlist, tle);
-	}
-	if (weighted)
-	{
-		Var		   *w;
-		Var		   *it;
-		Node	   *bound;
+/*
+ * replace_params replaces each parameter $k (k >= 2) of deparsed sql by
+ * alias's column k - 2, outside quoted literals and identifiers.
+ */
+static char *
+replace_params(const char *sql, PgtRecursive *rec, const char *alias)
+{
+	StringInfoData out;
+	const char *p = sql;
 
-		rte->eref->colnames = lappend(list_copy(rte->eref->colnames), makeString("__pgt_w"));
-		rte->eref->colnames = lappend(rte->eref->colnames, makeString("__pgt_it"));
-		rte->coltypes = lappend_oid(lappend_oid(list_copy(rte->coltypes), INT8OID), INT4OID);
-		rte->coltypmods = lappend_int(lappend_int(list_copy(rte->coltypmods), -1), -1);
-		rte->colcollations = lappend_oid(lappend_oid(list_copy(rte->colcollations),
-													 InvalidOid), InvalidOid);
-		w = makeVar(rec->self, rec->ncols + 1, INT8OID, -1, InvalidOid, 0);
-		it = makeVar(rec->self, rec->ncols + 2, INT4OID, -1, InvalidOid, 0);
-		tlist = lappend(tlist, makeTargetEntry((Expr *) w, resno++, pstrdup("__pgt_w"), false));
-		tlist = lappend(tlist,
-						makeTargetEntry((Expr *) makeFuncExpr(F_INT4PL, INT4OID,
-															  list_make2(copyObject(it),
-																		 makeConst(INT4OID, -1, InvalidOid, 4,
-																				   Int32GetDatum(1), false, true)),
-															  InvalidOid, InvalidOid,
-															  COERCE_EXPLICIT_CALL),
-										resno++, pstrdup("__pgt_it"), false));
-		bound = (Node *) makeFuncExpr(F_INT4LT, BOOLOID,
-									  list_make2(it, makeConst(INT4OID, -1, InvalidOid, 4,
-															   Int32GetDatum(PGT_RECURSIVE_MAX_ITERATIONS),
-															   false, true)),
-									  InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
-		s->jointree->quals = s->jointree->quals == NULL ? bound :
-			(Node *) makeBoolExpr(AND_EXPR, list_make2(s->jointree->quals, bound), -1);
+	initStringInfo(&out);
+	while (*p)
+	{
+		if (*p == '\'' || *p == '"')
+		{
+			char		q = *p;
+
+			appendStringInfoChar(&out, *p++);
+			while (*p && *p != q)
+				appendStringInfoChar(&out, *p++);
+			if (*p)
+				appendStringInfoChar(&out, *p++);
+		}
+		else if (*p == '$' && isdigit((unsigned char) p[1]) &&
+				 (p == sql || !(isalnum((unsigned char) p[-1]) || p[-1] == '_')))
+		{
+			int			k = 0;
+
+			p++;
+			while (isdigit((unsigned char) *p))
+				k = k * 10 + (*p++ - '0');
+			if (k < 2 || k > rec->ncols + 1)
+				elog(ERROR, "unexpected parameter $%d in a recursive term", k);
+			appendStringInfo(&out, "%s.%s", alias, colname(rec, k - 2));
+		}
+		else
+			appendStringInfoChar(&out, *p++);
 	}
-	s->targetList = tlist;
-	return s;
+	return out.data;
 }
 
 /* step_over_sql: the recursive term reading the query sql instead of r */
@@ -657,63 +767,6 @@ step_over_sql(PgtRecursive *rec, const char *sql)
 	rte->alias = makeAlias(aliasname, copyObject(rte->eref->colnames));
 	rte->eref = makeAlias(aliasname, copyObject(rte->eref->colnames));
 	return s;
-}
-
-/*
- * add_param_qual adds to step's WHERE the one-column SELECT sql, whose
- * parameters $2, $3, ... stand for the step's output columns.
- */
-static void
-add_param_qual(PgtRecursive *rec, Query *step, const char *sql)
-{
-	Oid		   *types = palloc(sizeof(Oid) * (rec->ncols + 1));
-	Query	   *parsed;
-	ParamSubst	ps;
-	Node	   *qual;
-	ListCell   *lc;
-
-	types[0] = PG_SNAPSHOTOID;
-	for (int i = 0; i < rec->ncols; i++)
-		types[i + 1] = list_nth_oid(rec->coltypes, i);
-	parsed = pgt_dvm_parse_sql_params(sql, types, rec->ncols + 1);
-	ps.vals = NIL;
-	ps.depth = 0;
-	foreach(lc, step->targetList)
-	{
-		TargetEntry *tle = lfirst(lc);
-
-		if (!tle->resjunk && list_length(ps.vals) < rec->ncols)
-			ps.vals = lappend(ps.vals, tle->expr);
-	}
-	qual = param_subst_mutator((Node *) linitial_node(TargetEntry, parsed->targetList)->expr, &ps);
-	step->jointree->quals = step->jointree->quals == NULL ? qual :
-		(Node *) makeBoolExpr(AND_EXPR, list_make2(step->jointree->quals, qual), -1);
-	step->hasSubLinks = true;
-}
-
-static Node *
-param_subst_mutator(Node *node, ParamSubst *ctx)
-{
-	if (node == NULL)
-		return NULL;
-	if (IsA(node, Param) && ((Param *) node)->paramkind == PARAM_EXTERN &&
-		((Param *) node)->paramid >= 2)
-	{
-		Node	   *v = copyObject(list_nth(ctx->vals, ((Param *) node)->paramid - 2));
-
-		IncrementVarSublevelsUp(v, ctx->depth, 0);
-		return v;
-	}
-	if (IsA(node, Query))
-	{
-		Query	   *result;
-
-		ctx->depth++;
-		result = query_tree_mutator((Query *) node, param_subst_mutator, ctx, 0);
-		ctx->depth--;
-		return (Node *) result;
-	}
-	return expression_tree_mutator(node, param_subst_mutator, ctx);
 }
 
 static const char *

@@ -486,7 +486,8 @@ refresh_differential(PgtStreamTable *st, Snapshot snap, List *changed,
 			counts->deleted = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 			counts->inserted = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
 			if (entry->strategy == PGT_DELTA_MULTISET || entry->strategy == PGT_DELTA_TOPK ||
-				entry->strategy == PGT_DELTA_SETOP || entry->strategy == PGT_DELTA_WINDOW)
+				entry->strategy == PGT_DELTA_SETOP || entry->strategy == PGT_DELTA_WINDOW ||
+				entry->strategy == PGT_DELTA_RECURSIVE)
 			{
 				int64		expected = DatumGetInt64(DirectFunctionCall1(numeric_int8,
 																		 SPI_getbinval(tup, desc, 4, &isnull)));
