@@ -87,6 +87,7 @@ static void collect_conjuncts(Node *node, List **out, bool *outer);
 static char *step_lateral_sql(PgtRecursive *rec);
 static char *replace_params(const char *sql, PgtRecursive *rec, const char *alias);
 static Query *step_over_sql(PgtRecursive *rec, const char *sql);
+static void self_to_subquery(RangeTblEntry *rte, Query *sub);
 static const char *colname(PgtRecursive *rec, int i);
 static char *cols(PgtRecursive *rec, const char *prefix);
 static char *alias_list(PgtRecursive *rec);
@@ -683,7 +684,6 @@ step_lateral_sql(PgtRecursive *rec)
 	Oid		   *types = palloc(sizeof(Oid) * (rec->ncols + 1));
 	Query	   *s = copyObject(rec->step);
 	RangeTblEntry *rte = rt_fetch(rec->self, s->rtable);
-	const char *aliasname = rte->alias ? rte->alias->aliasname : rte->eref->aliasname;
 
 	initStringInfo(&row);
 	appendStringInfoString(&row, "SELECT ");
@@ -693,16 +693,7 @@ step_lateral_sql(PgtRecursive *rec)
 		types[i + 1] = list_nth_oid(rec->coltypes, i);
 		appendStringInfo(&row, "%s$%d AS %s", i > 0 ? ", " : "", i + 2, colname(rec, i));
 	}
-	rte->rtekind = RTE_SUBQUERY;
-	rte->subquery = pgt_dvm_parse_sql_params(row.data, types, rec->ncols + 1);
-	rte->ctename = NULL;
-	rte->ctelevelsup = 0;
-	rte->self_reference = false;
-	rte->coltypes = NIL;
-	rte->coltypmods = NIL;
-	rte->colcollations = NIL;
-	rte->alias = makeAlias(aliasname, copyObject(rte->eref->colnames));
-	rte->eref = makeAlias(aliasname, copyObject(rte->eref->colnames));
+	self_to_subquery(rte, pgt_dvm_parse_sql_params(row.data, types, rec->ncols + 1));
 	return psprintf("CROSS JOIN LATERAL (%s OFFSET 0) AS __pgt_x(%s)",
 					replace_params(pgt_dvm_deparse(s), rec, "__pgt_rw"), alias_list(rec));
 }
@@ -753,11 +744,22 @@ static Query *
 step_over_sql(PgtRecursive *rec, const char *sql)
 {
 	Query	   *s = copyObject(rec->step);
-	RangeTblEntry *rte = rt_fetch(rec->self, s->rtable);
+
+	self_to_subquery(rt_fetch(rec->self, s->rtable), pgt_dvm_parse_sql(sql));
+	return s;
+}
+
+/*
+ * self_to_subquery turns the recursive term's reference to the CTE into
+ * the subquery sub, under the same alias and column names.
+ */
+static void
+self_to_subquery(RangeTblEntry *rte, Query *sub)
+{
 	const char *aliasname = rte->alias ? rte->alias->aliasname : rte->eref->aliasname;
 
 	rte->rtekind = RTE_SUBQUERY;
-	rte->subquery = pgt_dvm_parse_sql(sql);
+	rte->subquery = sub;
 	rte->ctename = NULL;
 	rte->ctelevelsup = 0;
 	rte->self_reference = false;
@@ -766,7 +768,6 @@ step_over_sql(PgtRecursive *rec, const char *sql)
 	rte->colcollations = NIL;
 	rte->alias = makeAlias(aliasname, copyObject(rte->eref->colnames));
 	rte->eref = makeAlias(aliasname, copyObject(rte->eref->colnames));
-	return s;
 }
 
 static const char *

@@ -139,6 +139,8 @@ pgt_dvm_parse_sql_params(const char *sql, Oid *types, int ntypes)
  * definitions in front of the finished statement (pgt_dvm_with_shared_parts).
  */
 static char *share_part(char *sql, bool always);
+static SharedPart *add_part(const char *name, TupleDesc desc, const char *sql,
+							bool inline_cte);
 
 char *
 pgt_dvm_share_part(char *sql)
@@ -162,7 +164,6 @@ share_part(char *sql, bool always)
 	ListCell   *lc;
 	Query	   *parsed;
 	TupleDesc	desc;
-	EphemeralNamedRelation enr;
 	SharedPart *part;
 	int			natts = 0;
 	int			i = 0;
@@ -191,18 +192,28 @@ share_part(char *sql, bool always)
 						   exprType((Node *) tle->expr), exprTypmod((Node *) tle->expr), 0);
 		TupleDescInitEntryCollation(desc, i, exprCollation((Node *) tle->expr));
 	}
-	part = palloc0(sizeof(SharedPart));
+	part = add_part(psprintf("__pgt_s%d", list_length(shared_parts) + 1), desc, sql, false);
+	return psprintf("SELECT * FROM %s", part->name);
+}
+
+/* add_part records a part and makes its name a relation fragments can read */
+static SharedPart *
+add_part(const char *name, TupleDesc desc, const char *sql, bool inline_cte)
+{
+	SharedPart *part = palloc0(sizeof(SharedPart));
+	EphemeralNamedRelation enr = palloc0(sizeof(EphemeralNamedRelationData));
+
 	part->sql = pstrdup(sql);
-	part->name = psprintf("__pgt_s%d", list_length(shared_parts) + 1);
+	part->name = pstrdup(name);
+	part->inline_cte = inline_cte;
 	shared_parts = lappend(shared_parts, part);
-	enr = palloc0(sizeof(EphemeralNamedRelationData));
 	enr->md.name = part->name;
 	enr->md.reliddesc = InvalidOid;
 	enr->md.tupdesc = desc;
 	enr->md.enrtype = ENR_NAMED_TUPLESTORE;
 	enr->md.enrtuples = 100;
 	register_ENR(parse_env, enr);
-	return psprintf("SELECT * FROM %s", part->name);
+	return part;
 }
 
 /*
@@ -215,20 +226,8 @@ share_part(char *sql, bool always)
 void
 pgt_dvm_inline_part(const char *name, TupleDesc desc, const char *sql)
 {
-	SharedPart *part = palloc0(sizeof(SharedPart));
-	EphemeralNamedRelation enr = palloc0(sizeof(EphemeralNamedRelationData));
-
 	Assert(strncmp(name, "__pgt_s", 7) == 0);
-	part->sql = pstrdup(sql);
-	part->name = pstrdup(name);
-	part->inline_cte = true;
-	shared_parts = lappend(shared_parts, part);
-	enr->md.name = part->name;
-	enr->md.reliddesc = InvalidOid;
-	enr->md.tupdesc = desc;
-	enr->md.enrtype = ENR_NAMED_TUPLESTORE;
-	enr->md.enrtuples = 1000;
-	register_ENR(parse_env, enr);
+	(void) add_part(name, desc, sql, true);
 }
 
 /* pgt_dvm_with_shared_parts puts the shared parts' definitions in front of sql */
