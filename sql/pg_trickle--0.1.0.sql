@@ -298,6 +298,15 @@ CREATE TABLE pgtrickle.pgt_ivm_locks (
 ) WITH (fillfactor = 10);
 COMMENT ON TABLE pgtrickle.pgt_ivm_locks IS 'internal: one maintenance lock row per IMMEDIATE stream table';
 
+-- true, with a planner estimate of few rows: generated recursive deltas use
+-- it so that the planner does not size hash tables for millions of rows
+CREATE FUNCTION pgtrickle._estimate_few_support(internal) RETURNS internal
+    LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'pgt_estimate_few_support';
+CREATE FUNCTION pgtrickle._estimate_few(anyelement) RETURNS boolean
+    LANGUAGE c IMMUTABLE PARALLEL SAFE SUPPORT pgtrickle._estimate_few_support
+    AS 'MODULE_PATHNAME', 'pgt_estimate_few';
+REVOKE ALL ON FUNCTION pgtrickle._estimate_few_support(internal) FROM PUBLIC;
+
 CREATE FUNCTION pgtrickle._changes(source oid, frontier pg_snapshot)
 RETURNS SETOF record LANGUAGE C STABLE STRICT PARALLEL UNSAFE ROWS 100
 AS 'MODULE_PATHNAME', 'pgt_changes';

@@ -53,7 +53,9 @@
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
 #include "nodes/makefuncs.h"
+#include "fmgr.h"
 #include "nodes/nodeFuncs.h"
+#include "nodes/supportnodes.h"
 #include "optimizer/optimizer.h"
 #include "parser/parsetree.h"
 #include "rewrite/rewriteManip.h"
@@ -70,6 +72,15 @@
 
 /* iterations of the counting delta before the refresh recomputes instead */
 #define PGT_RECURSIVE_MAX_ITERATIONS 1000
+
+/*
+ * The selectivity pgtrickle._estimate_few() claims.  The planner assumes a
+ * recursive CTE yields about a hundred times the rows of its seed and
+ * sizes the hash table of UNION from that at executor start-up: seeds
+ * estimated from materialized CTEs (tens of thousands of rows, for a
+ * handful) made every refresh zero hundreds of megabytes.
+ */
+#define PGT_FEW_SELECTIVITY 0.001
 
 /* the stored rows, as the generated statement names them */
 #define STORED "__pgt_stored"
@@ -89,6 +100,7 @@ static char *replace_params(const char *sql, PgtRecursive *rec, const char *alia
 static Query *step_over_sql(PgtRecursive *rec, const char *sql);
 static void self_to_subquery(RangeTblEntry *rte, Query *sub);
 static const char *colname(PgtRecursive *rec, int i);
+static char *few_sql(PgtRecursive *rec, const char *sql);
 static char *cols(PgtRecursive *rec, const char *prefix);
 static char *alias_list(PgtRecursive *rec);
 static char *match_sql(PgtRecursive *rec, const char *a, const char *b);
@@ -100,6 +112,41 @@ static char *dred_delta(PgtRecursive *rec, PgtAnalysis *analysis, const char *st
 						const char *d0);
 static char *counting_delta(PgtRecursive *rec, PgtAnalysis *analysis, const char *d0,
 							char **abandon);
+
+PG_FUNCTION_INFO_V1(pgt_estimate_few);
+PG_FUNCTION_INFO_V1(pgt_estimate_few_support);
+
+/*
+ * pgtrickle._estimate_few(any) is true; its support function tells the
+ * planner that it keeps few rows (PGT_FEW_SELECTIVITY), which is how the
+ * seeds of the recursive parts of a delta get a modest row estimate.
+ */
+Datum
+pgt_estimate_few(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(true);
+}
+
+Datum
+pgt_estimate_few_support(PG_FUNCTION_ARGS)
+{
+	Node	   *req = (Node *) PG_GETARG_POINTER(0);
+
+	if (IsA(req, SupportRequestSelectivity))
+	{
+		((SupportRequestSelectivity *) req)->selectivity = PGT_FEW_SELECTIVITY;
+		PG_RETURN_POINTER(req);
+	}
+	PG_RETURN_POINTER(NULL);
+}
+
+/* few_sql: the rows of sql (CTE columns first), estimated as few */
+static char *
+few_sql(PgtRecursive *rec, const char *sql)
+{
+	return psprintf("SELECT * FROM (%s) AS __pgt_e WHERE pgtrickle._estimate_few(__pgt_e.%s)",
+					sql, colname(rec, 0));
+}
 
 /*
  * pgt_dvm_recursive_split recognises the supported shape (see the file
@@ -508,7 +555,7 @@ counting_delta(PgtRecursive *rec, PgtAnalysis *analysis, const char *d0, char **
 					 "SELECT __pgt_x.*, __pgt_rw.__pgt_w, __pgt_rw.__pgt_it + 1 "
 					 "FROM __pgt_rd AS __pgt_rw %s WHERE __pgt_rw.__pgt_it < %d) "
 					 "SELECT * FROM __pgt_rd",
-					 alias_list(rec), seed.data, step_lateral_sql(rec),
+					 alias_list(rec), few_sql(rec, seed.data), step_lateral_sql(rec),
 					 PGT_RECURSIVE_MAX_ITERATIONS);
 	name = pgt_dvm_share_part_named(rd.data);
 	*abandon = psprintf("EXISTS (SELECT 1 FROM (%s) AS __pgt_cap WHERE __pgt_cap.__pgt_it >= %d)",
@@ -529,12 +576,13 @@ dred_delta(PgtRecursive *rec, PgtAnalysis *analysis, const char *storage, const 
 	/* 1. DEL, within the stored rows */
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
-					 "WITH RECURSIVE __pgt_rd(%s) AS ("
-					 "SELECT DISTINCT %s FROM (%s) AS d WHERE d.__pgt_w < 0 AND EXISTS (%s) "
+					 "WITH RECURSIVE __pgt_rd(%s) AS (%s "
 					 "UNION SELECT __pgt_x.* FROM __pgt_rd AS __pgt_rw %s WHERE EXISTS (%s)) "
 					 "SELECT * FROM __pgt_rd",
-					 alias_list(rec), cols(rec, "d."), d0,
-					 storage_match_sql(rec, analysis, storage, "d."),
+					 alias_list(rec),
+					 few_sql(rec, psprintf("SELECT DISTINCT %s FROM (%s) AS d WHERE d.__pgt_w < 0 AND EXISTS (%s)",
+										   cols(rec, "d."), d0,
+										   storage_match_sql(rec, analysis, storage, "d."))),
 					 step_lateral_sql(rec),
 					 storage_match_sql(rec, analysis, storage, "__pgt_x."));
 	del = pgt_dvm_share_part_named(sql.data);
@@ -595,7 +643,7 @@ dred_delta(PgtRecursive *rec, PgtAnalysis *analysis, const char *storage, const 
 		appendStringInfo(&sql,
 						 "WITH RECURSIVE __pgt_ri(%s) AS (%s UNION SELECT __pgt_x.* "
 						 "FROM __pgt_ri AS __pgt_rw %s WHERE NOT EXISTS (%s)) SELECT * FROM __pgt_ri",
-						 alias_list(rec), seeds.data, step_lateral_sql(rec),
+						 alias_list(rec), few_sql(rec, seeds.data), step_lateral_sql(rec),
 						 keep_match_sql(rec, analysis, storage, del, "__pgt_x."));
 		newrows = pgt_dvm_share_part_named(sql.data);
 	}
