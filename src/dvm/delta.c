@@ -752,6 +752,26 @@ spj_blocker(Query *q, BlockerContext *ctx)
 					Query	   *sub = rte->subquery;
 					const char *r;
 
+					/*
+					 * Window functions: the partitions touched by the
+					 * changes are computed before and after (like groups).
+					 */
+					if (sub->hasWindowFuncs)
+					{
+						Query	   *b;
+
+						if (sub->hasAggs || sub->groupClause != NIL || sub->distinctClause != NIL ||
+							sub->havingQual != NULL || sub->limitCount != NULL ||
+							sub->limitOffset != NULL || sub->setOperations != NULL ||
+							sub->groupingSets != NIL)
+							return "Window functions inside a subquery, view or CTE are maintained differentially over a plain SELECT ... FROM ... WHERE block only (no grouping, DISTINCT or LIMIT at that level).";
+						b = copyObject(sub);
+						b->hasWindowFuncs = false;
+						b->windowClause = NIL;
+						if ((r = spj_blocker(b, ctx)) != NULL)
+							return r;
+						break;
+					}
 					if (sub->groupingSets != NIL)
 						return "GROUPING SETS inside a subquery, view or CTE are not supported by the differential engine yet (at the top level they are).";
 					if (sub->hasDistinctOn && (sub->limitCount != NULL || sub->limitOffset != NULL))
@@ -785,7 +805,7 @@ spj_blocker(Query *q, BlockerContext *ctx)
 			case RTE_RESULT:
 				break;
 			case RTE_CTE:
-				return "WITH RECURSIVE is not supported by the differential engine yet.";
+				return psprintf("WITH RECURSIVE is maintained differentially only when the query returns the rows of one recursive CTE; \"%s\" is read elsewhere.", rte->ctename);
 			default:
 				return "The query reads a kind of relation the differential engine does not support.";
 		}
@@ -965,7 +985,7 @@ pgt_dvm_any_delta(Query *q, DvmContext *ctx)
 	if (q->setOperations != NULL)
 		return pgt_dvm_share_part(pgt_dvm_setop_delta(q, ctx));
 	if (q->hasAggs || q->groupClause != NIL || q->distinctClause != NIL ||
-		q->havingQual != NULL)
+		q->havingQual != NULL || q->hasWindowFuncs)
 		return pgt_dvm_share_part(agg_subquery_delta(q, ctx));
 	return pgt_dvm_share_part(pgt_dvm_spj_delta(q, ctx));
 }
@@ -1037,6 +1057,25 @@ agg_subquery_delta(Query *q, DvmContext *ctx)
 		foreach(lc, g->targetList)
 			if (!((TargetEntry *) lfirst(lc))->resjunk)
 				keyexprs = lappend(keyexprs, ((TargetEntry *) lfirst(lc))->expr);
+	}
+	else if (g->hasWindowFuncs)
+	{
+		/*
+		 * Windows: the partition expressions every window shares (none:
+		 * the whole input is one partition, recomputed before and after).
+		 */
+		foreach(lc, g->windowClause)
+		{
+			WindowClause *wc = lfirst(lc);
+			List	   *these = NIL;
+			ListCell   *lc2;
+
+			foreach(lc2, wc->partitionClause)
+				these = list_append_unique(these,
+										   get_sortgroupclause_expr(lfirst(lc2), g->targetList));
+			keyexprs = foreach_current_index(lc) == 0 ? these :
+				list_intersection(keyexprs, these);
+		}
 	}
 
 	rchild = copyObject(child);

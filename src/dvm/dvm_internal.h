@@ -111,5 +111,6 @@ extern JoinExpr *pgt_dvm_find_join(Node *node, int rtindex);
 
 /* sublink.c */
 extern void pgt_dvm_pull_up_sublinks(Query *q);
+extern void pgt_dvm_decorrelate_lateral(Query *q);
 
 #endif							/* PG_TRICKLE_DVM_INTERNAL_H */

@@ -75,6 +75,7 @@ pgt_dvm_prepare_query(Query *query)
 	inline_ctes(q, NIL);
 	if (q->groupingSets != NIL)
 		q = expand_grouping(q);
+	pgt_dvm_decorrelate_lateral(q);
 	pgt_dvm_pull_up_sublinks(q);
 	normalize_joins(q);
 	return q;
@@ -511,18 +512,18 @@ remap_mutator(Node *node, RemapContext *ctx)
 
 /*
  * inline_ctes replaces references to the non-recursive CTEs of query (and,
- * recursively, of its subqueries) by copies of the CTE's query.
+ * recursively, of its subqueries and of its recursive CTEs' bodies) by
+ * copies of the CTE's query.  Recursive CTEs stay (see recursive.c).
  */
 static void
 inline_ctes(Query *query, List *outer_ctes)
 {
 	ListCell   *lc;
 	List	   *levels;
+	List	   *recursive = NIL;
 
-	if (query->hasRecursive)
-		return;					/* reported by the blocker */
-
-	levels = lcons(query->cteList, outer_ctes);
+	/* lcons() extends a list in place: the caller's must stay as it is */
+	levels = lcons(query->cteList, list_copy(outer_ctes));
 	foreach(lc, query->rtable)
 	{
 		RangeTblEntry *rte = lfirst(lc);
@@ -536,7 +537,7 @@ inline_ctes(Query *query, List *outer_ctes)
 			{
 				CommonTableExpr *cte = lfirst(lc2);
 
-				if (strcmp(cte->ctename, rte->ctename) == 0)
+				if (strcmp(cte->ctename, rte->ctename) == 0 && !cte->cterecursive)
 				{
 					Query	   *sub = copyObject(castNode(Query, cte->ctequery));
 
@@ -563,7 +564,17 @@ inline_ctes(Query *query, List *outer_ctes)
 		if (rte->rtekind == RTE_SUBQUERY)
 			inline_ctes(rte->subquery, levels);
 	}
-	query->cteList = NIL;
+	foreach(lc, query->cteList)
+	{
+		CommonTableExpr *cte = lfirst(lc);
+
+		if (cte->cterecursive)
+		{
+			inline_ctes(castNode(Query, cte->ctequery), levels);
+			recursive = lappend(recursive, cte);
+		}
+	}
+	query->cteList = recursive;
 }
 
 /* pgt_dvm_find_join returns the join of a join tree with range table index rtindex */

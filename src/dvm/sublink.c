@@ -1555,3 +1555,271 @@ reset_sublink_flags(Query *q)
 		checkExprHasSubLink(q->havingQual) ||
 		checkExprHasSubLink((Node *) q->returningList);
 }
+
+/* ---------------------------------------------------------------- LATERAL */
+
+static bool decorrelate_lateral(Query *q, Index rti, RangeTblEntry *rte);
+static Node **lateral_quals(Node *node, Index rti);
+static char *order_by_text(Query *s, List *sortnames);
+
+/*
+ * pgt_dvm_decorrelate_lateral turns LATERAL subqueries of q (and of its
+ * subqueries) that refer to the rest of the FROM list only through
+ * equalities in their WHERE clause, "inner = outer", into ordinary derived
+ * tables joined on those equalities:
+ *
+ *	 FROM t, LATERAL (SELECT ... FROM u WHERE u.k = t.k AND p) s
+ *	   =>  FROM t, (SELECT ..., u.k AS __pgt_lk1 FROM u WHERE p) s
+ *		   WHERE t.k = s.__pgt_lk1
+ *
+ * A t row meets exactly the rows the subquery returns for it.  With ORDER
+ * BY ... LIMIT n [OFFSET m] (top-n per outer row), the derived table keeps
+ * the rows ranked m+1 .. m+n by row_number() over the partition of the
+ * correlation values, which are the rows each outer row sees.  LEFT JOIN
+ * LATERAL gets the equalities in its ON clause.  Anything else stays
+ * LATERAL (and is refused by the blocker).
+ */
+void
+pgt_dvm_decorrelate_lateral(Query *q)
+{
+	ListCell   *lc;
+
+	foreach(lc, q->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+
+		if (rte->rtekind != RTE_SUBQUERY)
+			continue;
+		pgt_dvm_decorrelate_lateral(rte->subquery);
+		if (rte->lateral)
+			(void) decorrelate_lateral(q, foreach_current_index(lc) + 1, rte);
+	}
+}
+
+static bool
+decorrelate_lateral(Query *q, Index rti, RangeTblEntry *rte)
+{
+	Query	   *s = copyObject(rte->subquery);
+	List	   *rest = NIL;
+	List	   *inner = NIL;
+	List	   *outer = NIL;
+	List	   *ops = NIL;
+	Node	  **quals = lateral_quals((Node *) q->jointree, rti);
+	List	   *tlist = NIL;
+	List	   *names = NIL;
+	List	   *lknames = NIL;
+	List	   *sortnames = NIL;
+	ListCell   *lc;
+	AttrNumber	resno = 1;
+	int64		count = -1;
+	int64		offset = 0;
+	Query	   *derived;
+
+	if (quals == NULL || s->commandType != CMD_SELECT ||
+		s->hasAggs || s->groupClause != NIL || s->distinctClause != NIL ||
+		s->havingQual != NULL || s->setOperations != NULL || s->hasWindowFuncs ||
+		s->hasTargetSRFs || s->groupingSets != NIL || s->cteList != NIL ||
+		s->jointree == NULL)
+		return false;
+	if (s->limitCount != NULL)
+	{
+		Const	   *c = (Const *) eval_const_expressions(NULL, s->limitCount);
+
+		if (!IsA(c, Const) || c->constisnull || s->limitOption != LIMIT_OPTION_COUNT)
+			return false;
+		count = DatumGetInt64(c->constvalue);
+	}
+	if (s->limitOffset != NULL)
+	{
+		Const	   *c = (Const *) eval_const_expressions(NULL, s->limitOffset);
+
+		if (!IsA(c, Const) || c->constisnull)
+			return false;
+		offset = DatumGetInt64(c->constvalue);
+	}
+	if (!contain_vars_of_level((Node *) s, 1))
+	{
+		rte->lateral = false;	/* refers to nothing beside it */
+		return true;
+	}
+	if (!split_where(s, &rest, &inner, &outer, &ops, NULL, NULL, NULL) || inner == NIL)
+		return false;
+
+	/* the subquery without the correlation, exposing its inner sides */
+	s->jointree->quals = rest == NIL ? NULL : (Node *) make_ands_explicit(rest);
+	foreach(lc, s->targetList)
+	{
+		TargetEntry *tle = lfirst(lc);
+
+		if (tle->resjunk)
+			continue;
+		tle = flatCopyTargetEntry(tle);
+		tle->resno = resno++;
+		tle->ressortgroupref = 0;
+		tlist = lappend(tlist, tle);
+		names = lappend(names, makeString(psprintf("__pgt_o%d", tle->resno)));
+	}
+	foreach(lc, inner)
+	{
+		char	   *name = psprintf("__pgt_lk%d", foreach_current_index(lc) + 1);
+
+		tlist = lappend(tlist, makeTargetEntry(copyObject(lfirst(lc)), resno++, name, false));
+		lknames = lappend(lknames, makeString(name));
+	}
+	if (count >= 0 || offset > 0)
+	{
+		/* the sort keys, as more columns */
+		foreach(lc, s->sortClause)
+		{
+			TargetEntry *tle = get_sortgroupclause_tle(lfirst(lc), s->targetList);
+			char	   *name = psprintf("__pgt_ls%d", foreach_current_index(lc) + 1);
+
+			tlist = lappend(tlist, makeTargetEntry(copyObject(tle->expr), resno++, name, false));
+			sortnames = lappend(sortnames, makeString(name));
+		}
+		if (s->sortClause == NIL || order_by_text(s, sortnames) == NULL)
+			return false;
+	}
+	{
+		char	   *order = (count >= 0 || offset > 0) ? order_by_text(s, sortnames) : NULL;
+		List	   *all = list_concat(list_concat(list_copy(names), lknames), sortnames);
+		StringInfoData cols;
+		StringInfoData sql;
+
+		s->targetList = tlist;
+		s->sortClause = NIL;
+		s->limitCount = NULL;
+		s->limitOffset = NULL;
+		if (order == NULL)
+			derived = s;
+		else
+		{
+			initStringInfo(&cols);
+			foreach(lc, list_concat(list_copy(names), lknames))
+				appendStringInfo(&cols, "%sw.%s", cols.len > 0 ? ", " : "", strVal(lfirst(lc)));
+			initStringInfo(&sql);
+			appendStringInfo(&sql, "SELECT %s FROM (SELECT d.*, pg_catalog.row_number() OVER (PARTITION BY ",
+							 cols.data);
+			foreach(lc, lknames)
+				appendStringInfo(&sql, "%sd.%s", foreach_current_index(lc) > 0 ? ", " : "",
+								 strVal(lfirst(lc)));
+			appendStringInfo(&sql, " ORDER BY %s) AS __pgt_rn FROM (%s) AS d(", order,
+							 pgt_dvm_deparse(s));
+			foreach(lc, all)
+				appendStringInfo(&sql, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+								 strVal(lfirst(lc)));
+			appendStringInfo(&sql, ")) AS w WHERE w.__pgt_rn > " INT64_FORMAT, offset);
+			if (count >= 0)
+				appendStringInfo(&sql, " AND w.__pgt_rn <= " INT64_FORMAT, offset + count);
+			derived = pgt_dvm_parse_sql(sql.data);
+		}
+	}
+
+	/* the entry: its columns as before, then the correlation values */
+	{
+		List	   *colnames = list_copy(rte->eref->colnames);
+		int			natts = list_length(colnames);
+
+		foreach(lc, lknames)
+			colnames = lappend(colnames, makeString(pstrdup(strVal(lfirst(lc)))));
+		rte->subquery = derived;
+		rte->lateral = false;
+		rte->eref = makeAlias(rte->eref->aliasname, colnames);
+		if (rte->alias != NULL)
+			rte->alias = makeAlias(rte->alias->aliasname, copyObject(colnames));
+
+		/* ... joined on outer = inner */
+		foreach(lc, outer)
+		{
+			Node	   *o = copyObject(lfirst(lc));
+			Node	   *i = (Node *) list_nth(inner, foreach_current_index(lc));
+			Var		   *v = makeVar(rti, natts + foreach_current_index(lc) + 1, exprType(i),
+									exprTypmod(i), exprCollation(i), 0);
+			OpExpr	   *op;
+
+			IncrementVarSublevelsUp(o, -1, 1);
+			op = (OpExpr *) make_opclause(list_nth_oid(ops, foreach_current_index(lc)), BOOLOID,
+										  false, (Expr *) o, (Expr *) v, InvalidOid,
+										  exprCollation(i));
+			set_opfuncid(op);
+			*quals = *quals == NULL ? (Node *) op :
+				(Node *) make_ands_explicit(list_concat(make_ands_implicit((Expr *) *quals),
+														list_make1(op)));
+		}
+	}
+	return true;
+}
+
+/*
+ * lateral_quals: where the join conditions of entry rti go: the quals of
+ * the FROM list holding it, or of the INNER or LEFT join whose right side
+ * it is; NULL if elsewhere.
+ */
+static Node **
+lateral_quals(Node *node, Index rti)
+{
+	ListCell   *lc;
+
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, FromExpr))
+	{
+		FromExpr   *f = (FromExpr *) node;
+
+		foreach(lc, f->fromlist)
+		{
+			Node	  **r;
+
+			if (IsA(lfirst(lc), RangeTblRef) && ((RangeTblRef *) lfirst(lc))->rtindex == (int) rti)
+				return &f->quals;
+			if ((r = lateral_quals(lfirst(lc), rti)) != NULL)
+				return r;
+		}
+		return NULL;
+	}
+	if (IsA(node, JoinExpr))
+	{
+		JoinExpr   *j = (JoinExpr *) node;
+		Node	  **r;
+
+		if (IsA(j->rarg, RangeTblRef) && ((RangeTblRef *) j->rarg)->rtindex == (int) rti)
+			return (j->jointype == JOIN_INNER || j->jointype == JOIN_LEFT) ? &j->quals : NULL;
+		if ((r = lateral_quals(j->larg, rti)) != NULL)
+			return r;
+		return lateral_quals(j->rarg, rti);
+	}
+	return NULL;
+}
+
+/*
+ * order_by_text: the ORDER BY of s over the columns sortnames (d.<name>),
+ * with directions and NULLS placement; NULL for a sort by a non-default
+ * operator.
+ */
+static char *
+order_by_text(Query *s, List *sortnames)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, s->sortClause)
+	{
+		SortGroupClause *sgc = lfirst(lc);
+		TargetEntry *tle = get_sortgroupclause_tle(sgc, s->targetList);
+		Oid			typ = exprType((Node *) tle->expr);
+		TypeCacheEntry *tc = lookup_type_cache(typ, TYPECACHE_LT_OPR | TYPECACHE_GT_OPR);
+		bool		desc;
+
+		if (sgc->sortop == tc->lt_opr)
+			desc = false;
+		else if (sgc->sortop == tc->gt_opr)
+			desc = true;
+		else
+			return NULL;
+		appendStringInfo(&buf, "%sd.%s%s NULLS %s", buf.len > 0 ? ", " : "",
+						 strVal(list_nth(sortnames, foreach_current_index(lc))),
+						 desc ? " DESC" : "", sgc->nulls_first ? "FIRST" : "LAST");
+	}
+	return buf.data;
+}
