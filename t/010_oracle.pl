@@ -437,6 +437,16 @@ my @SHAPES = (
 	{ name => 'window_in_subquery', query => 'SELECT s.id, s.cust_id, s.rn FROM (SELECT id, cust_id, row_number() OVER (PARTITION BY cust_id ORDER BY amount DESC NULLS LAST, id) AS rn FROM orders) s WHERE s.rn <= 2' },
 	{ name => 'window_in_subquery_join', query => 'SELECT c.name, w.id, w.running FROM customers c JOIN (SELECT id, cust_id, sum(amount) OVER (PARTITION BY cust_id ORDER BY id) AS running FROM orders WHERE status <> \'closed\') w ON w.cust_id = c.id' },
 	{ name => 'recursive_sibling_cte', query => 'WITH RECURSIVE e AS (SELECT a, b FROM nums WHERE a IS NOT NULL AND b IS NOT NULL), r(x, y) AS (SELECT a, b FROM e UNION SELECT r.x, e.b FROM r JOIN e ON e.a = r.y) SELECT x, y FROM r' },
+	{ name => 'all_ordering_correlated', query => 'SELECT o.id, o.amount FROM orders o WHERE o.amount > ALL (SELECT i.price * 10 FROM items i WHERE i.order_id = o.id)' },
+	{ name => 'any_lt_uncorrelated', query => "SELECT id, amount FROM orders WHERE amount < ANY (SELECT amount FROM orders WHERE status = 'open')" },
+	{ name => 'not_in_nullable_correlated', query => 'SELECT x.a, x.b FROM nums x WHERE x.a NOT IN (SELECT y.b FROM nums y WHERE y.a = x.b)' },
+	{ name => 'in_nullable_under_or', query => 'SELECT x.a, x.b FROM nums x WHERE x.a IN (SELECT b FROM nums WHERE a = 1) OR x.b = 2' },
+	{ name => 'scalar_under_or', query => "SELECT o.id, o.status FROM orders o WHERE o.amount > (SELECT avg(i.price) FROM items i WHERE i.order_id = o.id) OR o.status = 'open'" },
+	{ name => 'eq_all_correlated', query => 'SELECT x.a, x.b FROM nums x WHERE x.a = ALL (SELECT y.a FROM nums y WHERE y.b = x.b)' },
+	{ name => 'ne_any_under_or', query => 'SELECT x.a, x.b FROM nums x WHERE x.b <> ANY (SELECT y.b FROM nums y WHERE y.a = x.a) OR x.a IS NULL' },
+	{ name => 'exists_in_join_on', query => 'SELECT o.id, c.name FROM orders o JOIN customers c ON c.id = o.cust_id AND EXISTS (SELECT 1 FROM items i WHERE i.order_id = o.id AND i.qty > 2)' },
+	{ name => 'lateral_aggregate', query => 'SELECT c.id AS cid, c.region, s.n, s.total FROM customers c CROSS JOIN LATERAL (SELECT count(*) AS n, sum(o.amount) AS total FROM orders o WHERE o.cust_id = c.id) s' },
+	{ name => 'grouping_sets_in_subquery', query => 'SELECT s.cust_id, s.status, s.n FROM (SELECT cust_id, status, count(*) AS n FROM orders GROUP BY ROLLUP (cust_id, status)) s WHERE s.n > 1' },
 	{ name => 'lateral_top1', query => 'SELECT c.id AS cid, x.id AS oid, x.amount FROM customers c CROSS JOIN LATERAL (SELECT o.id, o.amount FROM orders o WHERE o.cust_id = c.id ORDER BY o.amount DESC NULLS LAST, o.id LIMIT 1) x' },
 
 	# --- WITH RECURSIVE (UNION: delete and rederive; UNION ALL: counting)

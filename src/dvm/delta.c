@@ -1327,7 +1327,35 @@ leaf_delta_query(Query *q, Index rti, DvmContext *ctx)
 		return pgt_dvm_parse_sql(dl->delta_sql);
 	if (rte->rtekind == RTE_RELATION)
 		return pgt_dvm_parse_sql(base_delta_sql(rte->relid, ctx, false, &colnames));
-	return pgt_dvm_parse_sql(pgt_dvm_any_delta(rte->subquery, ctx));
+	{
+		char	   *d = pgt_dvm_any_delta(rte->subquery, ctx);
+		StringInfoData empty;
+		ListCell   *lc;
+
+		if (d != NULL)
+			return pgt_dvm_parse_sql(d);
+
+		/*
+		 * It reads a changed table only outside its join tree (a range
+		 * table entry a rewrite left unused): no rows changed.
+		 */
+		initStringInfo(&empty);
+		appendStringInfoString(&empty, "SELECT ");
+		foreach(lc, rte->subquery->targetList)
+		{
+			TargetEntry *tle = lfirst(lc);
+
+			if (tle->resjunk)
+				continue;
+			appendStringInfo(&empty, "NULL::%s, ",
+							 format_type_extended(exprType((Node *) tle->expr),
+												  exprTypmod((Node *) tle->expr),
+												  FORMAT_TYPE_TYPEMOD_GIVEN |
+												  FORMAT_TYPE_FORCE_QUALIFY));
+		}
+		appendStringInfoString(&empty, "0::pg_catalog.int8 AS __pgt_w WHERE false");
+		return pgt_dvm_parse_sql(empty.data);
+	}
 }
 
 /* the pre-window state of leaf rti of q, weighted: columns, then w */
@@ -1357,6 +1385,7 @@ leaf_old_query(Query *q, Index rti, DvmContext *ctx)
 		StringInfoData aliases;
 		StringInfoData cols;
 		int			n = 0;
+		char	   *d;
 
 		initStringInfo(&aliases);
 		initStringInfo(&cols);
@@ -1366,10 +1395,14 @@ leaf_old_query(Query *q, Index rti, DvmContext *ctx)
 			appendStringInfo(&aliases, "%s__pgt_c%d", n > 1 ? ", " : "", n);
 			appendStringInfo(&cols, "%sd.__pgt_c%d", n > 1 ? ", " : "", n);
 		}
+		d = pgt_dvm_any_delta(sub, ctx);
+		if (d == NULL)			/* see leaf_delta_query */
+			return pgt_dvm_parse_sql(psprintf("SELECT s.*, 1::pg_catalog.int8 AS __pgt_w FROM (%s) AS s(%s)",
+											  pgt_dvm_deparse(sub), aliases.data));
 		return pgt_dvm_parse_sql(psprintf("SELECT s.*, 1::pg_catalog.int8 AS __pgt_w FROM (%s) AS s(%s) "
 								  "UNION ALL SELECT %s, -d.__pgt_w FROM (%s) AS d(%s, __pgt_w)",
 								  pgt_dvm_deparse(sub), aliases.data, cols.data,
-								  pgt_dvm_any_delta(sub, ctx), aliases.data));
+								  d, aliases.data));
 	}
 }
 

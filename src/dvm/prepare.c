@@ -49,6 +49,7 @@ static JoinExpr *find_unisolated_outer(Node *node);
 static void inline_ctes(Query *query, List *outer_ctes);
 static void forget_using(Node *node);
 static Query *expand_grouping(Query *q);
+static void expand_grouping_below(Query *q);
 static Node *grouping_mutator(Node *node, List *absent);
 
 /* what grouping_mutator replaces: a grouping expression not in the set */
@@ -75,6 +76,7 @@ pgt_dvm_prepare_query(Query *query)
 	inline_ctes(q, NIL);
 	if (q->groupingSets != NIL)
 		q = expand_grouping(q);
+	expand_grouping_below(q);
 	pgt_dvm_decorrelate_lateral(q);
 	pgt_dvm_pull_up_sublinks(q);
 	normalize_joins(q);
@@ -144,6 +146,25 @@ expand_grouping(Query *q)
 	}
 	result = pgt_dvm_parse_sql(sql.data);
 	return result;
+}
+
+/* expand_grouping_below expands the grouping sets of q's subqueries in FROM */
+static void
+expand_grouping_below(Query *q)
+{
+	ListCell   *lc;
+
+	foreach(lc, q->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+
+		if (rte->rtekind != RTE_SUBQUERY)
+			continue;
+		if (rte->subquery->groupingSets != NIL && !rte->lateral &&
+			!contain_vars_of_level((Node *) rte->subquery, 1))
+			rte->subquery = expand_grouping(rte->subquery);
+		expand_grouping_below(rte->subquery);
+	}
 }
 
 /*

@@ -125,6 +125,8 @@ static bool aggs_start_not_null_walker(Node *node, void *context);
 static Node *aggs_to_null(Node *node, void *context);
 static bool false_when_null(Node *conjunct, Node *sl);
 static Node *replace_node(Node *node, Node *target);
+static Node *pull_scalars_left_join(Query *q, Node *c, List **left_joins);
+static void hoist_join_sublinks(Query *q, Node *node, bool nullable);
 
 /*
  * pgt_dvm_pull_up_sublinks rewrites the subquery conjuncts of the WHERE
@@ -152,6 +154,10 @@ pgt_dvm_pull_up_sublinks(Query *q)
 		return;
 	}
 
+	/* a subquery in the ON of an inner join is a WHERE condition */
+	if (q->hasSubLinks && q->jointree != NULL && q->commandType == CMD_SELECT)
+		hoist_join_sublinks(q, (Node *) q->jointree, false);
+
 	if (q->hasSubLinks && q->jointree != NULL && q->jointree->quals != NULL &&
 		q->commandType == CMD_SELECT)
 	{
@@ -177,6 +183,24 @@ pgt_dvm_pull_up_sublinks(Query *q)
 				}
 				if (checkExprHasSubLink(c))
 					c = pull_scalars(q, c, &extra);
+				if (checkExprHasSubLink(c))
+				{
+					/* ANY/ALL, nullable IN, scalars under OR: LEFT JOINs */
+					List	   *lj = NIL;
+					Node	   *r = pull_scalars_left_join(q, c, &lj);
+
+					if (r != NULL)
+					{
+						/* only correlated ones are LEFT JOINs; post filters follow them */
+						anti = list_concat(anti, lj);
+						if (lj != NIL)
+							post = lappend(post, r);
+						else
+							kept = lappend(kept, r);
+						kept = list_concat(kept, extra);
+						continue;
+					}
+				}
 				kept = lappend(kept, c);
 				kept = list_concat(kept, extra);
 			}
@@ -522,6 +546,83 @@ scalar_mutator(Node *node, ScalarContext *ctx)
 	}
 
 	rtr = makeNode(RangeTblRef);
+
+	/*
+	 * LEFT JOIN: a derived table over the same rows and correlation
+	 * already joined takes this value as one more column (ANY/ALL
+	 * rewritten read several aggregates of one subquery).
+	 */
+	if (empty != NULL)
+	{
+		ListCell   *lc3;
+
+		foreach(lc3, ctx->left_joins)
+		{
+			PulledSublink *p = lfirst(lc3);
+			Query	   *a = copyObject(p->derived);
+			Query	   *b = copyObject(d);
+			List	   *conds = NIL;
+			int			nk = list_length(inner);
+
+			if (list_length(a->targetList) <= nk)
+				continue;
+			a->targetList = list_truncate(a->targetList, nk);
+			b->targetList = list_truncate(b->targetList, nk);
+			if (!equal(a, b))
+				continue;
+			foreach(lc, inner)
+			{
+				Node	   *i = lfirst(lc);
+				Node	   *o = copyObject(list_nth(outer, foreach_current_index(lc)));
+				Var		   *v = makeVar(p->rtindex, foreach_current_index(lc) + 1, exprType(i),
+										exprTypmod(i), exprCollation(i), 0);
+
+				IncrementVarSublevelsUp(o, -1, 1);
+				conds = lappend(conds,
+								make_opclause(list_nth_oid(ops, foreach_current_index(lc)), BOOLOID,
+											  false, (Expr *) v, (Expr *) o, InvalidOid,
+											  exprCollation(i)));
+			}
+			if (!equal(conds, p->conds))
+				continue;
+			{
+				RangeTblEntry *prte = rt_fetch(p->rtindex, ctx->q->rtable);
+				char	   *name = psprintf("__pgt_v%d", list_length(p->derived->targetList) + 1);
+				AttrNumber	col = list_length(p->derived->targetList) + 1;
+				Var		   *v = makeVar(p->rtindex, col, exprType((Node *) val->expr),
+										exprTypmod((Node *) val->expr),
+										exprCollation((Node *) val->expr), 0);
+				Node	   *k1 = (Node *) linitial(inner);
+				NullTest   *nt = makeNode(NullTest);
+				CaseWhen   *cw = makeNode(CaseWhen);
+				CaseExpr   *ce = makeNode(CaseExpr);
+
+				p->derived->targetList = lappend(p->derived->targetList,
+												 makeTargetEntry(copyObject(val->expr), col,
+																 name, false));
+				prte->eref->colnames = lappend(prte->eref->colnames, makeString(name));
+				if (prte->alias != NULL)
+					prte->alias->colnames = lappend(prte->alias->colnames,
+													makeString(pstrdup(name)));
+				if (IsA(empty, Const) && ((Const *) empty)->constisnull)
+					return (Node *) v;
+				nt->arg = (Expr *) makeVar(p->rtindex, 1, exprType(k1), exprTypmod(k1),
+										   exprCollation(k1), 0);
+				nt->nulltesttype = IS_NULL;
+				nt->argisrow = false;
+				nt->location = -1;
+				cw->expr = (Expr *) nt;
+				cw->result = (Expr *) empty;
+				cw->location = -1;
+				ce->casetype = v->vartype;
+				ce->casecollid = v->varcollid;
+				ce->args = list_make1(cw);
+				ce->defresult = (Expr *) v;
+				ce->location = -1;
+				return (Node *) ce;
+			}
+		}
+	}
 	rtr->rtindex = add_derived(ctx->q, d);
 	if (empty == NULL)
 		ctx->q->jointree->fromlist = lappend(ctx->q->jointree->fromlist, rtr);
@@ -1560,6 +1661,15 @@ reset_sublink_flags(Query *q)
 
 static bool decorrelate_lateral(Query *q, Index rti, RangeTblEntry *rte);
 static Node **lateral_quals(Node *node, Index rti);
+static bool lateral_aggregate(Query *q, Index rti, RangeTblEntry *rte);
+static Node *lateral_var_mutator(Node *node, void *context);
+
+typedef struct LateralAgg
+{
+	Index		rti;
+	Query	   *s;
+	int			sublevels_up;
+} LateralAgg;
 static char *order_by_text(Query *s, List *sortnames);
 
 /*
@@ -1615,6 +1725,12 @@ decorrelate_lateral(Query *q, Index rti, RangeTblEntry *rte)
 	int64		offset = 0;
 	Query	   *derived;
 
+	if (quals != NULL && s->commandType == CMD_SELECT && s->hasAggs &&
+		s->groupClause == NIL && s->groupingSets == NIL && s->havingQual == NULL &&
+		s->limitCount == NULL && s->limitOffset == NULL && !s->hasWindowFuncs &&
+		!s->hasTargetSRFs && s->setOperations == NULL && s->cteList == NIL &&
+		s->distinctClause == NIL)
+		return lateral_aggregate(q, rti, rte);
 	if (quals == NULL || s->commandType != CMD_SELECT ||
 		s->hasAggs || s->groupClause != NIL || s->distinctClause != NIL ||
 		s->havingQual != NULL || s->setOperations != NULL || s->hasWindowFuncs ||
@@ -1822,4 +1938,352 @@ order_by_text(Query *s, List *sortnames)
 						 desc ? " DESC" : "", sgc->nulls_first ? "FIRST" : "LAST");
 	}
 	return buf.data;
+}
+
+/* ---------------------------------------------- ANY / ALL over aggregates */
+
+typedef struct ParamNodes
+{
+	List	   *nodes;			/* the node for $2, $3, ... */
+} ParamNodes;
+
+static Node *any_all_mutator(Node *node, void *context);
+static Node *any_as_case(SubLink *sl);
+static SubLink *scalar_of(Query *s, Node *agg, Node *extra_qual);
+static Node *count_of(Node *arg);
+static Node *param_nodes_mutator(Node *node, ParamNodes *ctx);
+
+/*
+ * any_all_mutator replaces each "x op ANY (SELECT y ...)" and "x op ALL
+ * (SELECT y ...)" (op an equality, inequality or ordering of y's type,
+ * NOT IN included) by what SQL defines them to be, written with aggregate
+ * scalar subqueries over the same rows (which the scalar rewrite then
+ * joins):
+ *
+ *   CASE WHEN count(*) = 0 THEN false  WHEN x IS NULL THEN NULL
+ *        WHEN <some non-NULL y satisfies x op y> THEN true
+ *        WHEN count(*) > count(y) THEN NULL  ELSE false END
+ *
+ * where "some y satisfies" is x < max(y) (<=, and min for > and >=), a
+ * count of y = x above 0 (=), or count(y) above that count (<>).  ALL is
+ * NOT ANY of the negated operator.
+ */
+static Node *
+any_all_mutator(Node *node, void *context)
+{
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, Query))
+		return node;
+	if (IsA(node, SubLink) && (((SubLink *) node)->subLinkType == ANY_SUBLINK ||
+							   ((SubLink *) node)->subLinkType == ALL_SUBLINK))
+	{
+		Node	   *r = any_as_case((SubLink *) node);
+
+		return r != NULL ? r : node;
+	}
+	return expression_tree_mutator(node, any_all_mutator, context);
+}
+
+static Node *
+any_as_case(SubLink *sl)
+{
+	Query	   *s = castNode(Query, sl->subselect);
+	OpExpr	   *test = (OpExpr *) sl->testexpr;
+	Param	   *p;
+	Node	   *x;
+	Node	   *y = NULL;
+	Oid			type;
+	Oid			opno;
+	TypeCacheEntry *tc;
+	Oid			le;
+	Oid			ge;
+	Oid			ne;
+	Oid			ptypes[6];
+	const char *cond;
+	OpExpr	   *cmp = NULL;
+	Node	   *ext;
+	ParamNodes	pn;
+	ListCell   *lc;
+	Query	   *parsed;
+	Node	   *result;
+	bool		all = (sl->subLinkType == ALL_SUBLINK);
+
+	if (test == NULL || !IsA(test, OpExpr) || list_length(test->args) != 2)
+		return NULL;
+	p = (Param *) lsecond(test->args);
+	x = linitial(test->args);
+	if (!IsA(p, Param) || p->paramkind != PARAM_SUBLINK || p->paramid != 1 ||
+		contain_vars_of_level(x, 1) || checkExprHasSubLink(x))
+		return NULL;
+	if (s->commandType != CMD_SELECT || s->setOperations != NULL || s->hasAggs ||
+		s->groupClause != NIL || s->groupingSets != NIL || s->havingQual != NULL ||
+		s->distinctClause != NIL || s->hasWindowFuncs || s->hasTargetSRFs ||
+		s->limitCount != NULL || s->limitOffset != NULL || s->cteList != NIL ||
+		s->jointree == NULL)
+		return NULL;
+	foreach(lc, s->targetList)
+	{
+		TargetEntry *tle = lfirst(lc);
+
+		if (tle->resjunk)
+			continue;
+		if (y != NULL)
+			return NULL;
+		y = (Node *) tle->expr;
+	}
+	type = exprType(y);
+	if (y == NULL || exprType(x) != type)
+		return NULL;
+	opno = all ? get_negator(test->opno) : test->opno;
+	tc = lookup_type_cache(type, TYPECACHE_EQ_OPR | TYPECACHE_LT_OPR | TYPECACHE_GT_OPR |
+						   TYPECACHE_BTREE_OPFAMILY);
+	if (!OidIsValid(opno) || !OidIsValid(tc->eq_opr) || !OidIsValid(tc->btree_opf))
+		return NULL;
+	le = get_opfamily_member(tc->btree_opf, type, type, BTLessEqualStrategyNumber);
+	ge = get_opfamily_member(tc->btree_opf, type, type, BTGreaterEqualStrategyNumber);
+	ne = get_negator(tc->eq_opr);
+
+	/* $2 count(*), $3 x, $4 count(y), $5 the extreme or the count of y = x */
+	ptypes[0] = PG_SNAPSHOTOID;
+	ptypes[1] = INT8OID;
+	ptypes[2] = type;
+	ptypes[3] = INT8OID;
+	if (opno == tc->lt_opr || opno == le || opno == tc->gt_opr || opno == ge)
+	{
+		bool		up = (opno == tc->lt_opr || opno == le);
+
+		ext = make_agg(up ? "max" : "min", copyObject(y));
+		if (ext == NULL)
+			return NULL;
+		ext = (Node *) scalar_of(s, ext, NULL);
+		ptypes[4] = type;
+		/* $6: x op the extreme */
+		cmp = (OpExpr *) make_opclause(opno, BOOLOID, false, (Expr *) copyObject(x),
+									   (Expr *) copyObject(ext), InvalidOid, exprCollation(y));
+		set_opfuncid(cmp);
+		cond = "$6";
+	}
+	else if (opno == tc->eq_opr || opno == ne)
+	{
+		Node	   *xo = copyObject(x);
+		OpExpr	   *eq;
+
+		IncrementVarSublevelsUp(xo, 1, 0);
+		eq = (OpExpr *) make_opclause(tc->eq_opr, BOOLOID, false, (Expr *) copyObject(y),
+									  (Expr *) xo, InvalidOid, exprCollation(y));
+		set_opfuncid(eq);
+		ext = (Node *) scalar_of(s, count_of(NULL), (Node *) eq);
+		ptypes[4] = INT8OID;
+		cond = opno == tc->eq_opr ? "$5 > 0" : "$4 > $5";
+	}
+	else
+		return NULL;
+
+	ptypes[5] = BOOLOID;
+	pn.nodes = list_make4(scalar_of(s, count_of(NULL), NULL), copyObject(x),
+						  scalar_of(s, count_of(copyObject(y)), NULL), ext);
+	pn.nodes = lappend(pn.nodes, cmp != NULL ? (Node *) cmp :
+					   (Node *) makeBoolConst(true, false));
+	parsed = pgt_dvm_parse_sql_params(psprintf("SELECT %sCASE WHEN $2 = 0 THEN false "
+											   "WHEN $3 IS NULL THEN NULL "
+											   "WHEN %s THEN true "
+											   "WHEN $2 > $4 THEN NULL ELSE false END%s",
+											   all ? "NOT (" : "", cond, all ? ")" : ""),
+									  ptypes, 6);
+	result = param_nodes_mutator((Node *) linitial_node(TargetEntry, parsed->targetList)->expr,
+								 &pn);
+	return result;
+}
+
+/* scalar_of: (SELECT agg FROM s's FROM WHERE s's WHERE [AND extra_qual]) */
+static SubLink *
+scalar_of(Query *s, Node *agg, Node *extra_qual)
+{
+	Query	   *c = copyObject(s);
+	SubLink    *sl = makeNode(SubLink);
+
+	c->targetList = list_make1(makeTargetEntry((Expr *) agg, 1, pstrdup("v"), false));
+	c->hasAggs = true;
+	c->sortClause = NIL;
+	if (extra_qual != NULL)
+		c->jointree->quals = c->jointree->quals == NULL ? extra_qual :
+			(Node *) make_ands_explicit(list_make2(c->jointree->quals, extra_qual));
+	sl->subLinkType = EXPR_SUBLINK;
+	sl->subLinkId = 0;
+	sl->subselect = (Node *) c;
+	sl->location = -1;
+	return sl;
+}
+
+/* count_of: count(*) (arg NULL) or count(arg), as an aggregate */
+static Node *
+count_of(Node *arg)
+{
+	Aggref	   *agg = makeNode(Aggref);
+
+	agg->aggtype = INT8OID;
+	if (arg == NULL)
+	{
+		agg->aggfnoid = F_COUNT_;
+		agg->aggstar = true;
+	}
+	else
+	{
+		agg->aggfnoid = F_COUNT_ANY;
+		agg->aggargtypes = list_make1_oid(exprType(arg));
+		agg->args = list_make1(makeTargetEntry((Expr *) arg, 1, NULL, false));
+		agg->inputcollid = exprCollation(arg);
+	}
+	agg->aggkind = AGGKIND_NORMAL;
+	agg->aggsplit = AGGSPLIT_SIMPLE;
+	agg->aggno = -1;
+	agg->aggtransno = -1;
+	agg->location = -1;
+	return (Node *) agg;
+}
+
+/* param_nodes_mutator replaces $2, $3, ... by the nodes of ctx */
+static Node *
+param_nodes_mutator(Node *node, ParamNodes *ctx)
+{
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, Param) && ((Param *) node)->paramkind == PARAM_EXTERN &&
+		((Param *) node)->paramid >= 2)
+		return copyObject(list_nth(ctx->nodes, ((Param *) node)->paramid - 2));
+	return expression_tree_mutator(node, param_nodes_mutator, ctx);
+}
+
+/*
+ * pull_scalars_left_join: the scalar subqueries (after any_all_mutator) of a
+ * WHERE conjunct c as LEFT JOINed derived tables (as in the select list),
+ * the conjunct becoming a filter after the joins; NULL (q unchanged in
+ * its join tree) when a subquery remains.
+ */
+static Node *
+pull_scalars_left_join(Query *q, Node *c, List **left_joins)
+{
+	ScalarContext sctx = {q, NULL, NIL, false, NIL};
+	Node	   *r = any_all_mutator(copyObject(c), NULL);
+
+	r = scalar_mutator(r, &sctx);
+	if (checkExprHasSubLink(r))
+		return NULL;
+	/* one-row subqueries were cross joined; correlated ones are LEFT JOINs */
+	*left_joins = sctx.left_joins;
+	return r;
+}
+
+/*
+ * hoist_join_sublinks moves the ON conditions with subqueries of inner
+ * joins that no outer join NULL-extends into q's WHERE, where they mean the
+ * same and the rewrites above apply.
+ */
+static void
+hoist_join_sublinks(Query *q, Node *node, bool nullable)
+{
+	if (node == NULL)
+		return;
+	if (IsA(node, FromExpr))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((FromExpr *) node)->fromlist)
+			hoist_join_sublinks(q, lfirst(lc), nullable);
+	}
+	else if (IsA(node, JoinExpr))
+	{
+		JoinExpr   *j = (JoinExpr *) node;
+
+		hoist_join_sublinks(q, j->larg, nullable ||
+							j->jointype == JOIN_RIGHT || j->jointype == JOIN_FULL);
+		hoist_join_sublinks(q, j->rarg, nullable ||
+							j->jointype == JOIN_LEFT || j->jointype == JOIN_FULL);
+		if (j->jointype == JOIN_INNER && !nullable && j->quals != NULL &&
+			checkExprHasSubLink(j->quals))
+		{
+			q->jointree->quals = q->jointree->quals == NULL ? j->quals :
+				(Node *) make_ands_explicit(list_make2(q->jointree->quals, j->quals));
+			j->quals = (Node *) makeBoolConst(true, false);
+		}
+	}
+}
+
+/*
+ * lateral_aggregate: a LATERAL subquery that aggregates without GROUP BY
+ * returns exactly one row for each outer row, so each of its columns is a
+ * scalar subquery (correlated as the LATERAL one was) wherever the query
+ * reads it, and the entry itself becomes a one-row relation; the scalar
+ * rewrites then take over.  Only where the join adds nothing else (a
+ * comma, CROSS JOIN, or JOIN/LEFT JOIN ... ON true).
+ */
+static bool
+lateral_aggregate(Query *q, Index rti, RangeTblEntry *rte)
+{
+	Node	  **quals = lateral_quals((Node *) q->jointree, rti);
+	LateralAgg ctx;
+	ListCell   *lc;
+
+	if (quals != &q->jointree->quals && *quals != NULL &&
+		!(IsA(*quals, Const) && !((Const *) *quals)->constisnull &&
+		  DatumGetBool(((Const *) *quals)->constvalue)))
+		return false;
+	ctx.rti = rti;
+	ctx.s = rte->subquery;
+	ctx.sublevels_up = 0;
+	q->targetList = (List *) lateral_var_mutator((Node *) q->targetList, &ctx);
+	q->jointree = (FromExpr *) lateral_var_mutator((Node *) q->jointree, &ctx);
+	q->havingQual = lateral_var_mutator(q->havingQual, &ctx);
+	foreach(lc, q->rtable)
+	{
+		RangeTblEntry *other = lfirst(lc);
+
+		if (other->rtekind == RTE_JOIN)
+			other->joinaliasvars = (List *) lateral_var_mutator((Node *) other->joinaliasvars,
+																&ctx);
+	}
+	rte->subquery = pgt_dvm_parse_sql("SELECT 1 AS __pgt_one");
+	rte->lateral = false;
+	rte->eref = makeAlias(rte->eref->aliasname, list_make1(makeString("__pgt_one")));
+	rte->alias = NULL;
+	q->hasSubLinks = true;
+	return true;
+}
+
+static Node *
+lateral_var_mutator(Node *node, void *context)
+{
+	LateralAgg *ctx = context;
+
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, Var) && ((Var *) node)->varno == ctx->rti &&
+		((Var *) node)->varlevelsup == (Index) ctx->sublevels_up)
+	{
+		Var		   *v = (Var *) node;
+		Query	   *c = copyObject(ctx->s);
+		SubLink    *sl = makeNode(SubLink);
+		TargetEntry *tle = list_nth(c->targetList, v->varattno - 1);
+
+		c->targetList = list_make1(makeTargetEntry(tle->expr, 1, pstrdup("v"), false));
+		c->sortClause = NIL;
+		if (ctx->sublevels_up > 0)
+			IncrementVarSublevelsUp((Node *) c, ctx->sublevels_up, 1);
+		sl->subLinkType = EXPR_SUBLINK;
+		sl->subLinkId = 0;
+		sl->subselect = (Node *) c;
+		sl->location = -1;
+		return (Node *) sl;
+	}
+	if (IsA(node, Query))
+	{
+		Query	   *r;
+
+		ctx->sublevels_up++;
+		r = query_tree_mutator((Query *) node, lateral_var_mutator, ctx, 0);
+		ctx->sublevels_up--;
+		return (Node *) r;
+	}
+	return expression_tree_mutator(node, lateral_var_mutator, ctx);
 }

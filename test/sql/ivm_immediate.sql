@@ -173,7 +173,7 @@ ALTER TABLE im_t DISABLE ROW LEVEL SECURITY;
 
 -- what IMMEDIATE cannot maintain is refused like DIFFERENTIAL
 SELECT pgt_try($$SELECT pgtrickle.create_stream_table('im_bad',
-    'SELECT t.id, x.v FROM im_t t CROSS JOIN LATERAL (SELECT v FROM im_t t2 WHERE t2.g = t.g ORDER BY v LIMIT 1) x',
+    'SELECT t.id, x.v FROM im_t t CROSS JOIN LATERAL (SELECT v FROM im_t t2 WHERE t2.g > t.g ORDER BY v LIMIT 1) x',
     refresh_mode => 'IMMEDIATE')$$);
 
 -- one query changing two sources of a join: a data-modifying WITH, and a
