@@ -447,6 +447,9 @@ my @SHAPES = (
 	{ name => 'exists_in_join_on', query => 'SELECT o.id, c.name FROM orders o JOIN customers c ON c.id = o.cust_id AND EXISTS (SELECT 1 FROM items i WHERE i.order_id = o.id AND i.qty > 2)' },
 	{ name => 'lateral_aggregate', query => 'SELECT c.id AS cid, c.region, s.n, s.total FROM customers c CROSS JOIN LATERAL (SELECT count(*) AS n, sum(o.amount) AS total FROM orders o WHERE o.cust_id = c.id) s' },
 	{ name => 'grouping_sets_in_subquery', query => 'SELECT s.cust_id, s.status, s.n FROM (SELECT cust_id, status, count(*) AS n FROM orders GROUP BY ROLLUP (cust_id, status)) s WHERE s.n > 1' },
+	{ name => 'agg_case_nullif_coalesce', query => "SELECT cust_id, CASE WHEN count(*) > 2 THEN 'many' ELSE 'few' END AS size, nullif(sum(amount), 0) AS s, coalesce(max(status), '-') AS st FROM orders GROUP BY cust_id" },
+	{ name => 'agg_over_distinct_subquery', query => 'SELECT d.status, count(*) AS n FROM (SELECT DISTINCT cust_id, status FROM orders) d GROUP BY d.status' },
+	{ name => 'order_by_without_limit', query => 'SELECT id, amount FROM orders WHERE amount > 10 ORDER BY amount DESC' },
 	{ name => 'lateral_top1', query => 'SELECT c.id AS cid, x.id AS oid, x.amount FROM customers c CROSS JOIN LATERAL (SELECT o.id, o.amount FROM orders o WHERE o.cust_id = c.id ORDER BY o.amount DESC NULLS LAST, o.id LIMIT 1) x' },
 
 	# --- WITH RECURSIVE (UNION: delete and rederive; UNION ALL: counting)

@@ -108,6 +108,7 @@ extern Query *pgt_dvm_prepare_query(Query *query);
 extern Node *pgt_dvm_wrap_jointree_node(Query *q, Node *node);
 extern void pgt_dvm_collect_rtindexes(Node *node, List **list);
 extern JoinExpr *pgt_dvm_find_join(Node *node, int rtindex);
+extern void pgt_dvm_cte_to_subquery(RangeTblEntry *rte, Query *sub);
 
 /* sublink.c */
 extern void pgt_dvm_pull_up_sublinks(Query *q);

@@ -564,15 +564,7 @@ inline_ctes(Query *query, List *outer_ctes)
 
 					/* the CTE now sits one level deeper than it was defined */
 					IncrementVarSublevelsUp((Node *) sub, rte->ctelevelsup, 1);
-					rte->rtekind = RTE_SUBQUERY;
-					rte->subquery = sub;
-					rte->security_barrier = false;
-					rte->ctename = NULL;
-					rte->ctelevelsup = 0;
-					rte->self_reference = false;
-					rte->coltypes = NIL;
-					rte->coltypmods = NIL;
-					rte->colcollations = NIL;
+					pgt_dvm_cte_to_subquery(rte, sub);
 					break;
 				}
 			}
@@ -596,6 +588,24 @@ inline_ctes(Query *query, List *outer_ctes)
 		}
 	}
 	query->cteList = recursive;
+}
+
+/*
+ * pgt_dvm_cte_to_subquery turns a reference to a CTE into the subquery
+ * sub, keeping its alias and column names.
+ */
+void
+pgt_dvm_cte_to_subquery(RangeTblEntry *rte, Query *sub)
+{
+	rte->rtekind = RTE_SUBQUERY;
+	rte->subquery = sub;
+	rte->security_barrier = false;
+	rte->ctename = NULL;
+	rte->ctelevelsup = 0;
+	rte->self_reference = false;
+	rte->coltypes = NIL;
+	rte->coltypmods = NIL;
+	rte->colcollations = NIL;
 }
 
 /* pgt_dvm_find_join returns the join of a join tree with range table index rtindex */

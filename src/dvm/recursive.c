@@ -806,14 +806,7 @@ self_to_subquery(RangeTblEntry *rte, Query *sub)
 {
 	const char *aliasname = rte->alias ? rte->alias->aliasname : rte->eref->aliasname;
 
-	rte->rtekind = RTE_SUBQUERY;
-	rte->subquery = sub;
-	rte->ctename = NULL;
-	rte->ctelevelsup = 0;
-	rte->self_reference = false;
-	rte->coltypes = NIL;
-	rte->coltypmods = NIL;
-	rte->colcollations = NIL;
+	pgt_dvm_cte_to_subquery(rte, sub);
 	rte->alias = makeAlias(aliasname, copyObject(rte->eref->colnames));
 	rte->eref = makeAlias(aliasname, copyObject(rte->eref->colnames));
 }

@@ -126,6 +126,9 @@ static Node *aggs_to_null(Node *node, void *context);
 static bool false_when_null(Node *conjunct, Node *sl);
 static Node *replace_node(Node *node, Node *target);
 static Node *pull_scalars_left_join(Query *q, Node *c, List **left_joins);
+static Node *value_or_empty(Var *v, Index rti, Node *k1, Node *empty);
+static Aggref *new_aggref(Oid fnoid, Oid type);
+static Node *count_of(Node *arg);
 static void hoist_join_sublinks(Query *q, Node *node, bool nullable);
 
 /*
@@ -396,20 +399,29 @@ make_agg(const char *name, Node *arg)
 
 	if (!OidIsValid(fnoid) || get_func_rettype(fnoid) != type)
 		return NULL;
-	agg = makeNode(Aggref);
-	agg->aggfnoid = fnoid;
-	agg->aggtype = type;
+	agg = new_aggref(fnoid, type);
 	agg->aggcollid = exprCollation(arg);
 	agg->inputcollid = exprCollation(arg);
-	agg->aggtranstype = InvalidOid;
 	agg->aggargtypes = list_make1_oid(type);
 	agg->args = list_make1(makeTargetEntry((Expr *) arg, 1, NULL, false));
+	return (Node *) agg;
+}
+
+/* new_aggref: an aggregate call of the current level, without arguments */
+static Aggref *
+new_aggref(Oid fnoid, Oid type)
+{
+	Aggref	   *agg = makeNode(Aggref);
+
+	agg->aggfnoid = fnoid;
+	agg->aggtype = type;
+	agg->aggtranstype = InvalidOid;
 	agg->aggkind = AGGKIND_NORMAL;
 	agg->aggsplit = AGGSPLIT_SIMPLE;
 	agg->aggno = -1;
 	agg->aggtransno = -1;
 	agg->location = -1;
-	return (Node *) agg;
+	return agg;
 }
 
 /*
@@ -592,10 +604,6 @@ scalar_mutator(Node *node, ScalarContext *ctx)
 				Var		   *v = makeVar(p->rtindex, col, exprType((Node *) val->expr),
 										exprTypmod((Node *) val->expr),
 										exprCollation((Node *) val->expr), 0);
-				Node	   *k1 = (Node *) linitial(inner);
-				NullTest   *nt = makeNode(NullTest);
-				CaseWhen   *cw = makeNode(CaseWhen);
-				CaseExpr   *ce = makeNode(CaseExpr);
 
 				p->derived->targetList = lappend(p->derived->targetList,
 												 makeTargetEntry(copyObject(val->expr), col,
@@ -604,22 +612,7 @@ scalar_mutator(Node *node, ScalarContext *ctx)
 				if (prte->alias != NULL)
 					prte->alias->colnames = lappend(prte->alias->colnames,
 													makeString(pstrdup(name)));
-				if (IsA(empty, Const) && ((Const *) empty)->constisnull)
-					return (Node *) v;
-				nt->arg = (Expr *) makeVar(p->rtindex, 1, exprType(k1), exprTypmod(k1),
-										   exprCollation(k1), 0);
-				nt->nulltesttype = IS_NULL;
-				nt->argisrow = false;
-				nt->location = -1;
-				cw->expr = (Expr *) nt;
-				cw->result = (Expr *) empty;
-				cw->location = -1;
-				ce->casetype = v->vartype;
-				ce->casecollid = v->varcollid;
-				ce->args = list_make1(cw);
-				ce->defresult = (Expr *) v;
-				ce->location = -1;
-				return (Node *) ce;
+				return value_or_empty(v, p->rtindex, (Node *) linitial(inner), empty);
 			}
 		}
 	}
@@ -644,10 +637,6 @@ scalar_mutator(Node *node, ScalarContext *ctx)
 								exprTypmod((Node *) val->expr),
 								exprCollation((Node *) val->expr), 0);
 		PulledSublink *p;
-		CaseExpr   *ce;
-		CaseWhen   *cw;
-		NullTest   *nt;
-		Node	   *k1;
 
 		if (ctx->in_having)
 			return make_min(v);
@@ -661,28 +650,40 @@ scalar_mutator(Node *node, ScalarContext *ctx)
 		p->rtindex = rtr->rtindex;
 		ctx->conds = NIL;
 		ctx->left_joins = lappend(ctx->left_joins, p);
-		if (IsA(empty, Const) && ((Const *) empty)->constisnull)
-			return (Node *) v;
-		/* no group (its first key is NULL only then): the value over no rows */
-		k1 = (Node *) linitial(inner);
-		nt = makeNode(NullTest);
-		nt->arg = (Expr *) makeVar(rtr->rtindex, 1, exprType(k1), exprTypmod(k1),
-								   exprCollation(k1), 0);
-		nt->nulltesttype = IS_NULL;
-		nt->argisrow = false;
-		nt->location = -1;
-		cw = makeNode(CaseWhen);
-		cw->expr = (Expr *) nt;
-		cw->result = (Expr *) empty;
-		cw->location = -1;
-		ce = makeNode(CaseExpr);
-		ce->casetype = v->vartype;
-		ce->casecollid = v->varcollid;
-		ce->args = list_make1(cw);
-		ce->defresult = (Expr *) v;
-		ce->location = -1;
-		return (Node *) ce;
+		return value_or_empty(v, rtr->rtindex, (Node *) linitial(inner), empty);
 	}
+}
+
+/*
+ * value_or_empty: column v of the LEFT JOINed derived table rti, or, where
+ * the outer row has no group (the first key k1 is NULL only then), the
+ * value over no rows.
+ */
+static Node *
+value_or_empty(Var *v, Index rti, Node *k1, Node *empty)
+{
+	NullTest   *nt;
+	CaseWhen   *cw;
+	CaseExpr   *ce;
+
+	if (IsA(empty, Const) && ((Const *) empty)->constisnull)
+		return (Node *) v;
+	nt = makeNode(NullTest);
+	nt->arg = (Expr *) makeVar(rti, 1, exprType(k1), exprTypmod(k1), exprCollation(k1), 0);
+	nt->nulltesttype = IS_NULL;
+	nt->argisrow = false;
+	nt->location = -1;
+	cw = makeNode(CaseWhen);
+	cw->expr = (Expr *) nt;
+	cw->result = (Expr *) empty;
+	cw->location = -1;
+	ce = makeNode(CaseExpr);
+	ce->casetype = v->vartype;
+	ce->casecollid = v->varcollid;
+	ce->args = list_make1(cw);
+	ce->defresult = (Expr *) v;
+	ce->location = -1;
+	return (Node *) ce;
 }
 
 /*
@@ -1091,7 +1092,6 @@ not_in_guard(Query *s, List *rest, Node *y, Node *x)
 	for (int i = 0; i < 2; i++)
 	{
 		Query	   *c = copyObject(s);
-		Aggref	   *agg = makeNode(Aggref);
 		SubLink    *sl = makeNode(SubLink);
 		List	   *quals = copyObject(rest);
 
@@ -1105,15 +1105,7 @@ not_in_guard(Query *s, List *rest, Node *y, Node *x)
 			ynull->location = -1;
 			quals = lappend(quals, ynull);
 		}
-		agg->aggfnoid = F_COUNT_;
-		agg->aggtype = INT8OID;
-		agg->aggstar = true;
-		agg->aggkind = AGGKIND_NORMAL;
-		agg->aggsplit = AGGSPLIT_SIMPLE;
-		agg->aggno = -1;
-		agg->aggtransno = -1;
-		agg->location = -1;
-		c->targetList = list_make1(makeTargetEntry((Expr *) agg, 1, pstrdup("n"), false));
+		c->targetList = list_make1(makeTargetEntry((Expr *) count_of(NULL), 1, pstrdup("n"), false));
 		c->jointree->quals = (Node *) make_ands_explicit(quals);
 		c->hasAggs = true;
 		c->groupClause = NIL;
@@ -2120,26 +2112,16 @@ scalar_of(Query *s, Node *agg, Node *extra_qual)
 static Node *
 count_of(Node *arg)
 {
-	Aggref	   *agg = makeNode(Aggref);
+	Aggref	   *agg = new_aggref(arg == NULL ? F_COUNT_ : F_COUNT_ANY, INT8OID);
 
-	agg->aggtype = INT8OID;
 	if (arg == NULL)
-	{
-		agg->aggfnoid = F_COUNT_;
 		agg->aggstar = true;
-	}
 	else
 	{
-		agg->aggfnoid = F_COUNT_ANY;
 		agg->aggargtypes = list_make1_oid(exprType(arg));
 		agg->args = list_make1(makeTargetEntry((Expr *) arg, 1, NULL, false));
 		agg->inputcollid = exprCollation(arg);
 	}
-	agg->aggkind = AGGKIND_NORMAL;
-	agg->aggsplit = AGGSPLIT_SIMPLE;
-	agg->aggno = -1;
-	agg->aggtransno = -1;
-	agg->location = -1;
 	return (Node *) agg;
 }
 
