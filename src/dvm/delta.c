@@ -593,6 +593,8 @@ top_blocker(Query *q, PgtDeltaStrategy *strategy, List **sources)
 		*strategy = PGT_DELTA_TOPK;
 		return NULL;
 	}
+	if (q->groupingSets != NIL && q->distinctClause != NIL)
+		return "SELECT DISTINCT over GROUPING SETS, ROLLUP or CUBE is not maintained by the differential engine.";
 	if (q->groupingSets != NIL)
 		return psprintf("GROUPING SETS, ROLLUP and CUBE are maintained incrementally only up to pg_trickle.max_grouping_set_branches (%d) grouping sets.",
 						pgt_max_grouping_set_branches);
@@ -705,7 +707,7 @@ spj_blocker(Query *q, BlockerContext *ctx)
 	const char *r0;
 
 	if (q->hasSubLinks)
-		return "Subqueries in expressions are supported by the differential engine only as [NOT] EXISTS (anywhere in a WHERE condition) and [NOT] IN conditions of WHERE and as scalar subqueries that aggregate, correlated by equalities (and one <> in [NOT] EXISTS) if at all; not, for example, IN or scalar subqueries under OR, in JOIN ... ON, correlated by anything else, or a correlated NOT IN over nullable columns.";
+		return "Subqueries in expressions are supported by the differential engine in WHERE conditions ([NOT] EXISTS, [NOT] IN, op ANY/ALL over a plain SELECT, aggregate scalar subqueries) and as aggregate scalar subqueries in the select list, correlated by equalities (and one <> in [NOT] EXISTS) if at all; not, for example, correlated by other comparisons, in the ON of an outer join, comparing rows, or ANY/ALL over a subquery that groups or limits.";
 	if (q->hasWindowFuncs || q->hasTargetSRFs || q->limitCount != NULL ||
 		q->limitOffset != NULL || q->setOperations != NULL ||
 		q->groupingSets != NIL || q->hasRecursive)
@@ -724,7 +726,7 @@ spj_blocker(Query *q, BlockerContext *ctx)
 		if (rte->lateral &&
 			!(rte->rtekind == RTE_FUNCTION &&
 			  !contain_volatile_functions((Node *) rte->functions)))
-			return "LATERAL subqueries are not supported by the differential engine yet (LATERAL set-returning functions are).";
+			return "LATERAL subqueries are maintained by the differential engine only when they are correlated by equalities in their WHERE (plain, with ORDER BY ... LIMIT, or aggregating without GROUP BY) and no other FROM item reads an aggregating one; LATERAL functions are maintained.";
 		/* after rewriting, a view entry is only its body's OLD/NEW placeholder */
 		if (rte->rtekind == RTE_RELATION && rte->relkind == RELKIND_VIEW)
 			continue;

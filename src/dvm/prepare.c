@@ -57,6 +57,7 @@ typedef struct AbsentKey
 {
 	Node	   *expr;
 	Index		ref;
+	bool		present;		/* a key of the set: left as it is */
 } AbsentKey;
 
 /*
@@ -102,7 +103,9 @@ expand_grouping(Query *q)
 	ListCell   *lc;
 	Query	   *result;
 
-	if (sets == NIL || list_length(sets) > pgt_max_grouping_set_branches)
+	/* DISTINCT applies to the union of the sets, not to each branch */
+	if (sets == NIL || list_length(sets) > pgt_max_grouping_set_branches ||
+		q->distinctClause != NIL)
 		return q;
 	initStringInfo(&sql);
 	foreach(lc, sets)
@@ -117,16 +120,15 @@ expand_grouping(Query *q)
 		{
 			SortGroupClause *sgc = lfirst(lc2);
 
-			if (list_member_int(set, (int) sgc->tleSortGroupRef))
-				groups = lappend(groups, copyObject(sgc));
-			else
-			{
-				AbsentKey  *k = palloc(sizeof(AbsentKey));
+			AbsentKey  *k = palloc(sizeof(AbsentKey));
 
-				k->expr = (Node *) get_sortgroupclause_expr(sgc, q->targetList);
-				k->ref = sgc->tleSortGroupRef;
-				absent = lappend(absent, k);
-			}
+			k->expr = (Node *) get_sortgroupclause_expr(sgc, q->targetList);
+			k->ref = sgc->tleSortGroupRef;
+			k->present = list_member_int(set, (int) sgc->tleSortGroupRef);
+			if (k->present)
+				groups = lappend(groups, copyObject(sgc));
+			/* present keys first: a+1 of a set must not lose an absent a */
+			absent = k->present ? lcons(k, absent) : lappend(absent, k);
 		}
 		b->groupingSets = NIL;
 		b->groupDistinct = false;
@@ -191,7 +193,8 @@ grouping_mutator(Node *node, List *absent)
 			ListCell   *lc2;
 
 			foreach(lc2, absent)
-				if (((AbsentKey *) lfirst(lc2))->ref == (Index) lfirst_int(lc))
+				if (((AbsentKey *) lfirst(lc2))->ref == (Index) lfirst_int(lc) &&
+					!((AbsentKey *) lfirst(lc2))->present)
 					missing = true;
 			value = (value << 1) | (missing ? 1 : 0);
 		}
@@ -202,9 +205,12 @@ grouping_mutator(Node *node, List *absent)
 	{
 		AbsentKey  *k = lfirst(lc);
 
-		if (equal(node, k->expr))
-			return (Node *) makeNullConst(exprType(node), exprTypmod(node),
-										  exprCollation(node));
+		if (!equal(node, k->expr))
+			continue;
+		if (k->present)
+			return node;
+		return (Node *) makeNullConst(exprType(node), exprTypmod(node),
+									  exprCollation(node));
 	}
 	return expression_tree_mutator(node, grouping_mutator, absent);
 }

@@ -1654,6 +1654,9 @@ reset_sublink_flags(Query *q)
 static bool decorrelate_lateral(Query *q, Index rti, RangeTblEntry *rte);
 static Node **lateral_quals(Node *node, Index rti);
 static bool lateral_aggregate(Query *q, Index rti, RangeTblEntry *rte);
+static bool outer_in_scope(Query *q, Node **quals, List *outer);
+static bool entry_nullable(Node *node, Index rti, bool nullable);
+static bool other_entries_read(Query *q, Index rti);
 static Node *lateral_var_mutator(Node *node, void *context);
 
 typedef struct LateralAgg
@@ -1661,6 +1664,7 @@ typedef struct LateralAgg
 	Index		rti;
 	Query	   *s;
 	int			sublevels_up;
+	bool		failed;			/* met a whole-row or system column reference */
 } LateralAgg;
 static char *order_by_text(Query *s, List *sortnames);
 
@@ -1751,6 +1755,8 @@ decorrelate_lateral(Query *q, Index rti, RangeTblEntry *rte)
 		return true;
 	}
 	if (!split_where(s, &rest, &inner, &outer, &ops, NULL, NULL, NULL) || inner == NIL)
+		return false;
+	if (!outer_in_scope(q, quals, outer))
 		return false;
 
 	/* the subquery without the correlation, exposing its inner sides */
@@ -2024,8 +2030,12 @@ any_as_case(SubLink *sl)
 			return NULL;
 		y = (Node *) tle->expr;
 	}
+	if (y == NULL)
+		return NULL;
 	type = exprType(y);
-	if (y == NULL || exprType(x) != type)
+	/* same type and collation (min/max and grouping use y's); no rows */
+	if (exprType(x) != type || type_is_rowtype(type) ||
+		(OidIsValid(test->inputcollid) && test->inputcollid != exprCollation(y)))
 		return NULL;
 	opno = all ? get_negator(test->opno) : test->opno;
 	tc = lookup_type_cache(type, TYPECACHE_EQ_OPR | TYPECACHE_LT_OPR | TYPECACHE_GT_OPR |
@@ -2207,23 +2217,47 @@ lateral_aggregate(Query *q, Index rti, RangeTblEntry *rte)
 	LateralAgg ctx;
 	ListCell   *lc;
 
+	List	   *tlist;
+	FromExpr   *jointree;
+	Node	   *having;
+	List	   *aliasvars = NIL;
+
 	if (quals != &q->jointree->quals && *quals != NULL &&
 		!(IsA(*quals, Const) && !((Const *) *quals)->constisnull &&
 		  DatumGetBool(((Const *) *quals)->constvalue)))
 		return false;
+	/*
+	 * Not under the nullable side of an outer join (a NULL-extended row
+	 * would read the values over no rows instead of NULL), and read only by
+	 * the query's expressions, not by other FROM items.
+	 */
+	if (entry_nullable((Node *) q->jointree, rti, false) || other_entries_read(q, rti))
+		return false;
 	ctx.rti = rti;
 	ctx.s = rte->subquery;
 	ctx.sublevels_up = 0;
-	q->targetList = (List *) lateral_var_mutator((Node *) q->targetList, &ctx);
-	q->jointree = (FromExpr *) lateral_var_mutator((Node *) q->jointree, &ctx);
-	q->havingQual = lateral_var_mutator(q->havingQual, &ctx);
+	ctx.failed = false;
+	tlist = (List *) lateral_var_mutator((Node *) copyObject(q->targetList), &ctx);
+	jointree = (FromExpr *) lateral_var_mutator((Node *) copyObject(q->jointree), &ctx);
+	having = lateral_var_mutator(copyObject(q->havingQual), &ctx);
+	foreach(lc, q->rtable)
+	{
+		RangeTblEntry *other = lfirst(lc);
+
+		aliasvars = lappend(aliasvars, other->rtekind != RTE_JOIN ? NULL :
+							lateral_var_mutator((Node *) copyObject(other->joinaliasvars), &ctx));
+	}
+	if (ctx.failed)
+		return false;			/* a whole-row reference */
+	q->targetList = tlist;
+	q->jointree = jointree;
+	q->havingQual = having;
 	foreach(lc, q->rtable)
 	{
 		RangeTblEntry *other = lfirst(lc);
 
 		if (other->rtekind == RTE_JOIN)
-			other->joinaliasvars = (List *) lateral_var_mutator((Node *) other->joinaliasvars,
-																&ctx);
+			other->joinaliasvars = list_nth(aliasvars, foreach_current_index(lc));
 	}
 	rte->subquery = pgt_dvm_parse_sql("SELECT 1 AS __pgt_one");
 	rte->lateral = false;
@@ -2240,6 +2274,17 @@ lateral_var_mutator(Node *node, void *context)
 
 	if (node == NULL)
 		return NULL;
+	if (IsA(node, Var) && ((Var *) node)->varno == ctx->rti &&
+		((Var *) node)->varlevelsup == (Index) ctx->sublevels_up)
+	{
+		Var		   *v = (Var *) node;
+
+		if (v->varattno <= 0 || v->varattno > list_length(ctx->s->targetList))
+		{
+			ctx->failed = true;
+			return node;
+		}
+	}
 	if (IsA(node, Var) && ((Var *) node)->varno == ctx->rti &&
 		((Var *) node)->varlevelsup == (Index) ctx->sublevels_up)
 	{
@@ -2268,4 +2313,101 @@ lateral_var_mutator(Node *node, void *context)
 		return (Node *) r;
 	}
 	return expression_tree_mutator(node, lateral_var_mutator, ctx);
+}
+
+/*
+ * outer_in_scope: the correlation values (outer, level 1 of the LATERAL
+ * subquery) can be read where its join conditions go: anywhere for the
+ * query's WHERE, else only from the left side of that join.
+ */
+static bool
+outer_in_scope(Query *q, Node **quals, List *outer)
+{
+	List	   *left = NIL;
+	ListCell   *lc;
+
+	if (quals == &q->jointree->quals)
+		return true;
+	foreach(lc, q->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+		JoinExpr   *j;
+
+		if (rte->rtekind != RTE_JOIN)
+			continue;
+		j = pgt_dvm_find_join((Node *) q->jointree, foreach_current_index(lc) + 1);
+		if (j != NULL && &j->quals == quals)
+		{
+			pgt_dvm_collect_rtindexes(j->larg, &left);
+			break;
+		}
+	}
+	if (left == NIL)
+		return false;
+	foreach(lc, outer)
+	{
+		Node	   *o = copyObject(lfirst(lc));
+		int			x = -1;
+		Relids		varnos;
+
+		IncrementVarSublevelsUp(o, -1, 1);
+		varnos = pull_varnos(NULL, o);
+		while ((x = bms_next_member(varnos, x)) >= 0)
+			if (!list_member_int(left, x))
+				return false;
+	}
+	return true;
+}
+
+/* entry_nullable: entry rti lies under the nullable side of an outer join */
+static bool
+entry_nullable(Node *node, Index rti, bool nullable)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, RangeTblRef))
+		return nullable && ((RangeTblRef *) node)->rtindex == (int) rti;
+	if (IsA(node, FromExpr))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((FromExpr *) node)->fromlist)
+			if (entry_nullable(lfirst(lc), rti, nullable))
+				return true;
+		return false;
+	}
+	if (IsA(node, JoinExpr))
+	{
+		JoinExpr   *j = (JoinExpr *) node;
+
+		return entry_nullable(j->larg, rti, nullable || j->jointype == JOIN_RIGHT ||
+							  j->jointype == JOIN_FULL) ||
+			entry_nullable(j->rarg, rti, nullable || j->jointype == JOIN_LEFT ||
+						   j->jointype == JOIN_FULL);
+	}
+	return false;
+}
+
+/* other_entries_read: another FROM item (LATERAL) reads entry rti */
+static bool
+other_entries_read(Query *q, Index rti)
+{
+	ListCell   *lc;
+
+	foreach(lc, q->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+
+		if (foreach_current_index(lc) + 1 == (int) rti || rte->rtekind == RTE_JOIN)
+			continue;
+		if (rte->rtekind == RTE_FUNCTION &&
+			bms_is_member(rti, pull_varnos(NULL, (Node *) rte->functions)))
+			return true;
+		if (rte->rtekind == RTE_VALUES &&
+			bms_is_member(rti, pull_varnos(NULL, (Node *) rte->values_lists)))
+			return true;
+		if (rte->rtekind == RTE_SUBQUERY && rangeTableEntry_used((Node *) rte->subquery, rti, 1))
+			return true;
+	}
+	return false;
 }

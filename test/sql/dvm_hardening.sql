@@ -168,3 +168,59 @@ SELECT effective_refresh_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 
 SELECT n FROM h_sl5;
 SELECT pgtrickle.drop_stream_table('h_sl5');
 DROP TABLE h_sa, h_sb;
+
+-- the ANY/ALL, LATERAL and GROUPING SETS rewrites: cases a review found
+CREATE TABLE h_t (id int PRIMARY KEY, k int);
+CREATE TABLE h_u (k int, v int);
+CREATE TABLE h_w (id int PRIMARY KEY, k int);
+INSERT INTO h_t VALUES (1, 1), (2, 2), (3, 9);
+INSERT INTO h_u VALUES (1, 10), (1, 20), (2, 5);
+INSERT INTO h_w VALUES (1, 1), (2, 2);
+-- an aggregating LATERAL read by a later LATERAL function stays LATERAL
+SELECT pgtrickle.create_stream_table('h_la1',
+  'SELECT t.id, g FROM h_t t, LATERAL (SELECT count(*) AS c FROM h_u u WHERE u.k = t.k) s,
+          LATERAL generate_series(1, s.c) g', refresh_mode => 'AUTO');
+SELECT effective_refresh_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'h_la1';
+-- ... and so does one on the nullable side of an outer join
+SELECT pgtrickle.create_stream_table('h_la2',
+  'SELECT t.id, s.c FROM h_t t LEFT JOIN (h_w w CROSS JOIN LATERAL
+     (SELECT count(*) AS c FROM h_u u WHERE u.k = w.k) s) ON w.id = t.id', refresh_mode => 'AUTO');
+SELECT effective_refresh_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'h_la2';
+INSERT INTO h_t VALUES (4, 1);
+SELECT * FROM pg_temp.refresh('h_la2');
+-- ... or one read as a whole row
+SELECT pgt_try($$SELECT pgtrickle.create_stream_table('h_la3',
+  'SELECT t.id, row_to_json(s)::text AS j FROM h_t t,
+          LATERAL (SELECT count(*) AS c FROM h_u u WHERE u.k = t.k) s',
+  refresh_mode => 'DIFFERENTIAL')$$);
+-- a LATERAL in a JOIN, correlated with an item before that join
+SELECT pgtrickle.create_stream_table('h_la4',
+  'SELECT t.id, s.v FROM h_t t, h_w b1 JOIN LATERAL (SELECT u.v FROM h_u u WHERE u.k = t.k) s ON true',
+  refresh_mode => 'AUTO');
+SELECT effective_refresh_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'h_la4';
+-- <> ALL over a composite type (x IS NULL is not "x is NULL" for rows)
+CREATE TYPE h_pr AS (a int, b int);
+CREATE TABLE h_c1 (id int PRIMARY KEY, x h_pr);
+CREATE TABLE h_c2 (y h_pr);
+INSERT INTO h_c1 VALUES (1, ROW(NULL, NULL)), (2, ROW(1, 1));
+INSERT INTO h_c2 VALUES (ROW(1, 1));
+SELECT pgtrickle.create_stream_table('h_any1',
+  'SELECT id FROM h_c1 WHERE x <> ALL (SELECT y FROM h_c2)', refresh_mode => 'AUTO');
+INSERT INTO h_c1 VALUES (3, ROW(NULL, NULL));
+SELECT * FROM pg_temp.refresh('h_any1');
+SELECT id FROM h_any1 ORDER BY id;
+-- DISTINCT over grouping sets applies to their union
+SELECT pgtrickle.create_stream_table('h_gs1',
+  'SELECT DISTINCT count(*) AS c FROM h_u GROUP BY GROUPING SETS ((k), (v))', refresh_mode => 'AUTO');
+INSERT INTO h_u VALUES (3, 10);
+SELECT * FROM pg_temp.refresh('h_gs1');
+-- a grouping set whose key contains another set's key
+SELECT pgtrickle.create_stream_table('h_gs2',
+  'SELECT k, k + 1 AS k1, count(*) AS c FROM h_u GROUP BY GROUPING SETS ((k), (k + 1))',
+  refresh_mode => 'DIFFERENTIAL');
+INSERT INTO h_u VALUES (5, 1);
+SELECT * FROM pg_temp.refresh('h_gs2');
+SELECT pgtrickle.drop_stream_table(n)
+  FROM unnest(ARRAY['h_la1', 'h_la2', 'h_la4', 'h_any1', 'h_gs1', 'h_gs2']) n;
+DROP TABLE h_t, h_u, h_w, h_c1, h_c2;
+DROP TYPE h_pr;
