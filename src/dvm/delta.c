@@ -1649,19 +1649,10 @@ finish_term(Query *t, List *wvars)
 	List	   *tlist = NIL;
 	ListCell   *lc;
 	Expr	   *w = NULL;
-	AttrNumber	resno = 1;
+	AttrNumber	resno;
 
-	foreach(lc, t->targetList)
-	{
-		TargetEntry *tle = lfirst(lc);
-
-		if (tle->resjunk)
-			continue;
-		tle = flatCopyTargetEntry(tle);
-		tle->resno = resno++;
-		tle->ressortgroupref = 0;
-		tlist = lappend(tlist, tle);
-	}
+	tlist = pgt_dvm_visible_tlist(t->targetList);
+	resno = list_length(tlist) + 1;
 	foreach(lc, wvars)
 	{
 		Expr	   *v = lfirst(lc);
@@ -1674,6 +1665,30 @@ finish_term(Query *t, List *wvars)
 	t->targetList = tlist;
 	t->sortClause = NIL;
 	t->distinctClause = NIL;
+}
+
+/*
+ * pgt_dvm_visible_tlist returns copies of the visible entries of tlist,
+ * numbered from 1, no longer sort or group keys.
+ */
+List *
+pgt_dvm_visible_tlist(List *tlist)
+{
+	List	   *result = NIL;
+	ListCell   *lc;
+
+	foreach(lc, tlist)
+	{
+		TargetEntry *tle = lfirst(lc);
+
+		if (tle->resjunk)
+			continue;
+		tle = flatCopyTargetEntry(tle);
+		tle->resno = list_length(result) + 1;
+		tle->ressortgroupref = 0;
+		result = lappend(result, tle);
+	}
+	return result;
 }
 
 static List *

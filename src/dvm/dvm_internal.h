@@ -83,6 +83,7 @@ extern void pgt_dvm_keyed_parts(Query *q, DvmContext *ctx, char **delta, char **
 extern void pgt_dvm_restrict_to_keys(Query *q, List *exprs, List *names);
 extern bool pgt_dvm_expr_is_not_null(Query *q, Node *expr);
 extern const char *pgt_dvm_col_list(List *columns, const char *prefix, bool keys_only);
+extern List *pgt_dvm_visible_tlist(List *tlist);
 extern char *pgt_dvm_recheck_sql(List *columns, const char *a, const char *b, bool exact,
 								 bool keys_only);
 
@@ -93,6 +94,7 @@ extern char *pgt_dvm_recursive_delta(Query *q, PgtAnalysis *analysis, const char
 									 DvmContext *ctx, char **abandon);
 
 /* recompute.c */
+extern char *pgt_dvm_order_by_list(Query *q, List *names);
 extern const char *pgt_dvm_topk_blocker(Query *q);
 extern char *pgt_dvm_topk_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
 									DvmContext *ctx);

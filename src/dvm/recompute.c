@@ -426,19 +426,15 @@ topk_limit(Query *q, int64 *n)
 static char *
 order_by_sql(Query *q, PgtAnalysis *analysis)
 {
-	StringInfoData buf;
+	List	   *names = NIL;
 	ListCell   *lc;
+	char	   *sql;
 
-	initStringInfo(&buf);
 	foreach(lc, q->sortClause)
 	{
-		SortGroupClause *sgc = lfirst(lc);
-		TargetEntry *tle = get_sortgroupclause_tle(sgc, q->targetList);
-		Oid			type = exprType((Node *) tle->expr);
-		TypeCacheEntry *tc = lookup_type_cache(type, TYPECACHE_LT_OPR | TYPECACHE_GT_OPR);
+		TargetEntry *tle = get_sortgroupclause_tle(lfirst(lc), q->targetList);
 		int			pos = 0;
 		ListCell   *lc2;
-		PgtColumn  *col = NULL;
 
 		/* the output column's position among the visible ones */
 		foreach(lc2, q->targetList)
@@ -451,15 +447,40 @@ order_by_sql(Query *q, PgtAnalysis *analysis)
 				break;
 			pos++;
 		}
-		col = list_nth(analysis->columns, pos);
-		appendStringInfo(&buf, "%s%s", buf.len > 0 ? ", " : "", quote_identifier(col->name));
-		if (sgc->sortop == tc->lt_opr)
-			appendStringInfoString(&buf, " ASC");
-		else if (sgc->sortop == tc->gt_opr)
-			appendStringInfoString(&buf, " DESC");
-		else
-			elog(ERROR, "unexpected sort operator %u", sgc->sortop);
-		appendStringInfoString(&buf, sgc->nulls_first ? " NULLS FIRST" : " NULLS LAST");
+		names = lappend(names, (char *) quote_identifier(((PgtColumn *) list_nth(analysis->columns,
+																				   pos))->name));
+	}
+	sql = pgt_dvm_order_by_list(q, names);
+	if (sql == NULL)
+		elog(ERROR, "unexpected sort operator in a TopK query");
+	return sql;
+}
+
+/*
+ * pgt_dvm_order_by_list returns the ORDER BY of q with its sort items
+ * written as names (SQL text, one per item), with their directions and
+ * NULLS placement; NULL when an item sorts by a non-default operator.
+ */
+char *
+pgt_dvm_order_by_list(Query *q, List *names)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, q->sortClause)
+	{
+		SortGroupClause *sgc = lfirst(lc);
+		TargetEntry *tle = get_sortgroupclause_tle(sgc, q->targetList);
+		TypeCacheEntry *tc = lookup_type_cache(exprType((Node *) tle->expr),
+											   TYPECACHE_LT_OPR | TYPECACHE_GT_OPR);
+
+		if (sgc->sortop != tc->lt_opr && sgc->sortop != tc->gt_opr)
+			return NULL;
+		appendStringInfo(&buf, "%s%s %s NULLS %s", buf.len > 0 ? ", " : "",
+						 (char *) list_nth(names, foreach_current_index(lc)),
+						 sgc->sortop == tc->gt_opr ? "DESC" : "ASC",
+						 sgc->nulls_first ? "FIRST" : "LAST");
 	}
 	return buf.data;
 }

@@ -1761,18 +1761,10 @@ decorrelate_lateral(Query *q, Index rti, RangeTblEntry *rte)
 
 	/* the subquery without the correlation, exposing its inner sides */
 	s->jointree->quals = rest == NIL ? NULL : (Node *) make_ands_explicit(rest);
-	foreach(lc, s->targetList)
-	{
-		TargetEntry *tle = lfirst(lc);
-
-		if (tle->resjunk)
-			continue;
-		tle = flatCopyTargetEntry(tle);
-		tle->resno = resno++;
-		tle->ressortgroupref = 0;
-		tlist = lappend(tlist, tle);
-		names = lappend(names, makeString(psprintf("__pgt_o%d", tle->resno)));
-	}
+	tlist = pgt_dvm_visible_tlist(s->targetList);
+	foreach(lc, tlist)
+		names = lappend(names, makeString(psprintf("__pgt_o%d", foreach_current_index(lc) + 1)));
+	resno = list_length(tlist) + 1;
 	foreach(lc, inner)
 	{
 		char	   *name = psprintf("__pgt_lk%d", foreach_current_index(lc) + 1);
@@ -1913,29 +1905,12 @@ lateral_quals(Node *node, Index rti)
 static char *
 order_by_text(Query *s, List *sortnames)
 {
-	StringInfoData buf;
+	List	   *names = NIL;
 	ListCell   *lc;
 
-	initStringInfo(&buf);
-	foreach(lc, s->sortClause)
-	{
-		SortGroupClause *sgc = lfirst(lc);
-		TargetEntry *tle = get_sortgroupclause_tle(sgc, s->targetList);
-		Oid			typ = exprType((Node *) tle->expr);
-		TypeCacheEntry *tc = lookup_type_cache(typ, TYPECACHE_LT_OPR | TYPECACHE_GT_OPR);
-		bool		desc;
-
-		if (sgc->sortop == tc->lt_opr)
-			desc = false;
-		else if (sgc->sortop == tc->gt_opr)
-			desc = true;
-		else
-			return NULL;
-		appendStringInfo(&buf, "%sd.%s%s NULLS %s", buf.len > 0 ? ", " : "",
-						 strVal(list_nth(sortnames, foreach_current_index(lc))),
-						 desc ? " DESC" : "", sgc->nulls_first ? "FIRST" : "LAST");
-	}
-	return buf.data;
+	foreach(lc, sortnames)
+		names = lappend(names, psprintf("d.%s", strVal(lfirst(lc))));
+	return pgt_dvm_order_by_list(s, names);
 }
 
 /* ---------------------------------------------- ANY / ALL over aggregates */
