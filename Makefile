@@ -19,6 +19,7 @@ OBJS = \
 	src/cdc/cdc.o \
 	src/ivm/ivm.o \
 	src/dvm/aggregate.o \
+	src/dvm/apply.o \
 	src/dvm/delta.o \
 	src/dvm/prepare.o \
 	src/dvm/recompute.o \

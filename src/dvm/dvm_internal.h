@@ -71,6 +71,8 @@ extern Query *pgt_dvm_parse_sql_params(const char *sql, Oid *types, int ntypes);
 extern char *pgt_dvm_with_shared_parts(char *sql);
 
 /* delta.c */
+extern bool pgt_dvm_in_nullable_side(Node *node, Index rti);
+extern bool pgt_dvm_insert_monotone(Query *q);
 extern char *pgt_dvm_any_delta(Query *q, DvmContext *ctx);
 extern char *pgt_dvm_spj_delta(Query *q, DvmContext *ctx);
 extern char *pgt_dvm_setop_delta(Query *q, DvmContext *ctx);
@@ -92,6 +94,16 @@ extern const char *pgt_dvm_recursive_split(Query *q, PgtRecursive *rec);
 extern Query *pgt_dvm_recursive_step_for_blocker(PgtRecursive *rec);
 extern char *pgt_dvm_recursive_delta(Query *q, PgtAnalysis *analysis, const char *storage,
 									 DvmContext *ctx, char **abandon);
+
+/* apply.c */
+extern char *pgt_dvm_multiset_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
+										DvmContext *ctx);
+extern char *pgt_dvm_multiset_apply_delta(const char *delta, PgtAnalysis *analysis,
+										  const char *storage, const char *abandon,
+										  bool per_row);
+extern char *pgt_dvm_keyed_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
+									 DvmContext *ctx);
+extern char *pgt_dvm_singleton_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage);
 
 /* recompute.c */
 extern char *pgt_dvm_order_by_list(Query *q, List *names);
