@@ -481,18 +481,10 @@ scalar_mutator(Node *node, ScalarContext *ctx)
 		s->limitOffset != NULL || s->cteList != NIL || s->hasDistinctOn ||
 		s->distinctClause != NIL || s->jointree == NULL)
 		return node;
-	foreach(lc, s->targetList)
-	{
-		TargetEntry *tle = lfirst(lc);
-
-		if (tle->resjunk)
-			continue;
-		if (val != NULL)
-			return node;
-		val = tle;
-	}
-	if (val == NULL)
+	/* one output column */
+	if (list_length(pgt_dvm_visible_tlist(s->targetList)) != 1)
 		return node;
+	val = linitial_node(TargetEntry, pgt_dvm_visible_tlist(s->targetList));
 
 	one_row = !contain_vars_of_level((Node *) s, 1);
 	if (ctx->in_having)
@@ -1977,7 +1969,6 @@ any_as_case(SubLink *sl)
 	OpExpr	   *cmp = NULL;
 	Node	   *ext;
 	ParamNodes	pn;
-	ListCell   *lc;
 	Query	   *parsed;
 	Node	   *result;
 	bool		all = (sl->subLinkType == ALL_SUBLINK);
@@ -1995,18 +1986,9 @@ any_as_case(SubLink *sl)
 		s->limitCount != NULL || s->limitOffset != NULL || s->cteList != NIL ||
 		s->jointree == NULL)
 		return NULL;
-	foreach(lc, s->targetList)
-	{
-		TargetEntry *tle = lfirst(lc);
-
-		if (tle->resjunk)
-			continue;
-		if (y != NULL)
-			return NULL;
-		y = (Node *) tle->expr;
-	}
-	if (y == NULL)
+	if (list_length(pgt_dvm_visible_tlist(s->targetList)) != 1)
 		return NULL;
+	y = (Node *) linitial_node(TargetEntry, pgt_dvm_visible_tlist(s->targetList))->expr;
 	type = exprType(y);
 	/* same type and collation (min/max and grouping use y's); no rows */
 	if (exprType(x) != type || type_is_rowtype(type) ||

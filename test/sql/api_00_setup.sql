@@ -5,6 +5,8 @@
 --
 --   pgt_check(st)       the oracle: 'ok' if the stream table holds exactly
 --                       the rows of a fresh run of its defining query
+--   pgt_refresh_report(st)  refreshes st; the action recorded, the reason for
+--                       a FULL refresh, rows inserted and deleted, pgt_check
 --   pgt_catalog(st)     the stream table's catalog row, one field a line,
 --                       without the columns that vary between runs
 --   pgt_census()        counts of the objects a failed call could leave
@@ -64,6 +66,25 @@ BEGIN
     RETURN format('%s: %s extra row(s)%s; %s missing row(s)%s',
                   st, n_extra, coalesce(' ' || extra, ''),
                   n_miss, coalesce(' ' || miss, ''));
+END
+$fn$;
+
+-- Refreshes st, then shows the action recorded, the reason for a FULL
+-- refresh, the rows written (a grouped, DISTINCT or UNION result counts
+-- every group it rewrote as inserted), and the oracle's verdict.
+CREATE FUNCTION public.pgt_refresh_report(st regclass,
+    OUT action text, OUT fallback_reason text, OUT ins bigint, OUT del bigint,
+    OUT pgt_check text)
+LANGUAGE plpgsql AS $fn$
+BEGIN
+    PERFORM pgtrickle.refresh_stream_table(st::text);
+    SELECT h.action, h.fallback_reason, h.rows_inserted, h.rows_deleted
+      INTO action, fallback_reason, ins, del
+      FROM pgtrickle.pgt_refresh_history h
+      JOIN pgtrickle.pgt_stream_tables s USING (pgt_id)
+     WHERE s.pgt_relid = st
+     ORDER BY h.refresh_id DESC LIMIT 1;
+    pgt_check := public.pgt_check(st);
 END
 $fn$;
 

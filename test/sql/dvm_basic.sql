@@ -3,30 +3,12 @@
 -- table here is created with refresh_mode => 'DIFFERENTIAL' (so a query the
 -- engine rejects shows up as an error), its sources are changed, and after
 -- each refresh the stream table is compared with a fresh run of its query
--- (pgt_check, from api_00_setup).  pg_temp.refresh() prints the action the
+-- (pgt_check, from api_00_setup).  pgt_refresh_report() prints the action the
 -- refresh recorded, so it is visible which refreshes were DIFFERENTIAL.
 --
 \set VERBOSITY default
 \set SHOW_CONTEXT never
 
--- refreshes st, then shows the action recorded, the reason for a FULL
--- refresh, the rows written (a grouped, DISTINCT or UNION result counts
--- every group it rewrote as inserted), and the oracle's verdict
-CREATE FUNCTION pg_temp.refresh(st regclass,
-    OUT action text, OUT fallback_reason text, OUT ins bigint, OUT del bigint,
-    OUT pgt_check text)
-LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pgtrickle.refresh_stream_table(st::text);
-    SELECT h.action, h.fallback_reason, h.rows_inserted, h.rows_deleted
-      INTO action, fallback_reason, ins, del
-      FROM pgtrickle.pgt_refresh_history h
-      JOIN pgtrickle.pgt_stream_tables s USING (pgt_id)
-     WHERE s.pgt_relid = st
-     ORDER BY h.refresh_id DESC LIMIT 1;
-    pgt_check := public.pgt_check(st);
-END
-$$;
 -- the configured and effective refresh mode of a stream table
 CREATE FUNCTION pg_temp.mode(st regclass) RETURNS text LANGUAGE sql AS $$
     SELECT refresh_mode || ' -> ' || effective_refresh_mode
@@ -49,13 +31,13 @@ UPDATE d_items SET amount = 9 WHERE id = 2;                               -- mov
 UPDATE d_items SET name = 'FIG!' WHERE id = 3;                            -- changes
 UPDATE d_items SET note = 'x' WHERE id = 4;                               -- unread column
 DELETE FROM d_items WHERE id = 5;                                         -- in and out again
-SELECT * FROM pg_temp.refresh('d_filter');
+SELECT * FROM pgt_refresh_report('d_filter');
 SELECT id, uname, dbl FROM d_filter ORDER BY id;
 UPDATE d_items SET note = 'y';                  -- only a column the query does not read
-SELECT * FROM pg_temp.refresh('d_filter');
+SELECT * FROM pgt_refresh_report('d_filter');
 -- a primary-key change is a delete and an insert
 UPDATE d_items SET id = id + 100 WHERE id IN (3, 4);
-SELECT * FROM pg_temp.refresh('d_filter');
+SELECT * FROM pgt_refresh_report('d_filter');
 SELECT id, uname, dbl FROM d_filter ORDER BY id;
 -- values that are equal but print differently (numeric scale) are
 -- different rows: 1.10 becomes 1.1, and 3.0 and 3.00 inserted together
@@ -66,7 +48,7 @@ SELECT pgtrickle.create_stream_table('d_scale', 'SELECT x FROM d_num',
                                      refresh_mode => 'DIFFERENTIAL');
 UPDATE d_num SET x = 1.1 WHERE id = 1;
 INSERT INTO d_num VALUES (3, 3.0), (4, 3.00);
-SELECT action, pgt_check FROM pg_temp.refresh('d_scale');
+SELECT action, pgt_check FROM pgt_refresh_report('d_scale');
 SELECT x::text FROM d_scale ORDER BY x::text;
 
 --
@@ -80,11 +62,11 @@ SELECT pgtrickle.create_stream_table('d_bag_st', 'SELECT a, b FROM d_bag',
 DELETE FROM d_bag WHERE ctid = (SELECT min(ctid) FROM d_bag WHERE a = 1);
 UPDATE d_bag SET b = 'w' WHERE ctid = (SELECT max(ctid) FROM d_bag WHERE a = 2);
 INSERT INTO d_bag VALUES (3, 'z');
-SELECT * FROM pg_temp.refresh('d_bag_st');
+SELECT * FROM pgt_refresh_report('d_bag_st');
 SELECT a, b, count(*) FROM d_bag_st GROUP BY a, b ORDER BY a, b;
 DELETE FROM d_bag WHERE a = 3;                  -- both copies
 INSERT INTO d_bag VALUES (1, 'x'), (1, 'x');    -- back to three copies
-SELECT * FROM pg_temp.refresh('d_bag_st');
+SELECT * FROM pgt_refresh_report('d_bag_st');
 SELECT a, b, count(*) FROM d_bag_st GROUP BY a, b ORDER BY a, b;
 
 --
@@ -111,7 +93,7 @@ DELETE FROM d_ord WHERE id = 104;            -- one of Cid's
 INSERT INTO d_cust VALUES (4, 'Dee');
 INSERT INTO d_ord VALUES (107, 4, 20, 8), (108, 2, 40, 9);  -- 108: no such product yet
 COMMIT;
-SELECT * FROM pg_temp.refresh('d_join3');
+SELECT * FROM pgt_refresh_report('d_join3');
 SELECT name, title, qty FROM d_join3 ORDER BY name, title, qty;
 BEGIN;
 INSERT INTO d_prod VALUES (40, 'cog');       -- order 108 gains its product
@@ -121,7 +103,7 @@ DELETE FROM d_ord WHERE id = 107;
 INSERT INTO d_ord VALUES (109, 4, 40, 1);
 UPDATE d_ord SET qty = qty * 10;
 COMMIT;
-SELECT * FROM pg_temp.refresh('d_join3');
+SELECT * FROM pgt_refresh_report('d_join3');
 SELECT name, title, qty FROM d_join3 ORDER BY name, title, qty;
 
 --
@@ -135,10 +117,10 @@ SELECT pgtrickle.create_stream_table('d_self',
 UPDATE d_emp SET mgr_id = 3 WHERE id = 4;      -- changes manager
 UPDATE d_emp SET name = 'BOB' WHERE id = 3;    -- both sides of a row change
 INSERT INTO d_emp VALUES (5, 'dee', 5);        -- own manager
-SELECT * FROM pg_temp.refresh('d_self');
+SELECT * FROM pgt_refresh_report('d_self');
 SELECT employee, manager FROM d_self ORDER BY employee;
 DELETE FROM d_emp WHERE id = 1;                -- a manager goes
-SELECT * FROM pg_temp.refresh('d_self');
+SELECT * FROM pgt_refresh_report('d_self');
 SELECT employee, manager FROM d_self ORDER BY employee;
 
 --
@@ -156,7 +138,7 @@ UPDATE d_band SET hi = 45 WHERE id = 3;
 UPDATE d_point SET v = 25 WHERE id = 1;
 DELETE FROM d_band WHERE id = 1;
 INSERT INTO d_point VALUES (5, 8);
-SELECT * FROM pg_temp.refresh('d_nonequi');
+SELECT * FROM pgt_refresh_report('d_nonequi');
 SELECT band, point FROM d_nonequi ORDER BY band, point;
 
 --
@@ -187,9 +169,9 @@ DELETE FROM d_r WHERE id = 2;
 INSERT INTO d_l VALUES (5, 5, 'l5');
 UPDATE d_r SET k = 2 WHERE id = 1;
 COMMIT;
-SELECT * FROM pg_temp.refresh('d_left');
-SELECT * FROM pg_temp.refresh('d_right');
-SELECT * FROM pg_temp.refresh('d_full');
+SELECT * FROM pgt_refresh_report('d_left');
+SELECT * FROM pgt_refresh_report('d_right');
+SELECT * FROM pgt_refresh_report('d_full');
 SELECT lid, lv, rid, rv FROM d_full ORDER BY lid, rid;
 -- both sides of a match go at once; a left row's key changes; a match
 -- appears and goes again in the same window
@@ -201,20 +183,20 @@ INSERT INTO d_r VALUES (7, 4, 'r4');
 INSERT INTO d_l VALUES (6, 4, 'l4');
 DELETE FROM d_r WHERE id = 7;
 COMMIT;
-SELECT * FROM pg_temp.refresh('d_left');
-SELECT * FROM pg_temp.refresh('d_right');
-SELECT * FROM pg_temp.refresh('d_full');
+SELECT * FROM pgt_refresh_report('d_left');
+SELECT * FROM pgt_refresh_report('d_right');
+SELECT * FROM pgt_refresh_report('d_full');
 SELECT lid, lv, rid, rv FROM d_full ORDER BY lid, rid;
 -- one side emptied
 DELETE FROM d_r;
-SELECT * FROM pg_temp.refresh('d_left');
-SELECT * FROM pg_temp.refresh('d_right');
-SELECT * FROM pg_temp.refresh('d_full');
+SELECT * FROM pgt_refresh_report('d_left');
+SELECT * FROM pgt_refresh_report('d_right');
+SELECT * FROM pgt_refresh_report('d_full');
 SELECT count(*) AS left_rows, count(*) FILTER (WHERE rid IS NULL) AS null_padded FROM d_left;
 INSERT INTO d_r VALUES (8, 1, 'r1'), (9, 9, 'r9');
-SELECT * FROM pg_temp.refresh('d_left');
-SELECT * FROM pg_temp.refresh('d_right');
-SELECT * FROM pg_temp.refresh('d_full');
+SELECT * FROM pgt_refresh_report('d_left');
+SELECT * FROM pgt_refresh_report('d_right');
+SELECT * FROM pgt_refresh_report('d_full');
 
 --
 -- Chained LEFT JOINs: the second join's condition reads the NULL-padded
@@ -234,12 +216,12 @@ SELECT a_id, b_id, label FROM d_chain ORDER BY a_id;
 INSERT INTO d_c VALUES (200, 'c200');          -- a2 gains c
 DELETE FROM d_c WHERE id = 100;                -- a1 loses c
 INSERT INTO d_b VALUES (40, 200);              -- a4 gains b, and c through it
-SELECT * FROM pg_temp.refresh('d_chain');
+SELECT * FROM pgt_refresh_report('d_chain');
 SELECT a_id, b_id, label FROM d_chain ORDER BY a_id;
 DELETE FROM d_b WHERE id = 20;                 -- a2 loses b, and c with it
 UPDATE d_a SET b_id = 30 WHERE id = 3;
 INSERT INTO d_c VALUES (100, 'c100 again');
-SELECT * FROM pg_temp.refresh('d_chain');
+SELECT * FROM pgt_refresh_report('d_chain');
 SELECT a_id, b_id, label FROM d_chain ORDER BY a_id;
 
 --
@@ -258,18 +240,18 @@ SELECT grp, n, nx, sx, ax FROM d_group ORDER BY grp NULLS FIRST;
 DELETE FROM d_sales WHERE grp = 'b';                 -- b vanishes
 UPDATE d_sales SET grp = 'c' WHERE id = 1;           -- a's only value moves to c
 INSERT INTO d_sales VALUES (7, NULL, 0.25);
-SELECT * FROM pg_temp.refresh('d_group');
+SELECT * FROM pgt_refresh_report('d_group');
 SELECT grp, n, nx, sx, ax FROM d_group ORDER BY grp NULLS FIRST;
 INSERT INTO d_sales VALUES (8, 'b', 10);             -- b reappears
 UPDATE d_sales SET x = NULL WHERE grp = 'c';         -- c's sum goes back to NULL
-SELECT * FROM pg_temp.refresh('d_group');
+SELECT * FROM pgt_refresh_report('d_group');
 SELECT grp, n, nx, sx, ax FROM d_group ORDER BY grp NULLS FIRST;
 BEGIN;                                               -- a vanishes and reappears
 DELETE FROM d_sales WHERE grp = 'a';
 INSERT INTO d_sales VALUES (9, 'a', 4);
 UPDATE d_sales SET grp = 'd' WHERE grp = 'b';        -- a key-changing update
 COMMIT;
-SELECT * FROM pg_temp.refresh('d_group');
+SELECT * FROM pgt_refresh_report('d_group');
 SELECT grp, n, nx, sx, ax FROM d_group ORDER BY grp NULLS FIRST;
 
 --
@@ -285,20 +267,20 @@ SELECT pgtrickle.create_stream_table('d_count', 'SELECT count(*) AS n FROM d_glo
                                      refresh_mode => 'DIFFERENTIAL');
 SELECT n, nv, s, a FROM d_global;
 DELETE FROM d_glob;
-SELECT * FROM pg_temp.refresh('d_global');
-SELECT * FROM pg_temp.refresh('d_count');
+SELECT * FROM pgt_refresh_report('d_global');
+SELECT * FROM pgt_refresh_report('d_count');
 SELECT n, nv, s, a FROM d_global;
 SELECT n FROM d_count;
 INSERT INTO d_glob SELECT g FROM generate_series(1, 5) g;
 INSERT INTO d_glob VALUES (NULL);
-SELECT * FROM pg_temp.refresh('d_global');
-SELECT * FROM pg_temp.refresh('d_count');
+SELECT * FROM pgt_refresh_report('d_global');
+SELECT * FROM pgt_refresh_report('d_count');
 SELECT n, nv, s, a FROM d_global;
 SELECT n FROM d_count;
 DELETE FROM d_glob WHERE v > 3;
 UPDATE d_glob SET v = 10 WHERE v = 1;
-SELECT * FROM pg_temp.refresh('d_global');
-SELECT * FROM pg_temp.refresh('d_count');
+SELECT * FROM pgt_refresh_report('d_global');
+SELECT * FROM pgt_refresh_report('d_count');
 SELECT n, nv, s, a FROM d_global;
 SELECT n FROM d_count;
 
@@ -318,12 +300,12 @@ SELECT grp, lo, hi, ss, nd FROM d_minmax ORDER BY grp;
 DELETE FROM d_obs WHERE id IN (2, 3);          -- a's min and max go
 UPDATE d_obs SET v = 7 WHERE id = 6;           -- b: a NULL becomes a value
 INSERT INTO d_obs VALUES (7, 'c', 0, 'c');
-SELECT * FROM pg_temp.refresh('d_minmax');
+SELECT * FROM pgt_refresh_report('d_minmax');
 SELECT grp, lo, hi, ss, nd FROM d_minmax ORDER BY grp;
 UPDATE d_obs SET v = 5 WHERE id = 6;           -- count(DISTINCT) of b
 UPDATE d_obs SET grp = 'b' WHERE id = 4;       -- a loses a duplicate 5
 DELETE FROM d_obs WHERE grp = 'c';
-SELECT * FROM pg_temp.refresh('d_minmax');
+SELECT * FROM pgt_refresh_report('d_minmax');
 SELECT grp, lo, hi, ss, nd FROM d_minmax ORDER BY grp;
 
 --
@@ -338,11 +320,11 @@ SELECT grp, total, n FROM d_having ORDER BY grp;
 UPDATE d_hv SET v = 1 WHERE id = 2;            -- a drops below
 INSERT INTO d_hv VALUES (5, 'b', 8);           -- b rises above
 UPDATE d_hv SET v = 21 WHERE id = 4;           -- c stays above, changes
-SELECT * FROM pg_temp.refresh('d_having');
+SELECT * FROM pgt_refresh_report('d_having');
 SELECT grp, total, n FROM d_having ORDER BY grp;
 DELETE FROM d_hv WHERE id = 5;                 -- b drops below again
 INSERT INTO d_hv VALUES (6, 'a', 100);         -- a rises again
-SELECT * FROM pg_temp.refresh('d_having');
+SELECT * FROM pgt_refresh_report('d_having');
 SELECT grp, total, n FROM d_having ORDER BY grp;
 
 --
@@ -360,7 +342,7 @@ UPDATE d_flt SET ok = true WHERE id = 2;
 UPDATE d_flt SET v = -1 WHERE id = 1;          -- a's only positive value goes
 UPDATE d_flt SET ok = false WHERE id = 4;
 INSERT INTO d_flt VALUES (5, 'c', 0, NULL);
-SELECT * FROM pg_temp.refresh('d_filtered');
+SELECT * FROM pgt_refresh_report('d_filtered');
 SELECT grp, n_ok, pos, n FROM d_filtered ORDER BY grp;
 
 --
@@ -374,10 +356,10 @@ DELETE FROM d_dup WHERE id = 1;                -- red stays (one left)
 DELETE FROM d_dup WHERE id = 3;                -- blue goes
 DELETE FROM d_dup WHERE id = 4;                -- NULL stays
 INSERT INTO d_dup VALUES (6, 'green'), (7, 'green');
-SELECT * FROM pg_temp.refresh('d_distinct');
+SELECT * FROM pgt_refresh_report('d_distinct');
 SELECT color FROM d_distinct ORDER BY color NULLS FIRST;
 UPDATE d_dup SET color = 'blue' WHERE id IN (2, 5);   -- red and NULL go, blue is back
-SELECT * FROM pg_temp.refresh('d_distinct');
+SELECT * FROM pgt_refresh_report('d_distinct');
 SELECT color FROM d_distinct ORDER BY color NULLS FIRST;
 
 --
@@ -396,14 +378,14 @@ SELECT k FROM d_union ORDER BY k NULLS FIRST;
 DELETE FROM d_u1 WHERE id = 2;                 -- 2 is still in both
 DELETE FROM d_u2 WHERE id = 2;                 -- 3 is in neither now
 INSERT INTO d_u2 VALUES (4, 1), (5, NULL);
-SELECT * FROM pg_temp.refresh('d_union_all');
-SELECT * FROM pg_temp.refresh('d_union');
+SELECT * FROM pgt_refresh_report('d_union_all');
+SELECT * FROM pgt_refresh_report('d_union');
 SELECT k, count(*) FROM d_union_all GROUP BY k ORDER BY k NULLS FIRST;
 SELECT k FROM d_union ORDER BY k NULLS FIRST;
 DELETE FROM d_u1 WHERE k = 2;
 DELETE FROM d_u2 WHERE k = 2;                  -- 2 leaves both sides at once
-SELECT * FROM pg_temp.refresh('d_union_all');
-SELECT * FROM pg_temp.refresh('d_union');
+SELECT * FROM pgt_refresh_report('d_union_all');
+SELECT * FROM pgt_refresh_report('d_union');
 SELECT k FROM d_union ORDER BY k NULLS FIRST;
 
 --
@@ -433,9 +415,9 @@ UPDATE d_t SET v = 2 WHERE id = 1;             -- a loses one
 INSERT INTO d_t VALUES (6, 'c', 60), (7, 'c', 70);
 INSERT INTO d_items VALUES (7, 'date', 3, NULL);
 UPDATE d_items SET name = 'PEAR' WHERE id = 2;
-SELECT * FROM pg_temp.refresh('d_cte');
-SELECT * FROM pg_temp.refresh('d_on_view');
-SELECT * FROM pg_temp.refresh('d_subquery');
+SELECT * FROM pgt_refresh_report('d_cte');
+SELECT * FROM pgt_refresh_report('d_on_view');
+SELECT * FROM pgt_refresh_report('d_subquery');
 SELECT x_id, y_id, grp FROM d_cte ORDER BY x_id, y_id;
 SELECT id, grp, name FROM d_on_view ORDER BY id;
 SELECT grp, v2 FROM d_subquery ORDER BY grp, v2;
@@ -452,16 +434,16 @@ BEGIN;
 TRUNCATE d_trunc;
 INSERT INTO d_trunc VALUES (2, 20), (4, 40);
 COMMIT;
-SELECT * FROM pg_temp.refresh('d_trunc_st');
+SELECT * FROM pgt_refresh_report('d_trunc_st');
 SELECT id, v FROM d_trunc_st ORDER BY id;
 INSERT INTO d_trunc VALUES (5, 50);
-SELECT * FROM pg_temp.refresh('d_trunc_st');
+SELECT * FROM pgt_refresh_report('d_trunc_st');
 
 --
 -- A refresh with nothing to do is recorded as NO_DATA.
 --
-SELECT * FROM pg_temp.refresh('d_trunc_st');
-SELECT * FROM pg_temp.refresh('d_join3');
+SELECT * FROM pgt_refresh_report('d_trunc_st');
+SELECT * FROM pgt_refresh_report('d_join3');
 
 --
 -- Sources with child tables: a partitioned table (a row moving between
@@ -478,10 +460,10 @@ SELECT pgtrickle.create_stream_table('d_part',
 INSERT INTO d_meas VALUES (12, 1), (19, 2), (3, 3);
 DELETE FROM d_meas WHERE day = 5;
 UPDATE d_meas SET day = 11 WHERE day = 1;
-SELECT * FROM pg_temp.refresh('d_part');
+SELECT * FROM pgt_refresh_report('d_part');
 SELECT decade, n, total FROM d_part ORDER BY decade;
 TRUNCATE d_meas_2;
-SELECT * FROM pg_temp.refresh('d_part');
+SELECT * FROM pgt_refresh_report('d_part');
 SELECT decade, n, total FROM d_part ORDER BY decade;
 CREATE TABLE d_parent (id int, v int);
 CREATE TABLE d_child (note text) INHERITS (d_parent);
@@ -513,15 +495,15 @@ SELECT d.source_relid::regclass AS source, d.source_type
 INSERT INTO d_src VALUES (5, 'b', 5), (6, 'd', 6);
 UPDATE d_src SET v = 0 WHERE id = 4;           -- c leaves d_up
 UPDATE d_src SET grp = 'b' WHERE id = 2;
-SELECT * FROM pg_temp.refresh('d_up');
-SELECT * FROM pg_temp.refresh('d_down');
+SELECT * FROM pgt_refresh_report('d_up');
+SELECT * FROM pgt_refresh_report('d_down');
 SELECT grp, n, total FROM d_down ORDER BY grp;
 DELETE FROM d_src WHERE grp = 'b';
-SELECT * FROM pg_temp.refresh('d_up');
-SELECT * FROM pg_temp.refresh('d_down');
+SELECT * FROM pgt_refresh_report('d_up');
+SELECT * FROM pgt_refresh_report('d_down');
 SELECT grp, n, total FROM d_down ORDER BY grp;
-SELECT * FROM pg_temp.refresh('d_up');         -- nothing new upstream
-SELECT * FROM pg_temp.refresh('d_down');
+SELECT * FROM pgt_refresh_report('d_up');         -- nothing new upstream
+SELECT * FROM pgt_refresh_report('d_down');
 
 --
 -- Every stream table above, still DIFFERENTIAL, with its refreshes in

@@ -2,26 +2,10 @@
 -- dvm_recursive: WITH RECURSIVE maintained differentially.  UNION (sets) is
 -- maintained by delete-and-rederive, UNION ALL by counting; both are
 -- compared with a fresh run of the query (pgt_check) after every refresh,
--- and pg_temp.refresh() shows whether the refresh was DIFFERENTIAL.
+-- and pgt_refresh_report() shows whether the refresh was DIFFERENTIAL.
 --
 \set VERBOSITY default
 \set SHOW_CONTEXT never
-
-CREATE FUNCTION pg_temp.refresh(st regclass,
-    OUT action text, OUT fallback_reason text, OUT ins bigint, OUT del bigint,
-    OUT pgt_check text)
-LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pgtrickle.refresh_stream_table(st::text);
-    SELECT h.action, h.fallback_reason, h.rows_inserted, h.rows_deleted
-      INTO action, fallback_reason, ins, del
-      FROM pgtrickle.pgt_refresh_history h
-      JOIN pgtrickle.pgt_stream_tables s USING (pgt_id)
-     WHERE s.pgt_relid = st
-     ORDER BY h.refresh_id DESC LIMIT 1;
-    pgt_check := public.pgt_check(st);
-END
-$$;
 
 CREATE TABLE rec_edges (src int NOT NULL, dst int NOT NULL);
 INSERT INTO rec_edges VALUES (1, 2), (2, 3), (3, 4), (4, 2), (5, 6);
@@ -39,21 +23,21 @@ SELECT property, value FROM pgtrickle.explain_st('rec_tc')
 SELECT count(*) FROM rec_tc;
 -- an edge into the cycle from a new node: only new paths are derived
 INSERT INTO rec_edges VALUES (6, 1);
-SELECT * FROM pg_temp.refresh('rec_tc');
+SELECT * FROM pgt_refresh_report('rec_tc');
 -- breaking the cycle: rows that lose their last derivation go, the
 -- over-deleted ones that still have one come back
 DELETE FROM rec_edges WHERE src = 4;
-SELECT * FROM pg_temp.refresh('rec_tc');
+SELECT * FROM pgt_refresh_report('rec_tc');
 -- delete and insert in one window
 BEGIN;
 DELETE FROM rec_edges WHERE src = 2;
 INSERT INTO rec_edges VALUES (2, 5), (4, 1);
 COMMIT;
-SELECT * FROM pg_temp.refresh('rec_tc');
+SELECT * FROM pgt_refresh_report('rec_tc');
 TRUNCATE rec_edges;
-SELECT * FROM pg_temp.refresh('rec_tc');
+SELECT * FROM pgt_refresh_report('rec_tc');
 INSERT INTO rec_edges VALUES (1, 1), (1, 2);
-SELECT * FROM pg_temp.refresh('rec_tc');
+SELECT * FROM pgt_refresh_report('rec_tc');
 
 -- a hierarchy with depth, UNION ALL (counting): two parents give two paths
 CREATE TABLE rec_tree (id int PRIMARY KEY, parent int);
@@ -66,10 +50,10 @@ SELECT pgtrickle.create_stream_table('rec_depth',
     SELECT root, id, depth FROM t$$,
   schedule => '1h', refresh_mode => 'DIFFERENTIAL');
 UPDATE rec_tree SET parent = 3 WHERE id = 4;   -- move a subtree
-SELECT * FROM pg_temp.refresh('rec_depth');
+SELECT * FROM pgt_refresh_report('rec_depth');
 INSERT INTO rec_tree VALUES (6, NULL), (7, 6), (8, 5);
 DELETE FROM rec_tree WHERE id = 2;
-SELECT * FROM pg_temp.refresh('rec_depth');
+SELECT * FROM pgt_refresh_report('rec_depth');
 SELECT root, id, depth FROM rec_depth ORDER BY root, id;
 
 -- UNION ALL whose delta does not converge: a removed row leads, through
@@ -90,7 +74,7 @@ BEGIN;
 DELETE FROM rec_next;
 INSERT INTO rec_next VALUES (2, 3), (3, 2);
 COMMIT;
-SELECT * FROM pg_temp.refresh('rec_walk');
+SELECT * FROM pgt_refresh_report('rec_walk');
 SELECT n FROM rec_walk;
 
 -- IMMEDIATE: maintained by the writing statement
