@@ -13,7 +13,7 @@
 
 #include "postgres.h"
 
-#define PGT_VERSION				"0.1.0"
+#define PGT_VERSION				"0.2.0"
 #define PGT_SCHEMA				"pgtrickle"
 #define PGT_CHANGES_SCHEMA		"pgtrickle_changes"
 #define PGT_HIDDEN_PREFIX		"__pgt_"
