@@ -16,6 +16,7 @@ OBJS = \
 	src/analyze/analyze.o \
 	src/catalog/catalog.o \
 	src/catalog/ddl.o \
+	src/catalog/restore.o \
 	src/cdc/cdc.o \
 	src/ivm/ivm.o \
 	src/dvm/aggregate.o \

@@ -10,3 +10,55 @@
 
 -- complain if script is sourced in psql, rather than via ALTER EXTENSION
 \echo Use "ALTER EXTENSION pg_trickle UPDATE TO '0.2.0'" to load this file. \quit
+
+/* ------------------------------------------------ dump, restore, DROP EXTENSION
+ *
+ * pg_dump dumps the rows of pgt_stream_tables (an extension configuration
+ * table; also with --schema-only) and the storage tables; a restore makes
+ * the rows this database's (pgt_catalog_restore_row: OIDs looked up by
+ * name) and attaches the stream tables when the post-data section creates
+ * the first trigger (pgt_on_restore_ddl).  See src/catalog/restore.c.
+ */
+ALTER TABLE pgtrickle.pgt_stream_tables
+    ADD COLUMN restore_pending boolean NOT NULL DEFAULT false;
+COMMENT ON COLUMN pgtrickle.pgt_stream_tables.restore_pending
+    IS 'restored from a dump and not attached yet (sources, buffers); the next trigger creation or refresh attaches it';
+
+SELECT pg_catalog.pg_extension_config_dump('pgtrickle.pgt_stream_tables', '');
+SELECT pg_catalog.pg_extension_config_dump('pgtrickle.pgt_stream_tables_pgt_id_seq', '');
+
+CREATE FUNCTION pgtrickle._catalog_restore_row()
+RETURNS trigger LANGUAGE C
+AS 'MODULE_PATHNAME', 'pgt_catalog_restore_row';
+REVOKE EXECUTE ON FUNCTION pgtrickle._catalog_restore_row() FROM PUBLIC;
+CREATE TRIGGER pgt_restore_row BEFORE INSERT ON pgtrickle.pgt_stream_tables
+    FOR EACH ROW EXECUTE FUNCTION pgtrickle._catalog_restore_row();
+
+CREATE FUNCTION pgtrickle._on_restore_ddl()
+RETURNS event_trigger LANGUAGE C
+AS 'MODULE_PATHNAME', 'pgt_on_restore_ddl';
+REVOKE EXECUTE ON FUNCTION pgtrickle._on_restore_ddl() FROM PUBLIC;
+CREATE EVENT TRIGGER pgtrickle_restore ON ddl_command_end
+    WHEN TAG IN ('CREATE TRIGGER')
+    EXECUTE FUNCTION pgtrickle._on_restore_ddl();
+
+/*
+ * Stream tables depend normally on the extension (0.1.0: automatically), so
+ * DROP EXTENSION without CASCADE refuses while they exist; change buffers
+ * become members of the extension (0.1.0: automatic dependents), so
+ * pg_dump leaves them out.  New ones are created so by the library.
+ */
+UPDATE pg_catalog.pg_depend d SET deptype = 'n'
+ WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+   AND d.objid IN (SELECT pgt_relid FROM pgtrickle.pgt_stream_tables)
+   AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+   AND d.refobjid = (SELECT oid FROM pg_catalog.pg_extension WHERE extname = 'pg_trickle')
+   AND d.deptype = 'a';
+UPDATE pg_catalog.pg_depend d SET deptype = 'e'
+ WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+   AND d.objid IN (SELECT c.oid FROM pg_catalog.pg_class c
+                    WHERE c.relnamespace = 'pgtrickle_changes'::pg_catalog.regnamespace
+                      AND c.relkind = 'r')
+   AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+   AND d.refobjid = (SELECT oid FROM pg_catalog.pg_extension WHERE extname = 'pg_trickle')
+   AND d.deptype = 'a';

@@ -29,6 +29,8 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
+#include "utils/inval.h"
 #include "commands/defrem.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
@@ -668,7 +670,7 @@ install_capture(List *captured)
 	{
 		PgtDeltaSource *src = lfirst(lc);
 
-		pgt_cdc_ensure_capture(src->relid, src->attnums, GetUserId());
+		pgt_cdc_ensure_capture(src->relid, src->attnums, true);
 	}
 }
 
@@ -943,4 +945,83 @@ pgt_st_repair(const char *name)
 	pgt_catalog_set_needs_reinit(st->pgt_id);
 	return psprintf("stream table \"%s\": %s mode, change capture checked on %d source(s); the next refresh is FULL",
 					stname, st->effective_refresh_mode, list_length(cap));
+}
+
+/*
+ * pgt_st_attach_restored finishes the stream tables restored from a dump
+ * (catalog rows whose restore_pending is set; see catalog/restore.c): their
+ * queries are analyzed again, their sources and pg_depend links recorded,
+ * change buffers created, and IMMEDIATE ones recomputed; DIFFERENTIAL and
+ * FULL ones keep needs_reinit, so their first refresh is FULL.  Returns
+ * how many it attached.
+ *
+ * Triggers are not created here: pg_restore creates the dumped capture and
+ * IMMEDIATE triggers itself (they find their stream tables through the
+ * catalog, so their arguments do not matter), and creating one first would
+ * make that statement of the restore fail.  A stream table whose source
+ * lost its triggers (a partial dump) is mended by repair_stream_table().
+ */
+int
+pgt_st_attach_restored(void)
+{
+	List	   *pending = pgt_catalog_restore_pending();
+	List	   *immediate = NIL;
+	List	   *sources = NIL;
+	ListCell   *lc;
+
+	foreach(lc, pending)
+	{
+		Oid			relid = lfirst_oid(lc);
+		PgtStreamTable *st = pgt_catalog_get(relid, true);
+		char	   *stname;
+		PgtAnalysis *analysis;
+		List	   *cap;
+		ListCell   *lc2;
+
+		if (st == NULL || !st->restore_pending)
+			continue;
+		stname = pgt_relation_display_name(relid);
+		analysis = pgt_analyze_query(st->defining_query, stname);
+		cap = resolve_refresh_mode(st, analysis, stname, true);
+		pgt_catalog_update_definition(st);
+		pgt_catalog_set_sources(st->pgt_id, analysis->sources, cap);
+		pgt_storage_record_dependencies(relid, analysis->sources);
+		pgt_storage_record_extension_dependency(relid);
+		if (strcmp(st->effective_refresh_mode, "DIFFERENTIAL") == 0)
+		{
+			foreach(lc2, cap)
+			{
+				PgtDeltaSource *src = lfirst(lc2);
+
+				pgt_cdc_ensure_capture(src->relid, src->attnums, false);
+			}
+		}
+		else if (strcmp(st->effective_refresh_mode, "IMMEDIATE") == 0)
+			immediate = lappend_oid(immediate, relid);
+		foreach(lc2, cap)
+			sources = list_append_unique_oid(sources, ((PgtDeltaSource *) lfirst(lc2))->relid);
+		pgt_catalog_clear_restore_pending(st->pgt_id);
+		pgt_catalog_set_needs_reinit(st->pgt_id);
+		ereport(DEBUG1,
+				(errmsg("attached restored stream table \"%s\" (%s)",
+						stname, st->effective_refresh_mode)));
+	}
+	if (pending == NIL)
+		return 0;
+
+	pgt_ivm_sync_locks();
+	/* triggers that already fired in this backend read the catalog again */
+	foreach(lc, sources)
+	{
+		ListCell   *lc2;
+
+		foreach(lc2, find_all_inheritors(lfirst_oid(lc), NoLock, NULL))
+			CacheInvalidateRelcacheByRelid(lfirst_oid(lc2));
+	}
+	CommandCounterIncrement();
+
+	/* writers maintain IMMEDIATE ones from now on: they must start exact */
+	foreach(lc, immediate)
+		pgt_refresh_run(lfirst_oid(lc), PGT_INITIATED_INITIAL, true);
+	return list_length(pending);
 }

@@ -24,6 +24,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_extension.h"
+#include "catalog/pg_inherits.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "common/hashfn.h"
@@ -267,4 +268,44 @@ pgt_text_arg_lower(text *t)
 	char	   *s = pgt_text_arg_upper(t);
 
 	return s ? str_tolower(s, strlen(s), DEFAULT_COLLATION_OID) : NULL;
+}
+
+/*
+ * pgt_relation_ancestors returns every partition or inheritance ancestor of rel,
+ * nearest first.
+ */
+List *
+pgt_relation_ancestors(Oid rel)
+{
+	List	   *ancestors = NIL;
+	List	   *todo = list_make1_oid(rel);
+	ListCell   *lc;
+
+	while (todo != NIL)
+	{
+		Oid			cur = linitial_oid(todo);
+		List	   *parents = NIL;
+		Relation	inh = table_open(InheritsRelationId, AccessShareLock);
+		ScanKeyData key;
+		SysScanDesc scan;
+		HeapTuple	tup;
+
+		todo = list_delete_first(todo);
+		ScanKeyInit(&key, Anum_pg_inherits_inhrelid, BTEqualStrategyNumber,
+					F_OIDEQ, ObjectIdGetDatum(cur));
+		scan = systable_beginscan(inh, InheritsRelidSeqnoIndexId, true, NULL, 1, &key);
+		while ((tup = systable_getnext(scan)) != NULL)
+			parents = lappend_oid(parents, ((Form_pg_inherits) GETSTRUCT(tup))->inhparent);
+		systable_endscan(scan);
+		table_close(inh, AccessShareLock);
+		foreach(lc, parents)
+		{
+			if (!list_member_oid(ancestors, lfirst_oid(lc)))
+			{
+				ancestors = lappend_oid(ancestors, lfirst_oid(lc));
+				todo = lappend_oid(todo, lfirst_oid(lc));
+			}
+		}
+	}
+	return ancestors;
 }

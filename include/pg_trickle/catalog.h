@@ -50,6 +50,7 @@ typedef struct PgtStreamTable
 	char	   *status;
 	bool		is_populated;
 	bool		needs_reinit;
+	bool		restore_pending;	/* restored from a dump, not attached yet */
 	char	   *frontier;		/* pg_snapshot text; NULL before the first refresh */
 	int32		consecutive_errors;
 	PgtRowIdentity identity;
@@ -58,6 +59,9 @@ typedef struct PgtStreamTable
 
 extern PgtStreamTable *pgt_catalog_get(Oid relid, bool for_update);
 extern bool pgt_catalog_is_stream_table(Oid relid);
+extern bool pgt_catalog_inserting;
+extern List *pgt_catalog_restore_pending(void);
+extern void pgt_catalog_clear_restore_pending(int64 pgt_id);
 extern int64 pgt_catalog_insert(PgtStreamTable *st);
 extern void pgt_catalog_update_definition(PgtStreamTable *st);
 extern void pgt_catalog_set_status(int64 pgt_id, const char *status,
@@ -75,6 +79,7 @@ extern void pgt_catalog_trim_buffers(List *sources);
 extern int64 pgt_catalog_history_start(int64 pgt_id);
 extern void pgt_catalog_fail_interrupted(void);
 extern void pgt_catalog_history_skip(int64 refresh_id, const char *message);
+extern void pgt_catalog_history_discard(int64 refresh_id);
 extern void pgt_catalog_fail_running(int64 pgt_id, const char *message);
 extern void pgt_catalog_record_failure(int64 pgt_id, const char *initiated_by,
 									   const char *message, int max_errors);

@@ -20,7 +20,7 @@
 #define PGT_BUFFER_XID_COLUMN	"__pgt_xid"
 #define PGT_BUFFER_W_COLUMN		"__pgt_w"
 
-extern void pgt_cdc_ensure_capture(Oid relid, Bitmapset *attnums, Oid reader);
+extern void pgt_cdc_ensure_capture(Oid relid, Bitmapset *attnums, bool triggers);
 extern void pgt_cdc_release_unused(void);
 extern Oid	pgt_cdc_adopt_child(Oid child);
 extern Oid	pgt_cdc_buffer_relid(Oid relid);

@@ -17,6 +17,7 @@
 #define PGT_IVM_LOCKTAG_CLASS 0x7074
 
 extern void pgt_ivm_sync(void);
+extern void pgt_ivm_sync_locks(void);
 extern void pgt_ivm_lock(Oid st);
 extern void pgt_ivm_forget(Oid st);
 extern void pgt_ivm_adopt_child(Oid child);

@@ -21,6 +21,7 @@ extern Oid	pgt_storage_create(Oid nspid, const char *relname,
 							   PgtAnalysis *analysis);
 extern bool pgt_storage_matches(Oid relid, PgtAnalysis *analysis);
 extern void pgt_storage_record_dependencies(Oid relid, List *sources);
+extern void pgt_storage_record_extension_dependency(Oid relid);
 extern void pgt_storage_drop(Oid relid, bool cascade);
 extern char *pgt_storage_row_id_expr(List *columns, PgtRowIdentity identity,
 									 const char *alias);

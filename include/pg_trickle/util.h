@@ -36,5 +36,6 @@ extern void pgt_role_switch(Oid roleid, bool restricted, PgtRoleSave *save);
 extern void pgt_role_restore(PgtRoleSave *save);
 extern char *pgt_text_arg_upper(text *t);
 extern char *pgt_text_arg_lower(text *t);
+extern List *pgt_relation_ancestors(Oid rel);
 
 #endif							/* PG_TRICKLE_UTIL_H */

@@ -37,6 +37,7 @@
 #include "pg_trickle/util.h"
 
 static void close_history(const char *sql, int64 id, const char *message);
+static List *oid_list(const char *sql, Oid argtype, Datum value);
 static void catalog_begin(PgtRoleSave *save);
 static void catalog_end(PgtRoleSave *save);
 static char *get_text(HeapTuple tup, TupleDesc desc, const char *col,
@@ -113,6 +114,9 @@ pgt_catalog_get(Oid relid, bool for_update)
 		st->status = get_text(tup, desc, "status", cxt);
 		st->is_populated = get_bool(tup, desc, "is_populated");
 		st->needs_reinit = get_bool(tup, desc, "needs_reinit");
+		/* 0.2.0 column: absent until ALTER EXTENSION ... UPDATE */
+		st->restore_pending = SPI_fnumber(desc, "restore_pending") > 0 &&
+			get_bool(tup, desc, "restore_pending");
 		st->frontier = get_text(tup, desc, "frontier", cxt);
 		st->consecutive_errors =
 			DatumGetInt32(get_datum(tup, desc, "consecutive_errors", &isnull));
@@ -166,6 +170,12 @@ pgt_catalog_is_stream_table(Oid relid)
 }
 
 /*
+ * True while pgt_catalog_insert writes a row: any other insert into
+ * pgt_stream_tables comes from restoring a dump (see restore.c).
+ */
+bool		pgt_catalog_inserting = false;
+
+/*
  * pgt_catalog_insert adds the catalog row for st and returns its pgt_id.
  */
 int64
@@ -202,22 +212,60 @@ pgt_catalog_insert(PgtStreamTable *st)
 	values[18] = cstring_or_null(st->effective_refresh_mode, &nulls[18]);
 
 	catalog_begin(&save);
-	pgt_spi_exec_args("INSERT INTO pgtrickle.pgt_stream_tables "
-					  "(schedule, refresh_mode, diamond_consistency, diamond_schedule_policy, "
-					  " cdc_mode, append_only, pooler_compatibility_mode, partition_by, "
-					  " max_differential_joins, max_delta_fraction, refresh_mode_reason, "
-					  " identity_columns, pgt_relid, pgt_name, pgt_schema, defining_query, "
-					  " original_query, row_identity, effective_refresh_mode) "
-					  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
-					  "$14, $15, $16, $17, $18, $19) RETURNING pgt_id",
-					  SETTINGS_NARGS + 7, argtypes, values, nulls, false,
-					  SPI_OK_INSERT_RETURNING);
+	pgt_catalog_inserting = true;
+	PG_TRY();
+	{
+		pgt_spi_exec_args("INSERT INTO pgtrickle.pgt_stream_tables "
+						  "(schedule, refresh_mode, diamond_consistency, diamond_schedule_policy, "
+						  " cdc_mode, append_only, pooler_compatibility_mode, partition_by, "
+						  " max_differential_joins, max_delta_fraction, refresh_mode_reason, "
+						  " identity_columns, pgt_relid, pgt_name, pgt_schema, defining_query, "
+						  " original_query, row_identity, effective_refresh_mode) "
+						  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
+						  "$14, $15, $16, $17, $18, $19) RETURNING pgt_id",
+						  SETTINGS_NARGS + 7, argtypes, values, nulls, false,
+						  SPI_OK_INSERT_RETURNING);
+	}
+	PG_FINALLY();
+	{
+		pgt_catalog_inserting = false;
+	}
+	PG_END_TRY();
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 									 SPI_tuptable->tupdesc, 1, &isnull));
 	catalog_end(&save);
 
 	st->pgt_id = id;
 	return id;
+}
+
+/*
+ * pgt_catalog_restore_pending returns the storage relids of the stream
+ * tables restored from a dump and not attached yet, oldest first.
+ */
+List *
+pgt_catalog_restore_pending(void)
+{
+	return oid_list("SELECT pgt_relid FROM pgtrickle.pgt_stream_tables "
+					"WHERE restore_pending ORDER BY pgt_id", InvalidOid, (Datum) 0);
+}
+
+/*
+ * pgt_catalog_clear_restore_pending marks stream table pgt_id attached.
+ */
+void
+pgt_catalog_clear_restore_pending(int64 pgt_id)
+{
+	PgtRoleSave save;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+
+	values[0] = Int64GetDatum(pgt_id);
+	catalog_begin(&save);
+	pgt_spi_exec_args("UPDATE pgtrickle.pgt_stream_tables SET restore_pending = false "
+					  "WHERE pgt_id = $1", 1, argtypes, values, NULL, false,
+					  SPI_OK_UPDATE);
+	catalog_end(&save);
 }
 
 /*
@@ -470,8 +518,10 @@ List *
 pgt_catalog_immediate_sources(void)
 {
 	return oid_list("SELECT t.tgrelid FROM pg_catalog.pg_trigger t "
-					"WHERE t.tgname = '__pgt_ivm_ins' AND pg_catalog.split_part("
-					"pg_catalog.encode(t.tgargs, 'escape'), '\\000', 1)::pg_catalog.oid = t.tgrelid "
+					"WHERE t.tgname = '__pgt_ivm_ins' AND NOT EXISTS ("
+					" SELECT 1 FROM pg_catalog.pg_inherits i "
+					" JOIN pg_catalog.pg_trigger p ON p.tgrelid = i.inhparent "
+					" AND p.tgname = '__pgt_ivm_ins' WHERE i.inhrelid = t.tgrelid) "
 					"UNION SELECT d.source_relid FROM pgtrickle.pgt_dependencies d "
 					"JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) "
 					"WHERE s.effective_refresh_mode = 'IMMEDIATE' AND d.cdc_mode = 'TRIGGER'",
@@ -645,6 +695,26 @@ pgt_catalog_fail_running(int64 pgt_id, const char *message)
 				  "end_time = pg_catalog.clock_timestamp(), error_message = $2 "
 				  "WHERE pgt_id = $1 AND status = 'RUNNING'",
 				  pgt_id, message);
+}
+
+/*
+ * pgt_catalog_history_discard deletes the RUNNING history row refresh_id
+ * (0: none) of a refresh that did not take place.
+ */
+void
+pgt_catalog_history_discard(int64 refresh_id)
+{
+	PgtRoleSave save;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+
+	if (refresh_id == 0)
+		return;
+	values[0] = Int64GetDatum(refresh_id);
+	catalog_begin(&save);
+	pgt_spi_exec_args("DELETE FROM pgtrickle.pgt_refresh_history WHERE refresh_id = $1",
+					  1, argtypes, values, NULL, false, SPI_OK_DELETE);
+	catalog_end(&save);
 }
 
 /*

@@ -85,6 +85,7 @@ PG_FUNCTION_INFO_V1(pgt_changes);
 typedef struct CaptureMap
 {
 	Oid			table;			/* hash key: source or partition */
+	Oid			source;			/* the source whose buffer it feeds */
 	Oid			buffer;
 	Oid			index;			/* the buffer's index on __pgt_xid */
 	AttrNumber *map;			/* per buffer column: table attnum, 0 = NULL */
@@ -105,9 +106,10 @@ static void capture_plan_inval(Datum arg, Oid relid);
 static void capture_xact_callback(XactEvent event, void *arg);
 static void capture_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 									 SubTransactionId parentSubid, void *arg);
-static void append_rows(TriggerData *td, Oid buffer, Tuplestorestate *ts,
+static void append_rows(TriggerData *td, CaptureMap *map, Tuplestorestate *ts,
 						int w, Datum xid);
 static CaptureMap *get_capture_map(Oid table, Oid buffer, Oid source);
+static CaptureMap *capture_target(Oid table);
 static void install_triggers(Oid source, List *targets, bool replace);
 
 /*
@@ -169,13 +171,14 @@ pgt_cdc_captured_attnums(Oid relid)
 
 /*
  * pgt_cdc_ensure_capture makes sure base table relid has a change buffer
- * capturing at least the attributes in attnums (plus its primary key) and
- * its capture triggers.  reader is the role that will read it, which
- * needs no grant: buffers are read through pgt_changes().  Runs the DDL as the extension
- * owner.  Caller's transaction; errors if relid cannot carry triggers.
+ * capturing at least the attributes in attnums (plus its primary key) and,
+ * with triggers, its capture triggers (a restore leaves them to pg_restore,
+ * which creates the dumped ones later).  Readers need no grant: buffers are
+ * read through pgt_changes().  Runs the DDL as the extension owner.
+ * Caller's transaction; errors if relid cannot carry triggers.
  */
 void
-pgt_cdc_ensure_capture(Oid relid, Bitmapset *attnums, Oid reader)
+pgt_cdc_ensure_capture(Oid relid, Bitmapset *attnums, bool triggers)
 {
 	Relation	rel;
 	TupleDesc	desc;
@@ -248,12 +251,14 @@ pgt_cdc_ensure_capture(Oid relid, Bitmapset *attnums, Oid reader)
 		pgt_spi_exec(sql.data, SPI_OK_UTILITY);
 	}
 
-	(void) reader;				/* readers go through pgtrickle._changes() */
-
 	pgt_role_restore(&save);
 	SPI_finish();
 
-	/* DROP EXTENSION takes the buffer with it */
+	/*
+	 * The buffer is a member of the extension: DROP EXTENSION takes it with
+	 * it, and pg_dump leaves it out (its rows name transactions of this
+	 * cluster; a restored stream table starts with a FULL refresh).
+	 */
 	CommandCounterIncrement();
 	if (!OidIsValid(buffer))
 	{
@@ -262,7 +267,7 @@ pgt_cdc_ensure_capture(Oid relid, Bitmapset *attnums, Oid reader)
 
 		ObjectAddressSet(ext, ExtensionRelationId, get_extension_oid("pg_trickle", false));
 		ObjectAddressSet(obj, RelationRelationId, pgt_cdc_buffer_relid(relid));
-		recordDependencyOn(&obj, &ext, DEPENDENCY_AUTO);
+		recordDependencyOn(&obj, &ext, DEPENDENCY_EXTENSION);
 	}
 
 	/*
@@ -271,7 +276,8 @@ pgt_cdc_ensure_capture(Oid relid, Bitmapset *attnums, Oid reader)
 	 * Partitions created or attached later get theirs from the
 	 * ddl_command_end trigger (pgt_cdc_adopt_child).
 	 */
-	install_triggers(relid, find_all_inheritors(relid, ShareRowExclusiveLock, NULL), false);
+	if (triggers)
+		install_triggers(relid, find_all_inheritors(relid, ShareRowExclusiveLock, NULL), false);
 	relation_close(rel, NoLock);
 }
 
@@ -356,40 +362,11 @@ install_triggers(Oid source, List *targets, bool replace)
 Oid
 pgt_cdc_adopt_child(Oid child)
 {
-	List	   *ancestors = NIL;
-	List	   *todo = list_make1_oid(child);
 	Oid			source = InvalidOid;
 	ListCell   *lc;
 
-	/* every ancestor, nearest first */
-	while (todo != NIL)
-	{
-		Oid			rel = linitial_oid(todo);
-		List	   *parents = NIL;
-		Relation	inh = table_open(InheritsRelationId, AccessShareLock);
-		ScanKeyData key;
-		SysScanDesc scan;
-		HeapTuple	tup;
-
-		todo = list_delete_first(todo);
-		ScanKeyInit(&key, Anum_pg_inherits_inhrelid, BTEqualStrategyNumber,
-					F_OIDEQ, ObjectIdGetDatum(rel));
-		scan = systable_beginscan(inh, InheritsRelidSeqnoIndexId, true, NULL, 1, &key);
-		while ((tup = systable_getnext(scan)) != NULL)
-			parents = lappend_oid(parents, ((Form_pg_inherits) GETSTRUCT(tup))->inhparent);
-		systable_endscan(scan);
-		table_close(inh, AccessShareLock);
-		foreach(lc, parents)
-		{
-			if (!list_member_oid(ancestors, lfirst_oid(lc)))
-			{
-				ancestors = lappend_oid(ancestors, lfirst_oid(lc));
-				todo = lappend_oid(todo, lfirst_oid(lc));
-			}
-		}
-	}
 	/* only the topmost captured one: a partition cannot be a source */
-	foreach(lc, ancestors)
+	foreach(lc, pgt_relation_ancestors(child))
 	{
 		if (OidIsValid(pgt_cdc_buffer_relid(lfirst_oid(lc))))
 			source = lfirst_oid(lc);
@@ -416,15 +393,22 @@ pgt_cdc_release_unused(void)
 		elog(ERROR, "SPI_connect failed");
 	pgt_role_switch(pgt_extension_owner(), false, &save);
 
-	/* (table carrying the triggers, source whose buffer they feed) */
-	n = pgt_spi_exec_args("SELECT t.tgrelid, x.src FROM pg_catalog.pg_trigger t, "
-						  "LATERAL (SELECT pg_catalog.split_part(pg_catalog.encode(t.tgargs, 'escape'), "
-						  "'\\000', 1)::pg_catalog.oid AS src) x "
-						  "WHERE t.tgname = '__pgt_cdc_ins' AND NOT EXISTS ("
-						  " SELECT 1 FROM pgtrickle.pgt_dependencies d "
+	/*
+	 * Tables carrying capture triggers that neither they nor any ancestor
+	 * need (the triggers' arguments are not trusted: a restored dump makes
+	 * them stale), and buffers of tables no DIFFERENTIAL reader needs.
+	 */
+	n = pgt_spi_exec_args("WITH RECURSIVE up(tbl, anc) AS ("
+						  " SELECT t.tgrelid, t.tgrelid FROM pg_catalog.pg_trigger t "
+						  " WHERE t.tgname = '__pgt_cdc_ins' "
+						  " UNION SELECT up.tbl, i.inhparent FROM up "
+						  " JOIN pg_catalog.pg_inherits i ON i.inhrelid = up.anc), "
+						  "needed AS (SELECT d.source_relid FROM pgtrickle.pgt_dependencies d "
 						  " JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) "
-						  " WHERE d.source_relid = x.src AND d.cdc_mode = 'TRIGGER' "
-						  " AND s.effective_refresh_mode = 'DIFFERENTIAL')",
+						  " WHERE d.cdc_mode = 'TRIGGER' AND s.effective_refresh_mode = 'DIFFERENTIAL') "
+						  "SELECT DISTINCT u.tbl FROM up u WHERE NOT EXISTS ("
+						  " SELECT 1 FROM up a JOIN needed ON needed.source_relid = a.anc "
+						  " WHERE a.tbl = u.tbl)",
 						  0, NULL, NULL, NULL, false, SPI_OK_SELECT);
 	for (uint64 i = 0; i < n; i++)
 	{
@@ -434,10 +418,25 @@ pgt_cdc_release_unused(void)
 							  DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
 															 SPI_tuptable->tupdesc,
 															 1, &isnull)));
+	}
+	n = pgt_spi_exec_args("SELECT substr(c.relname, 9)::pg_catalog.oid "
+						  "FROM pg_catalog.pg_class c "
+						  "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+						  "WHERE n.nspname = '" PGT_CHANGES_SCHEMA "' AND c.relkind = 'r' "
+						  "AND c.relname ~ '^changes_[0-9]+$' AND NOT EXISTS ("
+						  " SELECT 1 FROM pgtrickle.pgt_dependencies d "
+						  " JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) "
+						  " WHERE d.source_relid = substr(c.relname, 9)::pg_catalog.oid "
+						  " AND d.cdc_mode = 'TRIGGER' AND s.effective_refresh_mode = 'DIFFERENTIAL')",
+						  0, NULL, NULL, NULL, false, SPI_OK_SELECT);
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+
 		sources = lappend_oid(sources,
 							  DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
 															 SPI_tuptable->tupdesc,
-															 2, &isnull)));
+															 1, &isnull)));
 	}
 	foreach(lc, targets)
 	{
@@ -454,35 +453,19 @@ pgt_cdc_release_unused(void)
 	{
 		Oid			src = lfirst_oid(lc);
 
-		if (OidIsValid(pgt_cdc_buffer_relid(src)))
-			pgt_spi_exec(psprintf("DROP TABLE %s",
-								  quote_qualified_identifier(PGT_CHANGES_SCHEMA,
-															 pgt_cdc_buffer_name(src))),
-						 SPI_OK_UTILITY);
-	}
+		Oid			buffer = pgt_cdc_buffer_relid(src);
 
-	/* buffers whose source table is gone (dropped with CASCADE) */
-	n = pgt_spi_exec_args("SELECT c.relname FROM pg_catalog.pg_class c "
-						  "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-						  "WHERE n.nspname = '" PGT_CHANGES_SCHEMA "' AND c.relkind = 'r' "
-						  "AND c.relname ~ '^changes_[0-9]+$' AND NOT EXISTS ("
-						  " SELECT 1 FROM pg_catalog.pg_class s "
-						  " WHERE s.oid = substr(c.relname, 9)::pg_catalog.oid)",
-						  0, NULL, NULL, NULL, false, SPI_OK_SELECT);
-	{
-		List	   *orphans = NIL;
-
-		for (uint64 i = 0; i < n; i++)
-			orphans = lappend(orphans, SPI_getvalue(SPI_tuptable->vals[i],
-													SPI_tuptable->tupdesc, 1));
-		foreach(lc, orphans)
-		{
-			if (OidIsValid(get_relname_relid(lfirst(lc),
-											 get_namespace_oid(PGT_CHANGES_SCHEMA, false))))
-				pgt_spi_exec(psprintf("DROP TABLE %s",
-									  quote_qualified_identifier(PGT_CHANGES_SCHEMA, lfirst(lc))),
-							 SPI_OK_UTILITY);
-		}
+		if (!OidIsValid(buffer))
+			continue;
+		/* an extension member can be dropped only once it is released */
+		deleteDependencyRecordsForSpecific(RelationRelationId, buffer,
+										   DEPENDENCY_EXTENSION, ExtensionRelationId,
+										   get_extension_oid("pg_trickle", false));
+		CommandCounterIncrement();
+		pgt_spi_exec(psprintf("DROP TABLE %s",
+							  quote_qualified_identifier(PGT_CHANGES_SCHEMA,
+														 pgt_cdc_buffer_name(src))),
+					 SPI_OK_UTILITY);
 	}
 
 	pgt_role_restore(&save);
@@ -522,7 +505,7 @@ pgt_cdc_capture(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	Oid			source;
-	Oid			buffer;
+	CaptureMap *map;
 	Datum		xid;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
@@ -531,12 +514,16 @@ pgt_cdc_capture(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("pgtrickle._cdc_capture() may only be used by pg_trickle's own capture triggers")));
 
-	/* the argument names the source (a partition feeds its root's buffer) */
-	source = td->tg_trigger->tgnargs > 0 ? atooid(td->tg_trigger->tgargs[0]) :
-		RelationGetRelid(td->tg_relation);
-	buffer = pgt_cdc_buffer_relid(source);
-	if (!OidIsValid(buffer))
-		return PointerGetDatum(NULL);	/* capture being removed */
+	/*
+	 * The catalog, not the trigger's argument, says which buffer the rows
+	 * go to: the firing table's own, or its topmost captured ancestor's.
+	 * An argument is an OID, which a dump restored elsewhere makes stale.
+	 */
+	register_callbacks();
+	map = capture_target(RelationGetRelid(td->tg_relation));
+	if (map == NULL)
+		return PointerGetDatum(NULL);	/* nothing reads it differentially */
+	source = map->source;
 
 	if (pgt_cdc_consumed_own_xid(source))
 		ereport(ERROR,
@@ -547,17 +534,16 @@ pgt_cdc_capture(PG_FUNCTION_ARGS)
 						   RelationGetRelationName(td->tg_relation)),
 				 errhint("Commit, or make the change before the refresh.")));
 
-	register_callbacks();
 	xid = FullTransactionIdGetDatum(GetTopFullTransactionId());
 
 	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
-		append_rows(td, buffer, NULL, 0, xid);
+		append_rows(td, map, NULL, 0, xid);
 	else
 	{
 		if (td->tg_oldtable != NULL)
-			append_rows(td, buffer, td->tg_oldtable, -1, xid);
+			append_rows(td, map, td->tg_oldtable, -1, xid);
 		if (td->tg_newtable != NULL)
-			append_rows(td, buffer, td->tg_newtable, 1, xid);
+			append_rows(td, map, td->tg_newtable, 1, xid);
 	}
 
 	pgt_scheduler_wake_at_commit();
@@ -572,11 +558,9 @@ pgt_cdc_capture(PG_FUNCTION_ARGS)
  * constraints beyond the NOT NULL columns filled here.
  */
 static void
-append_rows(TriggerData *td, Oid buffer, Tuplestorestate *ts, int w, Datum xid)
+append_rows(TriggerData *td, CaptureMap *map, Tuplestorestate *ts, int w, Datum xid)
 {
-	Oid			table = RelationGetRelid(td->tg_relation);
-	CaptureMap *map = get_capture_map(table, buffer, td->tg_trigger->tgnargs > 0 ?
-									  atooid(td->tg_trigger->tgargs[0]) : table);
+	Oid			buffer = map->buffer;
 	Relation	brel;
 	TupleDesc	bdesc;
 	Relation	irel;
@@ -586,8 +570,6 @@ append_rows(TriggerData *td, Oid buffer, Tuplestorestate *ts, int w, Datum xid)
 	MemoryContext rowcxt;
 	MemoryContext old;
 
-	if (map == NULL)
-		return;
 	brel = table_open(buffer, RowExclusiveLock);
 	bdesc = RelationGetDescr(brel);
 	irel = index_open(map->index, RowExclusiveLock);
@@ -736,9 +718,43 @@ get_capture_map(Oid table, Oid buffer, Oid source)
 		entry->map[i] = src;
 	}
 	entry->buffer = buffer;
+	entry->source = source;
 	table_close(brel, AccessShareLock);
 	return entry;
 }
+
+/*
+ * capture_target returns the capture map of rows of table: into the buffer
+ * of table itself or of its topmost ancestor that has one, or NULL when
+ * neither has a buffer (no DIFFERENTIAL stream table reads them, or a
+ * restored dump whose stream tables are not attached yet).  Cached until a
+ * relcache invalidation of table or the buffer.
+ */
+static CaptureMap *
+capture_target(Oid table)
+{
+	CaptureMap *entry;
+	Oid			source = InvalidOid;
+	Oid			buffer;
+	ListCell   *lc;
+
+	entry = hash_search(capture_maps, &table, HASH_FIND, NULL);
+	if (entry != NULL && OidIsValid(entry->buffer) && entry->map != NULL)
+		return entry;
+
+	if (OidIsValid(pgt_cdc_buffer_relid(table)))
+		source = table;
+	foreach(lc, pgt_relation_ancestors(table))
+	{
+		if (OidIsValid(pgt_cdc_buffer_relid(lfirst_oid(lc))))
+			source = lfirst_oid(lc);
+	}
+	if (!OidIsValid(source))
+		return NULL;
+	buffer = pgt_cdc_buffer_relid(source);
+	return get_capture_map(table, buffer, source);
+}
+
 
 static void
 register_callbacks(void)

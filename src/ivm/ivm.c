@@ -129,6 +129,25 @@ typedef struct IvmPlan
 } IvmPlan;
 
 static HTAB *ivm_plans = NULL;
+
+/*
+ * What the IMMEDIATE triggers of one table maintain: the source whose change
+ * it is (the table itself or its topmost ancestor that IMMEDIATE stream
+ * tables read) and those stream tables, deepest first.  Read from the
+ * catalog once per backend and table, forgotten on relcache invalidation
+ * of the table (trigger changes and pgt_ivm_sync invalidate it).  The
+ * triggers' arguments say the same, but they are OIDs, which a dump
+ * restored elsewhere makes stale: the catalog is the truth.
+ */
+typedef struct IvmTargets
+{
+	Oid			firing;			/* hash key */
+	bool		valid;
+	Oid			source;			/* InvalidOid: nothing to maintain */
+	List	   *readers;		/* in TopMemoryContext */
+} IvmTargets;
+
+static HTAB *ivm_targets = NULL;
 static bool in_sync = false;
 /* group locks taken by this transaction (reset by transaction callbacks) */
 static int	group_locks_held = 0;
@@ -172,6 +191,8 @@ static void ivm_xact_callback(XactEvent event, void *arg);
 static void ivm_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 								 SubTransactionId parentSubid, void *arg);
 static void register_callbacks(void);
+static IvmTargets *get_targets(Oid firing);
+static void targets_inval(Datum arg, Oid relid);
 static bool finish_pending(Oid st, Oid source, bool *same);
 static bool count_source_refs(Node *node, void *context);
 static List *immediate_readers(Oid source);
@@ -189,27 +210,31 @@ pgt_ivm_maintain(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	Oid			source;
+	IvmTargets *targets;
+	ListCell   *lc;
 	IvmKind		kind;
 	int64		ntuples = 0;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
-		strncmp(td->tg_trigger->tgname, "__pgt_ivm_", 10) != 0 ||
-		td->tg_trigger->tgnargs < 1)
+		strncmp(td->tg_trigger->tgname, "__pgt_ivm_", 10) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("pgtrickle._ivm_maintain() may only be used by pg_trickle's own IMMEDIATE triggers")));
 
-	source = atooid(td->tg_trigger->tgargs[0]);
 	register_callbacks();
+	targets = get_targets(RelationGetRelid(td->tg_relation));
+	if (!OidIsValid(targets->source))
+		return PointerGetDatum(NULL);	/* not (or not yet) maintained */
+	source = targets->source;
 	if (TRIGGER_FIRED_BEFORE(td->tg_event))
 	{
 		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
 
-		for (int i = 1; i < td->tg_trigger->tgnargs; i++)
+		foreach(lc, targets->readers)
 		{
 			IvmPending *p = palloc(sizeof(IvmPending));
 
-			p->st = atooid(td->tg_trigger->tgargs[i]);
+			p->st = lfirst_oid(lc);
 			p->source = source;
 			p->subid = GetCurrentSubTransactionId();
 			pending = lappend(pending, p);
@@ -219,9 +244,9 @@ pgt_ivm_maintain(PG_FUNCTION_ARGS)
 	}
 	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
 	{
-		for (int i = 1; i < td->tg_trigger->tgnargs; i++)
+		foreach(lc, targets->readers)
 		{
-			Oid			st = atooid(td->tg_trigger->tgargs[i]);
+			Oid			st = lfirst_oid(lc);
 
 			lock_stream_table(st, false);
 			pgt_refresh_immediate_full(st);
@@ -240,9 +265,9 @@ pgt_ivm_maintain(PG_FUNCTION_ARGS)
 	if (td->tg_newtable != NULL)
 		ntuples += tuplestore_tuple_count(td->tg_newtable);
 
-	for (int i = 1; i < td->tg_trigger->tgnargs; i++)
+	foreach(lc, targets->readers)
 	{
-		Oid			st = atooid(td->tg_trigger->tgargs[i]);
+		Oid			st = lfirst_oid(lc);
 		bool		same;
 		bool		other = finish_pending(st, source, &same);
 
@@ -273,6 +298,75 @@ pgt_ivm_maintain(PG_FUNCTION_ARGS)
 			maintain_one(td, source, st, kind, ntuples);
 	}
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * get_targets returns what the IMMEDIATE triggers of table firing maintain
+ * (see IvmTargets).
+ */
+static IvmTargets *
+get_targets(Oid firing)
+{
+	IvmTargets *entry;
+	bool		found;
+	List	   *candidates;
+	ListCell   *lc;
+	Oid			source = InvalidOid;
+
+	if (ivm_targets == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(IvmTargets);
+		ctl.hcxt = TopMemoryContext;
+		ivm_targets = hash_create("pg_trickle IMMEDIATE targets", 64, &ctl,
+								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		CacheRegisterRelcacheCallback(targets_inval, (Datum) 0);
+	}
+	entry = hash_search(ivm_targets, &firing, HASH_ENTER, &found);
+	if (found && entry->valid)
+		return entry;
+	if (found)
+		list_free(entry->readers);
+	entry->readers = NIL;
+	entry->source = InvalidOid;
+	entry->valid = false;
+
+	/* one set of triggers per table: at most one of these has readers */
+	candidates = lcons_oid(firing, pgt_relation_ancestors(firing));
+	foreach(lc, candidates)
+	{
+		if (pgt_catalog_immediate_readers(lfirst_oid(lc)) != NIL)
+			source = lfirst_oid(lc);
+	}
+	if (OidIsValid(source))
+	{
+		List	   *readers = immediate_readers(source);
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		entry->readers = list_copy(readers);
+		MemoryContextSwitchTo(old);
+		entry->source = source;
+	}
+	entry->valid = true;
+	return entry;
+}
+
+/* forget the targets of relid (all for InvalidOid) */
+static void
+targets_inval(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS status;
+	IvmTargets *entry;
+
+	hash_seq_init(&status, ivm_targets);
+	while ((entry = hash_seq_search(&status)) != NULL)
+	{
+		if (!OidIsValid(relid) || entry->firing == relid)
+			entry->valid = false;
+	}
 }
 
 /*
@@ -841,12 +935,14 @@ pgt_ivm_sync(void)
 	PG_END_TRY();
 }
 
-static void
-sync_all(void)
+/*
+ * pgt_ivm_sync_locks gives every IMMEDIATE stream table its lock row and
+ * removes the others'.
+ */
+void
+pgt_ivm_sync_locks(void)
 {
 	PgtRoleSave save;
-	List	   *sources;
-	ListCell   *lc;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -861,6 +957,15 @@ sync_all(void)
 				 "ON CONFLICT DO NOTHING", SPI_OK_INSERT);
 	pgt_role_restore(&save);
 	SPI_finish();
+}
+
+static void
+sync_all(void)
+{
+	List	   *sources;
+	ListCell   *lc;
+
+	pgt_ivm_sync_locks();
 	sources = pgt_catalog_immediate_sources();
 
 	foreach(lc, sources)

@@ -54,6 +54,7 @@
 #include "pg_trickle/catalog.h"
 #include "pg_trickle/pg_trickle.h"
 #include "pg_trickle/refresh.h"
+#include "pg_trickle/stream_table.h"
 #include "pg_trickle/storage.h"
 #include "pg_trickle/util.h"
 
@@ -115,6 +116,21 @@ pgt_refresh_run(Oid relid, PgtInitiator initiator, bool force_full)
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a stream table",
 						pgt_relation_display_name(relid))));
+	/*
+	 * Restored from a dump and not attached yet.  The scheduler leaves it
+	 * alone: a restore may still be loading its rows (the post-data section
+	 * attaches it).  A manual refresh attaches it now.
+	 */
+	if (st->restore_pending)
+	{
+		if (initiator == PGT_INITIATED_SCHEDULER)
+		{
+			pgt_catalog_history_discard(pgt_running_history_id);
+			return false;
+		}
+		(void) pgt_st_attach_restored();
+		st = pgt_catalog_get(relid, true);
+	}
 	stname = pgt_relation_display_name(relid);
 
 	if (initiator == PGT_INITIATED_MANUAL && strcmp(st->status, "SUSPENDED") == 0)

@@ -25,8 +25,9 @@
  *
  *	  Dependencies in pg_depend: the storage table depends normally on
  *	  every relation the query reads (so DROP of a source is refused, and
- *	  DROP ... CASCADE drops the stream table too) and automatically on the
- *	  extension (so DROP EXTENSION drops every stream table).
+ *	  DROP ... CASCADE drops the stream table too) and normally on the
+ *	  extension (so DROP EXTENSION refuses while stream tables exist, and
+ *	  DROP EXTENSION ... CASCADE drops them).
  *
  * IDENTIFICATION
  *	  src/storage/storage.c
@@ -138,17 +139,31 @@ pgt_storage_create(Oid nspid, const char *relname, PgtAnalysis *analysis)
 		elog(ERROR, "could not find new storage table \"%s\"", relname);
 
 	pgt_storage_record_dependencies(relid, analysis->sources);
-	{
-		ObjectAddress st_addr;
-		ObjectAddress ext_addr;
-
-		ObjectAddressSet(st_addr, RelationRelationId, relid);
-		ObjectAddressSet(ext_addr, ExtensionRelationId,
-						 get_extension_oid("pg_trickle", false));
-		recordDependencyOn(&st_addr, &ext_addr, DEPENDENCY_AUTO);
-	}
+	pgt_storage_record_extension_dependency(relid);
 
 	return relid;
+}
+
+/*
+ * pgt_storage_record_extension_dependency makes storage table relid depend
+ * normally on the extension: DROP EXTENSION pg_trickle refuses while stream
+ * tables exist, and DROP EXTENSION ... CASCADE drops them.  (Not a member:
+ * pg_dump dumps stream tables with their rows, indexes and grants.)
+ */
+void
+pgt_storage_record_extension_dependency(Oid relid)
+{
+	ObjectAddress st_addr;
+	ObjectAddress ext_addr;
+	Oid			ext = get_extension_oid("pg_trickle", false);
+
+	ObjectAddressSet(st_addr, RelationRelationId, relid);
+	ObjectAddressSet(ext_addr, ExtensionRelationId, ext);
+	deleteDependencyRecordsForSpecific(RelationRelationId, relid, DEPENDENCY_AUTO,
+									   ExtensionRelationId, ext);
+	deleteDependencyRecordsForSpecific(RelationRelationId, relid, DEPENDENCY_NORMAL,
+									   ExtensionRelationId, ext);
+	recordDependencyOn(&st_addr, &ext_addr, DEPENDENCY_NORMAL);
 }
 
 /*

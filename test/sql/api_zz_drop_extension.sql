@@ -1,7 +1,9 @@
 --
--- api_zz_drop_extension (the last api_ test): DROP EXTENSION removes every stream
--- table and leaves their sources alone; the extension can then be created
--- again and used.  The extension stays installed at the end.
+-- api_zz_drop_extension (the last api_ test): DROP EXTENSION refuses while
+-- stream tables exist and changes nothing; DROP EXTENSION ... CASCADE removes
+-- every stream table, buffer and trigger and leaves their sources alone; the
+-- extension can then be created again and used.  The extension stays
+-- installed at the end.
 --
 \set VERBOSITY default
 \set SHOW_CONTEXT never
@@ -45,8 +47,22 @@ SELECT count(*) AS dependents FROM pg_depend
    AND objid = (SELECT oid FROM pg_rewrite WHERE ev_class = 'catalog_view'::regclass);
 DROP VIEW catalog_view;
 
+-- without CASCADE: refused, because stream tables hold data (pg_ivm refuses
+-- too); nothing changes
 \set VERBOSITY terse
 DROP EXTENSION pg_trickle;
+\set VERBOSITY default
+SELECT (SELECT count(*) FROM pgtrickle.pgt_stream_tables) = (SELECT count(*) FROM before)
+       AS catalog_kept,
+       (SELECT count(*) FROM pg_class WHERE oid IN (SELECT relid FROM before))
+       = (SELECT count(*) FROM before) AS storage_kept,
+       (SELECT count(*) FROM pg_trigger WHERE tgname LIKE '\_\_pgt\_cdc%') AS capture_triggers,
+       (SELECT count(*) FROM pg_class WHERE relnamespace = 'pgtrickle_changes'::regnamespace
+                                        AND relkind = 'r') AS buffers;
+SELECT pgt_check('zz_capture_customers');
+
+\set VERBOSITY terse
+DROP EXTENSION pg_trickle CASCADE;
 \set VERBOSITY default
 -- every storage table is gone, with its triggers and dependencies
 SELECT count(*) AS storage_tables_left FROM pg_class WHERE oid IN (SELECT relid FROM before);
@@ -74,6 +90,10 @@ SELECT t, n, n = (CASE t WHEN 'customers' THEN (SELECT count(*) FROM customers)
 SELECT count(*) AS triggers_on_sources FROM pg_trigger
  WHERE tgrelid IN (SELECT relid FROM sources) AND NOT tgisinternal;
 SELECT count(*) AS capture_triggers FROM pg_trigger WHERE tgname LIKE '\_\_pgt\_cdc%';
+SELECT count(*) AS pgt_triggers FROM pg_trigger WHERE tgname LIKE '\_\_pgt\_%';
+SELECT count(*) AS extension_depends FROM pg_depend
+ WHERE refclassid = 'pg_extension'::regclass
+   AND refobjid NOT IN (SELECT oid FROM pg_extension);
 
 -- a fresh start: the extension again, a stream table of an old name
 CREATE EXTENSION pg_trickle;
