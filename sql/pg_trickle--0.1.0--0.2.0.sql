@@ -14,10 +14,11 @@
 /* ------------------------------------------------ dump, restore, DROP EXTENSION
  *
  * pg_dump dumps the rows of pgt_stream_tables (an extension configuration
- * table; also with --schema-only) and the storage tables; a restore makes
- * the rows this database's (pgt_catalog_restore_row: OIDs looked up by
- * name) and attaches the stream tables when the post-data section creates
- * the first trigger (pgt_on_restore_ddl).  See src/catalog/restore.c.
+ * table) and the storage tables with the definition in their guard
+ * trigger's comment (also with --schema-only); a restore makes the rows
+ * this database's (OIDs looked up by name) and attaches each stream table
+ * once both its row and its guard trigger are there.  See
+ * src/catalog/restore.c.
  */
 ALTER TABLE pgtrickle.pgt_stream_tables
     ADD COLUMN restore_pending boolean NOT NULL DEFAULT false;
@@ -33,13 +34,19 @@ AS 'MODULE_PATHNAME', 'pgt_catalog_restore_row';
 REVOKE EXECUTE ON FUNCTION pgtrickle._catalog_restore_row() FROM PUBLIC;
 CREATE TRIGGER pgt_restore_row BEFORE INSERT ON pgtrickle.pgt_stream_tables
     FOR EACH ROW EXECUTE FUNCTION pgtrickle._catalog_restore_row();
+CREATE FUNCTION pgtrickle._catalog_restore_attach()
+RETURNS trigger LANGUAGE C
+AS 'MODULE_PATHNAME', 'pgt_catalog_restore_attach';
+REVOKE EXECUTE ON FUNCTION pgtrickle._catalog_restore_attach() FROM PUBLIC;
+CREATE TRIGGER pgt_restore_attach AFTER INSERT ON pgtrickle.pgt_stream_tables
+    FOR EACH STATEMENT EXECUTE FUNCTION pgtrickle._catalog_restore_attach();
 
 CREATE FUNCTION pgtrickle._on_restore_ddl()
 RETURNS event_trigger LANGUAGE C
 AS 'MODULE_PATHNAME', 'pgt_on_restore_ddl';
 REVOKE EXECUTE ON FUNCTION pgtrickle._on_restore_ddl() FROM PUBLIC;
 CREATE EVENT TRIGGER pgtrickle_restore ON ddl_command_end
-    WHEN TAG IN ('CREATE TRIGGER')
+    WHEN TAG IN ('CREATE TRIGGER', 'COMMENT')
     EXECUTE FUNCTION pgtrickle._on_restore_ddl();
 
 /*

@@ -36,6 +36,7 @@ PG_FUNCTION_INFO_V1(pgt_scheduler_is_running);
 PG_FUNCTION_INFO_V1(pgt_wake_launcher);
 
 int			pgt_internal_write_depth = 0;
+int			pgt_installing_triggers = 0;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;

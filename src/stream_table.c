@@ -31,7 +31,10 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
 #include "utils/inval.h"
+#include "commands/comment.h"
 #include "commands/defrem.h"
+#include "commands/trigger.h"
+#include "catalog/pg_trigger.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -75,6 +78,7 @@ static bool settings_equal(const PgtSettings *a, const PgtSettings *b);
 static bool str_equal(const char *a, const char *b);
 static void drop_recursive(Oid relid, bool cascade);
 static void check_can_read(PgtAnalysis *analysis);
+static void record_definition(PgtStreamTable *st);
 
 /*
  * pgt_st_create creates stream table name defined by query.
@@ -166,6 +170,7 @@ pgt_st_create(const char *name, const char *query, PgtSettingsArgs *args,
 				pgt_catalog_set_sources(cur->pgt_id, analysis->sources, cap);
 				setup_maintenance(cur, cap, was_immediate);
 			}
+			record_definition(cur);
 			return;
 		}
 	}
@@ -186,6 +191,7 @@ pgt_st_create(const char *name, const char *query, PgtSettingsArgs *args,
 	st->original_query = pstrdup(query);
 	pgt_catalog_insert(st);
 	pgt_catalog_set_sources(st->pgt_id, analysis->sources, captured);
+	record_definition(st);
 	if (strcmp(st->effective_refresh_mode, "DIFFERENTIAL") == 0)
 		install_capture(captured);
 	else if (strcmp(st->effective_refresh_mode, "IMMEDIATE") == 0)
@@ -263,6 +269,7 @@ pgt_st_alter(const char *name, const char *query, PgtSettingsArgs *args,
 	if (new_status != NULL)
 		pgt_catalog_set_status(st->pgt_id, new_status,
 							   strcmp(new_status, "ACTIVE") == 0);
+	record_definition(st);
 }
 
 /*
@@ -809,6 +816,7 @@ replace_query(PgtStreamTable *st, PgtAnalysis *analysis, const char *query,
 	}
 	pgt_catalog_update_definition(st);
 	pgt_catalog_set_sources(st->pgt_id, analysis->sources, cap);
+	record_definition(st);
 	if (strcmp(st->effective_refresh_mode, "DIFFERENTIAL") == 0)
 		install_capture(cap);
 	pgt_ivm_sync();
@@ -943,85 +951,134 @@ pgt_st_repair(const char *name)
 	install_capture(cap);
 	pgt_cdc_release_unused();
 	pgt_catalog_set_needs_reinit(st->pgt_id);
+	record_definition(st);
 	return psprintf("stream table \"%s\": %s mode, change capture checked on %d source(s); the next refresh is FULL",
 					stname, st->effective_refresh_mode, list_length(cap));
 }
 
 /*
- * pgt_st_attach_restored finishes the stream tables restored from a dump
- * (catalog rows whose restore_pending is set; see catalog/restore.c): their
- * queries are analyzed again, their sources and pg_depend links recorded,
- * change buffers created, and IMMEDIATE ones recomputed; DIFFERENTIAL and
- * FULL ones keep needs_reinit, so their first refresh is FULL.  Returns
- * how many it attached.
+ * pgt_st_attach_restored finishes stream table relid, restored from a dump
+ * (its catalog row has restore_pending; see catalog/restore.c): its query is
+ * analyzed again, its sources and pg_depend links recorded, change buffers
+ * created, and an IMMEDIATE one recomputed; a DIFFERENTIAL or FULL one
+ * keeps needs_reinit, so its first refresh is FULL.  Returns false if relid
+ * was not waiting.  One stream table at a time: a parallel pg_restore
+ * creates the guard triggers of several at once.
  *
  * Triggers are not created here: pg_restore creates the dumped capture and
  * IMMEDIATE triggers itself (they find their stream tables through the
  * catalog, so their arguments do not matter), and creating one first would
- * make that statement of the restore fail.  A stream table whose source
- * lost its triggers (a partial dump) is mended by repair_stream_table().
+ * make that statement of the restore fail.  A source that lost its
+ * triggers (a partial dump) is mended by repair_stream_table().
  */
-int
-pgt_st_attach_restored(void)
+bool
+pgt_st_attach_restored(Oid relid)
 {
-	List	   *pending = pgt_catalog_restore_pending();
-	List	   *immediate = NIL;
-	List	   *sources = NIL;
+	PgtStreamTable *st = pgt_catalog_get(relid, true);
+	char	   *stname;
+	PgtAnalysis *analysis;
+	List	   *cap;
 	ListCell   *lc;
 
-	foreach(lc, pending)
+	if (st == NULL || !st->restore_pending)
+		return false;
+	stname = pgt_relation_display_name(relid);
+	analysis = pgt_analyze_query(st->defining_query, stname);
+	cap = resolve_refresh_mode(st, analysis, stname, true);
+	fill_identity(st, analysis);
+	pgt_catalog_update_definition(st);
+	pgt_catalog_set_sources(st->pgt_id, analysis->sources, cap);
+	pgt_storage_record_dependencies(relid, analysis->sources);
+	pgt_storage_record_extension_dependency(relid);
+	if (strcmp(st->effective_refresh_mode, "DIFFERENTIAL") == 0)
 	{
-		Oid			relid = lfirst_oid(lc);
-		PgtStreamTable *st = pgt_catalog_get(relid, true);
-		char	   *stname;
-		PgtAnalysis *analysis;
-		List	   *cap;
-		ListCell   *lc2;
-
-		if (st == NULL || !st->restore_pending)
-			continue;
-		stname = pgt_relation_display_name(relid);
-		analysis = pgt_analyze_query(st->defining_query, stname);
-		cap = resolve_refresh_mode(st, analysis, stname, true);
-		pgt_catalog_update_definition(st);
-		pgt_catalog_set_sources(st->pgt_id, analysis->sources, cap);
-		pgt_storage_record_dependencies(relid, analysis->sources);
-		pgt_storage_record_extension_dependency(relid);
-		if (strcmp(st->effective_refresh_mode, "DIFFERENTIAL") == 0)
+		foreach(lc, cap)
 		{
-			foreach(lc2, cap)
-			{
-				PgtDeltaSource *src = lfirst(lc2);
+			PgtDeltaSource *src = lfirst(lc);
 
-				pgt_cdc_ensure_capture(src->relid, src->attnums, false);
-			}
+			pgt_cdc_ensure_capture(src->relid, src->attnums, false);
 		}
-		else if (strcmp(st->effective_refresh_mode, "IMMEDIATE") == 0)
-			immediate = lappend_oid(immediate, relid);
-		foreach(lc2, cap)
-			sources = list_append_unique_oid(sources, ((PgtDeltaSource *) lfirst(lc2))->relid);
-		pgt_catalog_clear_restore_pending(st->pgt_id);
-		pgt_catalog_set_needs_reinit(st->pgt_id);
-		ereport(DEBUG1,
-				(errmsg("attached restored stream table \"%s\" (%s)",
-						stname, st->effective_refresh_mode)));
 	}
-	if (pending == NIL)
-		return 0;
+	else if (strcmp(st->effective_refresh_mode, "IMMEDIATE") == 0)
+		pgt_ivm_add_lock_row(relid);
+	pgt_catalog_clear_restore_pending(st->pgt_id);
+	pgt_catalog_set_needs_reinit(st->pgt_id);
 
-	pgt_ivm_sync_locks();
-	/* triggers that already fired in this backend read the catalog again */
-	foreach(lc, sources)
+	/* triggers that already fired in some backend read the catalog again */
+	foreach(lc, cap)
 	{
 		ListCell   *lc2;
 
-		foreach(lc2, find_all_inheritors(lfirst_oid(lc), NoLock, NULL))
+		foreach(lc2, find_all_inheritors(((PgtDeltaSource *) lfirst(lc))->relid, NoLock, NULL))
 			CacheInvalidateRelcacheByRelid(lfirst_oid(lc2));
 	}
 	CommandCounterIncrement();
 
-	/* writers maintain IMMEDIATE ones from now on: they must start exact */
-	foreach(lc, immediate)
-		pgt_refresh_run(lfirst_oid(lc), PGT_INITIATED_INITIAL, true);
-	return list_length(pending);
+	/* writers maintain an IMMEDIATE one from now on: it must start exact */
+	if (strcmp(st->effective_refresh_mode, "IMMEDIATE") == 0)
+		pgt_refresh_run(relid, PGT_INITIATED_INITIAL, true);
+	ereport(DEBUG1,
+			(errmsg("attached restored stream table \"%s\" (%s)",
+					stname, st->effective_refresh_mode)));
+	return true;
+}
+
+/*
+ * record_definition writes st's definition (query and settings, as JSON) as
+ * the comment of its guard trigger.  The comment is schema: pg_dump
+ * --schema-only carries it where the catalog rows do not go, and a restore
+ * rebuilds the catalog row from it (catalog/restore.c).  COMMENT takes no
+ * lock beyond what changing a stream table already holds.
+ */
+static void
+record_definition(PgtStreamTable *st)
+{
+	PgtSettings *s = &st->settings;
+	Oid			guard = get_trigger_oid(st->relid, "__pgt_guard", true);
+	Oid			argtypes[12] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	BOOLOID, BOOLOID, TEXTOID, INT4OID, FLOAT8OID, TEXTOID};
+	Datum		values[12];
+	char		nulls[12];
+	char	   *json;
+
+	if (!OidIsValid(guard))
+		return;
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = CStringGetTextDatum(st->defining_query);
+	values[1] = CStringGetTextDatum(s->refresh_mode);
+	if (s->schedule)
+		values[2] = CStringGetTextDatum(s->schedule);
+	else
+		nulls[2] = 'n';
+	values[3] = CStringGetTextDatum(s->diamond_consistency);
+	values[4] = CStringGetTextDatum(s->diamond_schedule_policy);
+	if (s->cdc_mode)
+		values[5] = CStringGetTextDatum(s->cdc_mode);
+	else
+		nulls[5] = 'n';
+	values[6] = BoolGetDatum(s->append_only);
+	values[7] = BoolGetDatum(s->pooler_compatibility_mode);
+	if (s->partition_by)
+		values[8] = CStringGetTextDatum(s->partition_by);
+	else
+		nulls[8] = 'n';
+	values[9] = Int32GetDatum(s->max_differential_joins);
+	nulls[9] = s->max_differential_joins_isnull ? 'n' : ' ';
+	values[10] = Float8GetDatum(s->max_delta_fraction);
+	nulls[10] = s->max_delta_fraction_isnull ? 'n' : ' ';
+	values[11] = CStringGetTextDatum(st->original_query ? st->original_query : st->defining_query);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	pgt_spi_exec_args("SELECT pg_catalog.json_build_object("
+					  "'pg_trickle', 1, 'query', $1, 'refresh_mode', $2, 'schedule', $3, "
+					  "'diamond_consistency', $4, 'diamond_schedule_policy', $5, "
+					  "'cdc_mode', $6, 'append_only', $7, 'pooler_compatibility_mode', $8, "
+					  "'partition_by', $9, 'max_differential_joins', $10, "
+					  "'max_delta_fraction', $11, 'original_query', $12)::text",
+					  12, argtypes, values, nulls, true, SPI_OK_SELECT);
+	json = MemoryContextStrdup(TopTransactionContext,
+							   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	SPI_finish();
+	CreateComments(guard, TriggerRelationId, 0, json);
 }

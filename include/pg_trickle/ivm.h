@@ -18,6 +18,7 @@
 
 extern void pgt_ivm_sync(void);
 extern void pgt_ivm_sync_locks(void);
+extern void pgt_ivm_add_lock_row(Oid st);
 extern void pgt_ivm_lock(Oid st);
 extern void pgt_ivm_forget(Oid st);
 extern void pgt_ivm_adopt_child(Oid child);

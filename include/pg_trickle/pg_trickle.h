@@ -64,4 +64,11 @@ extern void pgt_guc_init(void);
  */
 extern int	pgt_internal_write_depth;
 
+/*
+ * pgt_installing_triggers is nonzero while pg_trickle itself creates
+ * triggers on sources; any other CREATE TRIGGER of one of its triggers
+ * comes from restoring a dump (see catalog/restore.c).
+ */
+extern int	pgt_installing_triggers;
+
 #endif							/* PG_TRICKLE_H */

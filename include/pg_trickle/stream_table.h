@@ -57,7 +57,7 @@ extern void pgt_st_refresh(const char *name);
 extern void pgt_st_resume(const char *name);
 extern char *pgt_st_export_definition(const char *name);
 extern char *pgt_st_repair(const char *name);
-extern int	pgt_st_attach_restored(void);
+extern bool pgt_st_attach_restored(Oid relid);
 extern Oid	pgt_st_resolve(const char *name, LOCKMODE lockmode,
 						   bool require_owner);
 

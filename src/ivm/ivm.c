@@ -959,6 +959,27 @@ pgt_ivm_sync_locks(void)
 	SPI_finish();
 }
 
+/*
+ * pgt_ivm_add_lock_row gives IMMEDIATE stream table st its lock row.
+ */
+void
+pgt_ivm_add_lock_row(Oid st)
+{
+	PgtRoleSave save;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		values[1];
+
+	values[0] = ObjectIdGetDatum(st);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	pgt_role_switch(pgt_extension_owner(), false, &save);
+	pgt_spi_exec_args("INSERT INTO pgtrickle.pgt_ivm_locks (pgt_relid) VALUES ($1) "
+					  "ON CONFLICT DO NOTHING", 1, argtypes, values, NULL, false,
+					  SPI_OK_INSERT);
+	pgt_role_restore(&save);
+	SPI_finish();
+}
+
 static void
 sync_all(void)
 {
@@ -1128,7 +1149,16 @@ install(Oid source, List *readers)
 			appendStringInfo(&sql,
 							 " FOR EACH STATEMENT EXECUTE FUNCTION pgtrickle._ivm_maintain(%s)",
 							 args.data);
-			pgt_spi_exec(sql.data, SPI_OK_UTILITY);
+			pgt_installing_triggers++;
+			PG_TRY();
+			{
+				pgt_spi_exec(sql.data, SPI_OK_UTILITY);
+			}
+			PG_FINALLY();
+			{
+				pgt_installing_triggers--;
+			}
+			PG_END_TRY();
 		}
 	}
 	pgt_role_restore(&save);

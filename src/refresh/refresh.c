@@ -128,7 +128,7 @@ pgt_refresh_run(Oid relid, PgtInitiator initiator, bool force_full)
 			pgt_catalog_history_discard(pgt_running_history_id);
 			return false;
 		}
-		(void) pgt_st_attach_restored();
+		(void) pgt_st_attach_restored(relid);
 		st = pgt_catalog_get(relid, true);
 	}
 	stname = pgt_relation_display_name(relid);
