@@ -69,3 +69,29 @@ UPDATE pg_catalog.pg_depend d SET deptype = 'e'
    AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
    AND d.refobjid = (SELECT oid FROM pg_catalog.pg_extension WHERE extname = 'pg_trickle')
    AND d.deptype = 'a';
+
+/*
+ * The definition of each existing stream table goes into its guard
+ * trigger's comment, as the library writes it for new ones
+ * (record_definition in src/stream_table.c): --schema-only dumps carry it.
+ */
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT s.*, c.oid AS relid
+               FROM pgtrickle.pgt_stream_tables s
+               JOIN pg_catalog.pg_trigger t ON t.tgrelid = s.pgt_relid AND t.tgname = '__pgt_guard'
+               JOIN pg_catalog.pg_class c ON c.oid = s.pgt_relid
+    LOOP
+        EXECUTE pg_catalog.format('COMMENT ON TRIGGER __pgt_guard ON %s IS %L', r.relid::pg_catalog.regclass,
+            pg_catalog.json_build_object(
+                'pg_trickle', 1, 'query', r.defining_query, 'refresh_mode', r.refresh_mode,
+                'schedule', r.schedule, 'diamond_consistency', r.diamond_consistency,
+                'diamond_schedule_policy', r.diamond_schedule_policy, 'cdc_mode', r.cdc_mode,
+                'append_only', r.append_only, 'pooler_compatibility_mode', r.pooler_compatibility_mode,
+                'partition_by', r.partition_by, 'max_differential_joins', r.max_differential_joins,
+                'max_delta_fraction', r.max_delta_fraction, 'original_query', r.original_query)::text);
+    END LOOP;
+END
+$$;
