@@ -8,8 +8,11 @@
  *	  AFTER triggers (__pgt_ivm_ins/_upd/_del with transition tables
  *	  __pgt_old/__pgt_new, and __pgt_ivm_trunc) and three BEFORE ones
  *	  (__pgt_ivm_bins/_bupd/_bdel, which only note the open statement; see
- *	  IvmPending), also on each partition or inheritance child.  Their arguments are the source and the IMMEDIATE
- *	  stream tables that read it, deepest first: a stream table that reads
+ *	  IvmPending), also on each partition or inheritance child.  They
+ *	  maintain the IMMEDIATE stream tables that read the source, deepest
+ *	  first (read from the catalog, see IvmTargets; the triggers' arguments
+ *	  name the same list for readers of \d, but a restored dump makes those
+ *	  OIDs stale): a stream table that reads
  *	  both the source and another stream table maintained from it must take
  *	  the source's change while that other one still holds its old rows
  *	  (the second step, the other one's change, then reads the source's new
