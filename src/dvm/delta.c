@@ -914,14 +914,14 @@ add_source_cols(BlockerContext *ctx, Oid relid, Bitmapset *cols)
 
 		if (att == InvalidAttrNumber)
 		{
-			/* whole row: every column */
+			/* whole row: every live column (a dropped one has no value) */
 			Relation	rel = relation_open(relid, AccessShareLock);
-			int			natts = RelationGetNumberOfAttributes(rel);
+			TupleDesc	desc = RelationGetDescr(rel);
 
+			for (int a = 0; a < desc->natts; a++)
+				if (!TupleDescAttr(desc, a)->attisdropped)
+					attnums = bms_add_member(attnums, a + 1);
 			relation_close(rel, AccessShareLock);
-
-			for (int a = 1; a <= natts; a++)
-				attnums = bms_add_member(attnums, a);
 		}
 		else if (att > 0)
 			attnums = bms_add_member(attnums, att);
@@ -1481,17 +1481,35 @@ base_delta_sql(Oid relid, DvmContext *ctx, bool negate, List **colnames)
 	for (int i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
-		char	   *typ = format_type_extended(att->atttypid, att->atttypmod,
-											   FORMAT_TYPE_TYPEMOD_GIVEN |
-											   FORMAT_TYPE_FORCE_QUALIFY);
-		int32		basetypmod = att->atttypmod;
-		Oid			basetype = getBaseTypeAndTypmod(att->atttypid, &basetypmod);
-		char	   *btyp = format_type_extended(basetype, basetypmod,
-												FORMAT_TYPE_TYPEMOD_GIVEN |
-												FORMAT_TYPE_FORCE_QUALIFY);
+		char	   *typ;
+		int32		basetypmod;
+		Oid			basetype;
+		char	   *btyp;
+
+		if (i > 0)
+			appendStringInfoString(&buf, ", ");
+
+		/*
+		 * A dropped column keeps its position (Vars of the relation count
+		 * it) but has no type any more (atttypid is 0): a placeholder.
+		 */
+		if (att->attisdropped)
+		{
+			appendStringInfo(&buf, "NULL::pg_catalog.int4 AS __pgt_dropped_%d", i + 1);
+			continue;
+		}
+
+		typ = format_type_extended(att->atttypid, att->atttypmod,
+								   FORMAT_TYPE_TYPEMOD_GIVEN |
+								   FORMAT_TYPE_FORCE_QUALIFY);
+		basetypmod = att->atttypmod;
+		basetype = getBaseTypeAndTypmod(att->atttypid, &basetypmod);
+		btyp = format_type_extended(basetype, basetypmod,
+									FORMAT_TYPE_TYPEMOD_GIVEN |
+									FORMAT_TYPE_FORCE_QUALIFY);
 
 		/* the column's own collation, or grouping and ordering would change */
-		if (!att->attisdropped && OidIsValid(att->attcollation))
+		if (OidIsValid(att->attcollation))
 		{
 			typ = psprintf("%s COLLATE %s", typ,
 						   generate_collation_name(att->attcollation));
@@ -1499,11 +1517,7 @@ base_delta_sql(Oid relid, DvmContext *ctx, bool negate, List **colnames)
 							generate_collation_name(att->attcollation));
 		}
 
-		if (i > 0)
-			appendStringInfoString(&buf, ", ");
-		if (att->attisdropped)
-			appendStringInfo(&buf, "NULL::pg_catalog.int4 AS __pgt_dropped_%d", i + 1);
-		else if (bms_is_member(i + 1, captured))
+		if (bms_is_member(i + 1, captured))
 		{
 			/* buffers hold a domain's base type: back to the domain */
 			if (basetype != att->atttypid)
