@@ -127,6 +127,7 @@ static const char *top_blocker(Query *q, PgtDeltaStrategy *strategy,
 static const char *spj_blocker(Query *q, BlockerContext *ctx);
 static const char *outer_side_blocker(Query *q, Node *node);
 static bool blocker_walker(Node *node, BlockerContext *ctx);
+static const char *stray_sublink_blocker(Query *q);
 static void add_source_cols(BlockerContext *ctx, Oid relid, Bitmapset *cols);
 static bool setop_all_union(Node *setop, bool *all);
 static bool query_may_change(Query *q, DvmContext *ctx);
@@ -538,6 +539,9 @@ top_blocker(Query *q, PgtDeltaStrategy *strategy, List **sources)
 
 	memset(&ctx, 0, sizeof(ctx));
 
+	/* before the window, LIMIT and DISTINCT ON rules strip those clauses */
+	if ((reason = stray_sublink_blocker(q)) != NULL)
+		return reason;
 	if (q->hasRecursive)
 	{
 		PgtRecursive rec;
@@ -696,7 +700,9 @@ spj_blocker(Query *q, BlockerContext *ctx)
 	ListCell   *lc;
 	const char *r0;
 
-	if (q->hasSubLinks)
+	if ((r0 = stray_sublink_blocker(q)) != NULL)
+		return r0;
+	if (q->hasSubLinks || pgt_dvm_level_has_sublink(q))
 		return "Subqueries in expressions are supported by the differential engine in WHERE conditions ([NOT] EXISTS, [NOT] IN, op ANY/ALL over a plain SELECT, aggregate scalar subqueries) and as aggregate scalar subqueries in the select list, correlated by equalities (and one <> in [NOT] EXISTS) if at all; not, for example, correlated by other comparisons, in the ON of an outer join, comparing rows, or ANY/ALL over a subquery that groups or limits.";
 	if (q->hasWindowFuncs || q->hasTargetSRFs || q->limitCount != NULL ||
 		q->limitOffset != NULL || q->setOperations != NULL ||
@@ -752,6 +758,8 @@ spj_blocker(Query *q, BlockerContext *ctx)
 					{
 						Query	   *b;
 
+						if ((r = stray_sublink_blocker(sub)) != NULL)
+							return r;
 						if (sub->hasAggs || sub->groupClause != NIL || sub->distinctClause != NIL ||
 							sub->havingQual != NULL || sub->limitCount != NULL ||
 							sub->limitOffset != NULL || sub->setOperations != NULL ||
@@ -811,6 +819,53 @@ spj_blocker(Query *q, BlockerContext *ctx)
 	if (ctx->reason == NULL && q->jointree != NULL)
 		(void) blocker_walker((Node *) q->jointree, ctx);
 	return ctx->reason;
+}
+
+/*
+ * stray_sublink_blocker refuses a subquery expression in a place no delta
+ * rule looks at: the arguments of a function in FROM (LATERAL or not), a
+ * VALUES list or table function in FROM, LIMIT/OFFSET, a window frame
+ * offset.  Its tables' changes would never reach the stream table.  (In
+ * the select list, WHERE, join conditions and HAVING the rewrites of
+ * sublink.c and spj_blocker decide.)
+ */
+static const char *
+stray_sublink_blocker(Query *q)
+{
+	const char *place = NULL;
+	ListCell   *lc;
+
+	foreach(lc, q->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+
+		if (rte->rtekind == RTE_FUNCTION &&
+			checkExprHasSubLink((Node *) rte->functions))
+			place = "in the arguments of a function in FROM";
+		else if (rte->rtekind == RTE_VALUES &&
+				 checkExprHasSubLink((Node *) rte->values_lists))
+			place = "in a VALUES list in FROM";
+		else if (rte->rtekind == RTE_TABLEFUNC &&
+				 checkExprHasSubLink((Node *) rte->tablefunc))
+			place = "in a table function (XMLTABLE) in FROM";
+		if (place != NULL)
+			break;
+	}
+	if (place == NULL &&
+		(checkExprHasSubLink(q->limitCount) || checkExprHasSubLink(q->limitOffset)))
+		place = "in LIMIT or OFFSET";
+	foreach(lc, q->windowClause)
+	{
+		WindowClause *wc = lfirst_node(WindowClause, lc);
+
+		if (place == NULL &&
+			(checkExprHasSubLink(wc->startOffset) || checkExprHasSubLink(wc->endOffset)))
+			place = "in a window frame offset";
+	}
+	if (place == NULL)
+		return NULL;
+	return psprintf("A subquery %s is not maintained by the differential engine: changes of the tables it reads would not reach the stream table.",
+					place);
 }
 
 /*
