@@ -29,6 +29,7 @@
 #include "postgres.h"
 
 #include "access/relation.h"
+#include "catalog/heap.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
@@ -539,6 +540,15 @@ describe_columns(Query *query, const char *stname)
 							col->name, stname),
 					 errdetail("Column names starting with \"%s\" are reserved for pg_trickle's internal columns.",
 							   PGT_HIDDEN_PREFIX),
+					 errhint("Rename the column with AS.")));
+
+		/* the storage is a heap table: CREATE TABLE would refuse the name */
+		if (SystemAttributeByName(col->name) != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_COLUMN),
+					 errmsg("column name \"%s\" of stream table \"%s\" conflicts with a system column name",
+							col->name, stname),
+					 errdetail("A stream table is stored in a table, whose system columns (ctid, xmin, cmin, xmax, cmax, tableoid) cannot be used as column names."),
 					 errhint("Rename the column with AS.")));
 
 		if (get_typtype(col->typid) == TYPTYPE_PSEUDO)
