@@ -15,7 +15,8 @@
  *	  one plain SELECT, locking clauses, LIMIT/OFFSET without ORDER BY (the
  *	  rows kept would be arbitrary), TABLESAMPLE, temporary relations,
  *	  sequences, data-modifying CTEs, columns of pseudo-types, duplicate or
- *	  reserved (__pgt_) column names.
+ *	  reserved (__pgt_) column names, names of heap system columns (xmin,
+ *	  ctid, ...: the storage table could not have them).
  *
  *	  The defining query is stored deparsed with only pg_catalog on the
  *	  search_path, so every other name is schema-qualified and a refresh
