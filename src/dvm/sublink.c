@@ -1659,7 +1659,7 @@ level_sublink_walker(Node *node, void *context)
  * pgt_dvm_level_has_sublink: does query level q hold a subquery expression
  * anywhere (select list, join tree, HAVING, LIMIT/OFFSET, window frames,
  * functions, VALUES and table functions in FROM)?  Subqueries in FROM and
- * CTEs are levels of their own.
+ * CTEs are levels of their own; join alias lists are not evaluated.
  */
 bool
 pgt_dvm_level_has_sublink(Query *q)
@@ -1674,8 +1674,13 @@ pgt_dvm_level_has_sublink(Query *q)
 			level_sublink_walker(wc->endOffset, NULL))
 			return true;
 	}
+	/*
+	 * Join alias lists are not evaluated (the LATERAL rewrite leaves its
+	 * scalar subqueries there after they were pulled up as joins).
+	 */
 	return query_tree_walker(q, level_sublink_walker, NULL,
-							 QTW_IGNORE_RC_SUBQUERIES | QTW_IGNORE_CTE_SUBQUERIES);
+							 QTW_IGNORE_RC_SUBQUERIES | QTW_IGNORE_CTE_SUBQUERIES |
+							 QTW_IGNORE_JOINALIASES);
 }
 
 /* ---------------------------------------------------------------- LATERAL */
