@@ -37,7 +37,10 @@ INSERT INTO sq_queries VALUES
  ('sel_cmp',   'SELECT id, CASE WHEN x > (SELECT max(k) FROM sq_b) THEN 1 ELSE 0 END AS d FROM sq_a'),
  ('where_or',  'SELECT id FROM sq_a WHERE x > 4 OR EXISTS (SELECT 1 FROM sq_b WHERE sq_b.k = sq_a.x)'),
  ('join_on',   'SELECT sq_a.id, sq_b.k FROM sq_a JOIN sq_b ON sq_b.k = sq_a.x AND EXISTS (SELECT 1 FROM sq_b b2 WHERE b2.k = sq_a.id)'),
- ('having',    'SELECT x, count(*) AS n FROM sq_a GROUP BY x HAVING count(*) < (SELECT count(*) FROM sq_b)');
+ ('having',    'SELECT x, count(*) AS n FROM sq_a GROUP BY x HAVING count(*) < (SELECT count(*) FROM sq_b)'),
+ -- its columns become scalar subqueries, pulled up as joins (their copies
+ -- in the join's alias list are not evaluated)
+ ('lat_agg',   'SELECT sq_a.id, s.n, s.m FROM sq_a CROSS JOIN LATERAL (SELECT count(*) AS n, max(v) AS m FROM sq_b WHERE sq_b.k = sq_a.x) s');
 
 -- what validate_query says
 SELECT n, v.valid, v.differential, v.reason
