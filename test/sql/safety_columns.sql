@@ -8,8 +8,9 @@
 --
 SET client_min_messages = warning;
 
--- A view of every dc%/dp% stream table: refresh it (IMMEDIATE and FULL
--- refresh as FULL), then the oracle.
+-- dc_refresh_all(pattern): refresh every stream table whose name matches
+-- (IMMEDIATE and FULL ones refresh as FULL), then the oracle.
+-- dc_check_immediate(pattern): the oracle on the IMMEDIATE ones, unrefreshed.
 CREATE FUNCTION dc_refresh_all(pat text)
 RETURNS TABLE (st name, action text, pgt_check text)
 LANGUAGE sql AS $$
