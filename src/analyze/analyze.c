@@ -15,7 +15,8 @@
  *	  one plain SELECT, locking clauses, LIMIT/OFFSET without ORDER BY (the
  *	  rows kept would be arbitrary), TABLESAMPLE, temporary relations,
  *	  sequences, data-modifying CTEs, columns of pseudo-types, duplicate or
- *	  reserved (__pgt_) column names.
+ *	  reserved (__pgt_) column names, names of heap system columns (xmin,
+ *	  ctid, ...: the storage table could not have them).
  *
  *	  The defining query is stored deparsed with only pg_catalog on the
  *	  search_path, so every other name is schema-qualified and a refresh
@@ -29,6 +30,7 @@
 #include "postgres.h"
 
 #include "access/relation.h"
+#include "catalog/heap.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
@@ -64,6 +66,13 @@ typedef struct AnalyzeWalkContext
 	const char *time_func;		/* first now()-like function seen */
 } AnalyzeWalkContext;
 
+typedef struct AnalyzeErrorArg
+{
+	const char *query_text;
+	const char *stname;
+} AnalyzeErrorArg;
+
+static void analyze_error_callback(void *arg);
 static RawStmt *parse_single_select(const char *query_text, const char *stname);
 static bool analyze_walker(Node *node, AnalyzeWalkContext *ctx);
 static void check_query_level(Query *query, AnalyzeWalkContext *ctx);
@@ -98,6 +107,8 @@ pgt_analyze_query_ext(const char *query_text, const char *stname, bool deparse)
 {
 	PgtAnalysis *analysis = palloc0(sizeof(PgtAnalysis));
 	AnalyzeWalkContext ctx;
+	ErrorContextCallback errcallback;
+	AnalyzeErrorArg errarg;
 	RawStmt    *raw;
 	Query	   *query;
 
@@ -106,8 +117,21 @@ pgt_analyze_query_ext(const char *query_text, const char *stname, bool deparse)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("query of stream table \"%s\" must not be null", stname)));
 
+	/*
+	 * Errors of parse analysis point into the query text, not into the
+	 * statement that called us (an INSERT into a source whose IMMEDIATE
+	 * stream table reads a column dropped since): report them as positions
+	 * in an internal query, with the stream table named.
+	 */
+	errcallback.callback = analyze_error_callback;
+	errcallback.arg = &errarg;
+	errarg.query_text = query_text;
+	errarg.stname = stname;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
 	raw = parse_single_select(query_text, stname);
 	query = pgt_compat_parse_analyze(raw, query_text);
+	error_context_stack = errcallback.previous;
 
 	if (query->commandType != CMD_SELECT || query->utilityStmt != NULL)
 		ereport(ERROR,
@@ -201,6 +225,26 @@ pgt_identity_name(PgtRowIdentity identity)
 			return "SINGLETON";
 	}
 	return "ALL_COLUMNS";		/* keep compiler quiet */
+}
+
+/*
+ * analyze_error_callback turns the cursor position of an error raised while
+ * parsing or analyzing a stream table's query into a position in that
+ * query, and names the stream table.
+ */
+static void
+analyze_error_callback(void *arg)
+{
+	AnalyzeErrorArg *a = arg;
+	int			pos = geterrposition();
+
+	if (pos > 0)
+	{
+		errposition(0);
+		internalerrposition(pos);
+		internalerrquery(a->query_text);
+	}
+	errcontext("query of stream table \"%s\"", a->stname);
 }
 
 /*
@@ -497,6 +541,15 @@ describe_columns(Query *query, const char *stname)
 							col->name, stname),
 					 errdetail("Column names starting with \"%s\" are reserved for pg_trickle's internal columns.",
 							   PGT_HIDDEN_PREFIX),
+					 errhint("Rename the column with AS.")));
+
+		/* the storage is a heap table: CREATE TABLE would refuse the name */
+		if (SystemAttributeByName(col->name) != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_COLUMN),
+					 errmsg("column name \"%s\" of stream table \"%s\" conflicts with a system column name",
+							col->name, stname),
+					 errdetail("A stream table is stored in a table, whose system columns (ctid, xmin, cmin, xmax, cmax, tableoid) cannot be used as column names."),
 					 errhint("Rename the column with AS.")));
 
 		if (get_typtype(col->typid) == TYPTYPE_PSEUDO)

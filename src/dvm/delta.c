@@ -127,6 +127,7 @@ static const char *top_blocker(Query *q, PgtDeltaStrategy *strategy,
 static const char *spj_blocker(Query *q, BlockerContext *ctx);
 static const char *outer_side_blocker(Query *q, Node *node);
 static bool blocker_walker(Node *node, BlockerContext *ctx);
+static const char *stray_sublink_blocker(Query *q);
 static void add_source_cols(BlockerContext *ctx, Oid relid, Bitmapset *cols);
 static bool setop_all_union(Node *setop, bool *all);
 static bool query_may_change(Query *q, DvmContext *ctx);
@@ -538,6 +539,9 @@ top_blocker(Query *q, PgtDeltaStrategy *strategy, List **sources)
 
 	memset(&ctx, 0, sizeof(ctx));
 
+	/* before the window, LIMIT and DISTINCT ON rules strip those clauses */
+	if ((reason = stray_sublink_blocker(q)) != NULL)
+		return reason;
 	if (q->hasRecursive)
 	{
 		PgtRecursive rec;
@@ -696,7 +700,9 @@ spj_blocker(Query *q, BlockerContext *ctx)
 	ListCell   *lc;
 	const char *r0;
 
-	if (q->hasSubLinks)
+	if ((r0 = stray_sublink_blocker(q)) != NULL)
+		return r0;
+	if (q->hasSubLinks || pgt_dvm_level_has_sublink(q))
 		return "Subqueries in expressions are supported by the differential engine in WHERE conditions ([NOT] EXISTS, [NOT] IN, op ANY/ALL over a plain SELECT, aggregate scalar subqueries) and as aggregate scalar subqueries in the select list, correlated by equalities (and one <> in [NOT] EXISTS) if at all; not, for example, correlated by other comparisons, in the ON of an outer join, comparing rows, or ANY/ALL over a subquery that groups or limits.";
 	if (q->hasWindowFuncs || q->hasTargetSRFs || q->limitCount != NULL ||
 		q->limitOffset != NULL || q->setOperations != NULL ||
@@ -752,6 +758,8 @@ spj_blocker(Query *q, BlockerContext *ctx)
 					{
 						Query	   *b;
 
+						if ((r = stray_sublink_blocker(sub)) != NULL)
+							return r;
 						if (sub->hasAggs || sub->groupClause != NIL || sub->distinctClause != NIL ||
 							sub->havingQual != NULL || sub->limitCount != NULL ||
 							sub->limitOffset != NULL || sub->setOperations != NULL ||
@@ -811,6 +819,53 @@ spj_blocker(Query *q, BlockerContext *ctx)
 	if (ctx->reason == NULL && q->jointree != NULL)
 		(void) blocker_walker((Node *) q->jointree, ctx);
 	return ctx->reason;
+}
+
+/*
+ * stray_sublink_blocker refuses a subquery expression in a place no delta
+ * rule looks at: the arguments of a function in FROM (LATERAL or not), a
+ * VALUES list or table function in FROM, LIMIT/OFFSET, a window frame
+ * offset.  Its tables' changes would never reach the stream table.  (In
+ * the select list, WHERE, join conditions and HAVING the rewrites of
+ * sublink.c and spj_blocker decide.)
+ */
+static const char *
+stray_sublink_blocker(Query *q)
+{
+	const char *place = NULL;
+	ListCell   *lc;
+
+	foreach(lc, q->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+
+		if (rte->rtekind == RTE_FUNCTION &&
+			checkExprHasSubLink((Node *) rte->functions))
+			place = "in the arguments of a function in FROM";
+		else if (rte->rtekind == RTE_VALUES &&
+				 checkExprHasSubLink((Node *) rte->values_lists))
+			place = "in a VALUES list in FROM";
+		else if (rte->rtekind == RTE_TABLEFUNC &&
+				 checkExprHasSubLink((Node *) rte->tablefunc))
+			place = "in a table function (XMLTABLE) in FROM";
+		if (place != NULL)
+			break;
+	}
+	if (place == NULL &&
+		(checkExprHasSubLink(q->limitCount) || checkExprHasSubLink(q->limitOffset)))
+		place = "in LIMIT or OFFSET";
+	foreach(lc, q->windowClause)
+	{
+		WindowClause *wc = lfirst_node(WindowClause, lc);
+
+		if (place == NULL &&
+			(checkExprHasSubLink(wc->startOffset) || checkExprHasSubLink(wc->endOffset)))
+			place = "in a window frame offset";
+	}
+	if (place == NULL)
+		return NULL;
+	return psprintf("A subquery %s is not maintained by the differential engine: changes of the tables it reads would not reach the stream table.",
+					place);
 }
 
 /*
@@ -914,14 +969,14 @@ add_source_cols(BlockerContext *ctx, Oid relid, Bitmapset *cols)
 
 		if (att == InvalidAttrNumber)
 		{
-			/* whole row: every column */
+			/* whole row: every live column (a dropped one has no value) */
 			Relation	rel = relation_open(relid, AccessShareLock);
-			int			natts = RelationGetNumberOfAttributes(rel);
+			TupleDesc	desc = RelationGetDescr(rel);
 
+			for (int a = 0; a < desc->natts; a++)
+				if (!TupleDescAttr(desc, a)->attisdropped)
+					attnums = bms_add_member(attnums, a + 1);
 			relation_close(rel, AccessShareLock);
-
-			for (int a = 1; a <= natts; a++)
-				attnums = bms_add_member(attnums, a);
 		}
 		else if (att > 0)
 			attnums = bms_add_member(attnums, att);
@@ -1481,17 +1536,35 @@ base_delta_sql(Oid relid, DvmContext *ctx, bool negate, List **colnames)
 	for (int i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
-		char	   *typ = format_type_extended(att->atttypid, att->atttypmod,
-											   FORMAT_TYPE_TYPEMOD_GIVEN |
-											   FORMAT_TYPE_FORCE_QUALIFY);
-		int32		basetypmod = att->atttypmod;
-		Oid			basetype = getBaseTypeAndTypmod(att->atttypid, &basetypmod);
-		char	   *btyp = format_type_extended(basetype, basetypmod,
-												FORMAT_TYPE_TYPEMOD_GIVEN |
-												FORMAT_TYPE_FORCE_QUALIFY);
+		char	   *typ;
+		int32		basetypmod;
+		Oid			basetype;
+		char	   *btyp;
+
+		if (i > 0)
+			appendStringInfoString(&buf, ", ");
+
+		/*
+		 * A dropped column keeps its position (Vars of the relation count
+		 * it) but has no type any more (atttypid is 0): a placeholder.
+		 */
+		if (att->attisdropped)
+		{
+			appendStringInfo(&buf, "NULL::pg_catalog.int4 AS __pgt_dropped_%d", i + 1);
+			continue;
+		}
+
+		typ = format_type_extended(att->atttypid, att->atttypmod,
+								   FORMAT_TYPE_TYPEMOD_GIVEN |
+								   FORMAT_TYPE_FORCE_QUALIFY);
+		basetypmod = att->atttypmod;
+		basetype = getBaseTypeAndTypmod(att->atttypid, &basetypmod);
+		btyp = format_type_extended(basetype, basetypmod,
+									FORMAT_TYPE_TYPEMOD_GIVEN |
+									FORMAT_TYPE_FORCE_QUALIFY);
 
 		/* the column's own collation, or grouping and ordering would change */
-		if (!att->attisdropped && OidIsValid(att->attcollation))
+		if (OidIsValid(att->attcollation))
 		{
 			typ = psprintf("%s COLLATE %s", typ,
 						   generate_collation_name(att->attcollation));
@@ -1499,11 +1572,7 @@ base_delta_sql(Oid relid, DvmContext *ctx, bool negate, List **colnames)
 							generate_collation_name(att->attcollation));
 		}
 
-		if (i > 0)
-			appendStringInfoString(&buf, ", ");
-		if (att->attisdropped)
-			appendStringInfo(&buf, "NULL::pg_catalog.int4 AS __pgt_dropped_%d", i + 1);
-		else if (bms_is_member(i + 1, captured))
+		if (bms_is_member(i + 1, captured))
 		{
 			/* buffers hold a domain's base type: back to the domain */
 			if (basetype != att->atttypid)

@@ -126,6 +126,7 @@ extern void pgt_dvm_cte_to_subquery(RangeTblEntry *rte, Query *sub);
 
 /* sublink.c */
 extern void pgt_dvm_pull_up_sublinks(Query *q);
+extern bool pgt_dvm_level_has_sublink(Query *q);
 extern void pgt_dvm_decorrelate_lateral(Query *q);
 
 #endif							/* PG_TRICKLE_DVM_INTERNAL_H */

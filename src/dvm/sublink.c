@@ -1631,14 +1631,56 @@ expand_jointree_node(Query *q, Node *node, List **names, List **vars)
 	*vars = list_concat(*vars, v);
 }
 
-/* reset_sublink_flags recomputes hasSubLinks of q after the rewrite */
+/*
+ * reset_sublink_flags recomputes hasSubLinks of q after the rewrite.  A
+ * subquery expression anywhere at this level counts: also in a function or
+ * VALUES list in FROM, in LIMIT/OFFSET or in a window frame, places the
+ * rewrite does not touch (the flag tells the blocker to look).
+ */
 static void
 reset_sublink_flags(Query *q)
 {
-	q->hasSubLinks = checkExprHasSubLink((Node *) q->targetList) ||
-		checkExprHasSubLink((Node *) q->jointree) ||
-		checkExprHasSubLink(q->havingQual) ||
-		checkExprHasSubLink((Node *) q->returningList);
+	q->hasSubLinks = pgt_dvm_level_has_sublink(q);
+}
+
+static bool
+level_sublink_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, SubLink))
+		return true;
+	if (IsA(node, Query))
+		return false;			/* another level */
+	return expression_tree_walker(node, level_sublink_walker, context);
+}
+
+/*
+ * pgt_dvm_level_has_sublink: does query level q hold a subquery expression
+ * anywhere (select list, join tree, HAVING, LIMIT/OFFSET, window frames,
+ * functions, VALUES and table functions in FROM)?  Subqueries in FROM and
+ * CTEs are levels of their own; join alias lists are not evaluated.
+ */
+bool
+pgt_dvm_level_has_sublink(Query *q)
+{
+	ListCell   *lc;
+
+	foreach(lc, q->windowClause)
+	{
+		WindowClause *wc = lfirst_node(WindowClause, lc);
+
+		if (level_sublink_walker(wc->startOffset, NULL) ||
+			level_sublink_walker(wc->endOffset, NULL))
+			return true;
+	}
+	/*
+	 * Join alias lists are not evaluated (the LATERAL rewrite leaves its
+	 * scalar subqueries there after they were pulled up as joins).
+	 */
+	return query_tree_walker(q, level_sublink_walker, NULL,
+							 QTW_IGNORE_RC_SUBQUERIES | QTW_IGNORE_CTE_SUBQUERIES |
+							 QTW_IGNORE_JOINALIASES);
 }
 
 /* ---------------------------------------------------------------- LATERAL */
