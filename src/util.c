@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * util.c
- *	  Small helpers shared by pg_trickle modules: names, SPI, roles.
+ *	  Small helpers shared by pg_trickle modules: names, SPI, roles, and
+ *	  the operators generated SQL writes.
  *
  *	  pgt_role_switch() is the single place where pg_trickle changes the
  *	  current user: catalog writes run as the extension owner (the catalog
@@ -24,10 +25,15 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_extension.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_operator.h"
+#include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
 #include "storage/proc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -36,6 +42,8 @@
 #include "utils/formatting.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
+#include "utils/typcache.h"
 
 #include "pg_trickle/compat.h"
 #include "pg_trickle/util.h"
@@ -267,4 +275,141 @@ pgt_text_arg_lower(text *t)
 	char	   *s = pgt_text_arg_upper(t);
 
 	return s ? str_tolower(s, strlen(s), DEFAULT_COLLATION_OID) : NULL;
+}
+
+/*
+ * Operators written into generated SQL.
+ *
+ * Generated statements run with search_path locked to pg_catalog, pg_temp,
+ * so an operator written by name there resolves among pg_catalog's only:
+ * a type whose equality lives elsewhere (citext, ltree, cube, isn, a
+ * user-defined type) would find none (42883), or, through an implicit
+ * cast, a different one (citext compared as text).  Every comparison the
+ * engine writes uses the operator the query's own semantics use -- the
+ * type's default equality, as GROUP BY and DISTINCT choose it -- and
+ * writes it so that it cannot resolve to another: pg_catalog's in the
+ * plain spelling (which is what the locked search_path finds, and which
+ * the planner turns into index and hash-join conditions), any other as
+ * OPERATOR(schema.name).
+ */
+
+/*
+ * pgt_type_eq_opr returns the equality operator GROUP BY and DISTINCT use
+ * for values of typid (its default btree, else hash, operator class), or
+ * InvalidOid if it has none.
+ */
+Oid
+pgt_type_eq_opr(Oid typid)
+{
+	return lookup_type_cache(typid, TYPECACHE_EQ_OPR)->eq_opr;
+}
+
+/*
+ * pgt_operator_is_plain is true when opno, written by its bare name
+ * between operands of its input types, resolves to opno itself under the
+ * locked search_path: a pg_catalog operator named "=", "<", ... .
+ */
+bool
+pgt_operator_is_plain(Oid opno)
+{
+	HeapTuple	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
+	Form_pg_operator op;
+	bool		result;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for operator %u", opno);
+	op = (Form_pg_operator) GETSTRUCT(tup);
+	result = op->oprnamespace == PG_CATALOG_NAMESPACE;
+	ReleaseSysCache(tup);
+	return result;
+}
+
+/*
+ * pgt_operator_sql returns opno as SQL: its bare name if
+ * pgt_operator_is_plain, else OPERATOR(schema.name), which no search_path
+ * can change.
+ */
+char *
+pgt_operator_sql(Oid opno)
+{
+	HeapTuple	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
+	Form_pg_operator op;
+	char	   *result;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for operator %u", opno);
+	op = (Form_pg_operator) GETSTRUCT(tup);
+	if (op->oprnamespace == PG_CATALOG_NAMESPACE)
+		result = pstrdup(NameStr(op->oprname));
+	else
+		result = psprintf("OPERATOR(%s.%s)",
+						  quote_identifier(get_namespace_name(op->oprnamespace)),
+						  NameStr(op->oprname));
+	ReleaseSysCache(tup);
+	return result;
+}
+
+/*
+ * pgt_append_equal appends to buf a condition true when the SQL
+ * expressions a and b are equal by eqop (an equality operator) or, with
+ * nulls_match, both NULL -- "a IS NOT DISTINCT FROM b" by that operator.
+ * The condition is never NULL when nulls_match.
+ */
+void
+pgt_append_equal(StringInfo buf, const char *a, const char *b, Oid eqop,
+				 bool nulls_match)
+{
+	if (pgt_operator_is_plain(eqop))
+	{
+		/* IS NOT DISTINCT FROM resolves "=" by search_path: pg_catalog's */
+		if (nulls_match)
+			appendStringInfo(buf, "%s IS NOT DISTINCT FROM %s", a, b);
+		else
+			appendStringInfo(buf, "%s %s %s", a, pgt_operator_sql(eqop), b);
+	}
+	else if (nulls_match)
+		appendStringInfo(buf, "COALESCE(%s %s %s, %s IS NULL AND %s IS NULL)",
+						 a, pgt_operator_sql(eqop), b, a, b);
+	else
+		appendStringInfo(buf, "%s %s %s", a, pgt_operator_sql(eqop), b);
+}
+
+/*
+ * pgt_make_equal is pgt_append_equal for Query trees: a = b by eqop, or
+ * with nulls_match a NOT (a IS DISTINCT FROM b), which the deparser
+ * prints without its operator, so only for plain operators, and
+ * COALESCE(a = b, a IS NULL AND b IS NULL) for the others.
+ */
+Expr *
+pgt_make_equal(Expr *a, Expr *b, Oid eqop, Oid collation, bool nulls_match)
+{
+	OpExpr	   *op = (OpExpr *) make_opclause(eqop, BOOLOID, false, a, b,
+											  InvalidOid, collation);
+
+	set_opfuncid(op);
+	if (!nulls_match)
+		return (Expr *) op;
+	if (pgt_operator_is_plain(eqop))
+	{
+		NodeSetTag(op, T_DistinctExpr);
+		return make_notclause((Expr *) op);
+	}
+	else
+	{
+		CoalesceExpr *c = makeNode(CoalesceExpr);
+		NullTest   *na = makeNode(NullTest);
+		NullTest   *nb = makeNode(NullTest);
+
+		na->arg = (Expr *) copyObject(a);
+		na->nulltesttype = IS_NULL;
+		na->location = -1;
+		nb->arg = (Expr *) copyObject(b);
+		nb->nulltesttype = IS_NULL;
+		nb->location = -1;
+		c->coalescetype = BOOLOID;
+		c->coalescecollid = InvalidOid;
+		c->args = list_make2(op, make_andclause(list_make2(na, nb)));
+		c->location = -1;
+		return (Expr *) c;
+	}
 }

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * util.h
- *	  Small helpers shared by pg_trickle modules: names, SPI, roles.
+ *	  Small helpers shared by pg_trickle modules: names, SPI, roles, and
+ *	  the operators generated SQL writes.
  *
  * IDENTIFICATION
  *	  include/pg_trickle/util.h
@@ -36,5 +37,12 @@ extern void pgt_role_switch(Oid roleid, bool restricted, PgtRoleSave *save);
 extern void pgt_role_restore(PgtRoleSave *save);
 extern char *pgt_text_arg_upper(text *t);
 extern char *pgt_text_arg_lower(text *t);
+extern Oid	pgt_type_eq_opr(Oid typid);
+extern bool pgt_operator_is_plain(Oid opno);
+extern char *pgt_operator_sql(Oid opno);
+extern void pgt_append_equal(StringInfo buf, const char *a, const char *b,
+							 Oid eqop, bool nulls_match);
+extern Expr *pgt_make_equal(Expr *a, Expr *b, Oid eqop, Oid collation,
+							bool nulls_match);
 
 #endif							/* PG_TRICKLE_UTIL_H */
