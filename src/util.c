@@ -34,6 +34,7 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
 #include "storage/proc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -412,4 +413,114 @@ pgt_make_equal(Expr *a, Expr *b, Oid eqop, Oid collation, bool nulls_match)
 		c->location = -1;
 		return (Expr *) c;
 	}
+}
+
+static Node *spell_operators_mutator(Node *node, void *context);
+static Node *replace_case_test(Node *node, void *context);
+
+/*
+ * pgt_spell_operators returns a copy of query in which the expressions
+ * the deparser prints without their operator -- IS DISTINCT FROM, NULLIF,
+ * and the WHENs of a simple CASE -- are written with it where it is not
+ * pg_catalog's: once deparsed (stored definitions, generated SQL) and
+ * parsed again under the locked search_path, "a IS DISTINCT FROM b" over
+ * citext would compare as text, over ltree find no "=" at all.  The
+ * rewritten forms evaluate an operand more than once, so expressions with
+ * volatile functions are left as they are.
+ */
+Query *
+pgt_spell_operators(Query *query)
+{
+	return query_tree_mutator(query, spell_operators_mutator, NULL, 0);
+}
+
+static Node *
+spell_operators_mutator(Node *node, void *context)
+{
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, Query))
+		return (Node *) query_tree_mutator((Query *) node, spell_operators_mutator,
+										   context, 0);
+	node = expression_tree_mutator(node, spell_operators_mutator, context);
+	if (IsA(node, DistinctExpr))
+	{
+		DistinctExpr *d = (DistinctExpr *) node;
+
+		if (pgt_operator_is_plain(d->opno) || contain_volatile_functions((Node *) d->args))
+			return node;
+		return (Node *) make_notclause(pgt_make_equal(linitial(d->args), lsecond(d->args),
+													  d->opno, d->inputcollid, true));
+	}
+	if (IsA(node, NullIfExpr))
+	{
+		NullIfExpr *n = (NullIfExpr *) node;
+		Expr	   *a = linitial(n->args);
+		CaseExpr   *c;
+		CaseWhen   *w;
+
+		if (pgt_operator_is_plain(n->opno) || contain_volatile_functions((Node *) n->args))
+			return node;
+		/* CASE WHEN a = b THEN NULL ELSE a END */
+		w = makeNode(CaseWhen);
+		w->expr = pgt_make_equal(copyObject(a), lsecond(n->args), n->opno, n->inputcollid,
+								 false);
+		w->result = (Expr *) makeNullConst(n->opresulttype, exprTypmod((Node *) a),
+										   n->opcollid);
+		w->location = -1;
+		c = makeNode(CaseExpr);
+		c->casetype = n->opresulttype;
+		c->casecollid = n->opcollid;
+		c->args = list_make1(w);
+		c->defresult = a;
+		c->location = -1;
+		return (Node *) c;
+	}
+	if (IsA(node, CaseExpr) && ((CaseExpr *) node)->arg != NULL)
+	{
+		CaseExpr   *c = (CaseExpr *) node;
+		bool		plain = true;
+		ListCell   *lc;
+
+		foreach(lc, c->args)
+		{
+			CaseWhen   *w = lfirst(lc);
+
+			if (!IsA(w->expr, OpExpr))
+				return node;	/* not the parser's shape: leave it */
+			if (!pgt_operator_is_plain(((OpExpr *) w->expr)->opno))
+				plain = false;
+		}
+		if (plain || contain_volatile_functions((Node *) c->arg))
+			return node;
+		/* CASE x WHEN v ... becomes CASE WHEN x = v ... */
+		foreach(lc, c->args)
+		{
+			CaseWhen   *w = lfirst(lc);
+			OpExpr	   *op = (OpExpr *) w->expr;
+
+			linitial(op->args) = replace_case_test(linitial(op->args), c->arg);
+		}
+		c->arg = NULL;
+		return (Node *) c;
+	}
+	return node;
+}
+
+/*
+ * replace_case_test replaces the CaseTestExpr of a simple CASE (the left
+ * operand of a WHEN, maybe under coercions) by a copy of the CASE's
+ * operand; the placeholders of nested expressions that have their own are
+ * left alone.
+ */
+static Node *
+replace_case_test(Node *node, void *context)
+{
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, CaseTestExpr))
+		return copyObject((Node *) context);
+	if (IsA(node, CaseExpr) || IsA(node, ArrayCoerceExpr))
+		return node;
+	return expression_tree_mutator(node, replace_case_test, context);
 }

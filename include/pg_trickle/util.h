@@ -15,6 +15,7 @@
 #include "postgres.h"
 
 #include "lib/stringinfo.h"
+#include "nodes/parsenodes.h"
 #include "nodes/primnodes.h"
 
 /* saved user identity, restored by pgt_role_restore */
@@ -44,5 +45,6 @@ extern void pgt_append_equal(StringInfo buf, const char *a, const char *b,
 							 Oid eqop, bool nulls_match);
 extern Expr *pgt_make_equal(Expr *a, Expr *b, Oid eqop, Oid collation,
 							bool nulls_match);
+extern Query *pgt_spell_operators(Query *query);
 
 #endif							/* PG_TRICKLE_UTIL_H */

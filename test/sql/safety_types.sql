@@ -16,18 +16,15 @@ CREATE EXTENSION ltree;
 CREATE EXTENSION cube;
 CREATE EXTENSION isn;
 
--- rows of st not in its query, and rows of its query not in st, compared
--- by each column type's own equality
-CREATE FUNCTION ty_check(st regclass) RETURNS text
+-- rows of st not in query q, and rows of q not in st, compared by each
+-- column type's own equality
+CREATE FUNCTION ty_check_q(st regclass, q text) RETURNS text
 LANGUAGE plpgsql AS $fn$
 DECLARE
-    q      text;
     cols   text;
     extra  bigint;
     miss   bigint;
 BEGIN
-    SELECT s.defining_query INTO q
-      FROM pgtrickle.pgt_stream_tables s WHERE s.pgt_relid = st;
     SELECT string_agg(format('%I', a.attname), ', ' ORDER BY a.attnum) INTO cols
       FROM pg_attribute a
      WHERE a.attrelid = st AND a.attnum > 0 AND NOT a.attisdropped
@@ -41,6 +38,12 @@ BEGIN
     END IF;
     RETURN format('%s: %s extra, %s missing', st, extra, miss);
 END
+$fn$;
+-- st against its stored defining query
+CREATE FUNCTION ty_check(st regclass) RETURNS text
+LANGUAGE sql AS $fn$
+    SELECT ty_check_q(st, s.defining_query)
+      FROM pgtrickle.pgt_stream_tables s WHERE s.pgt_relid = st
 $fn$;
 
 -- refreshes every non-IMMEDIATE ty_ stream table and checks them all;
@@ -250,3 +253,41 @@ SELECT ty_dml2($$DELETE FROM ty_ex WHERE id % 5 = 2$$);
 SELECT ty_dml2($$UPDATE ty_ex2 SET p = 'top.b', u = '8' WHERE id = 2$$);
 SELECT * FROM ty_refresh_check();
 
+
+----------------------------------------------------------------------------
+-- expressions the deparser prints without their operator: IS DISTINCT FROM,
+-- NULLIF, simple CASE.  The stored definition must keep citext's and
+-- ltree's "=" (before: citext compared as text, even in FULL mode; ltree
+-- failed with 42883).  Checked against the query as written.
+----------------------------------------------------------------------------
+CREATE TABLE ty_q (k text PRIMARY KEY, q text);
+INSERT INTO ty_q VALUES
+    ('distinct', $$SELECT id FROM ty_ci WHERE name IS DISTINCT FROM 'alice'$$),
+    ('nullif', $$SELECT id, NULLIF(name, 'alice') AS x FROM ty_ci$$),
+    ('case', $$SELECT id, CASE dom WHEN 'alice' THEN 1 WHEN 'bob' THEN 2 ELSE 0 END AS x FROM ty_ci$$),
+    ('ltree', $$SELECT id FROM ty_ex WHERE p IS DISTINCT FROM 'top.a'$$);
+SELECT k, m, ty_dml(format('SELECT pgtrickle.create_stream_table(%L, %L, refresh_mode => %L)',
+                            format('ty_op_%s_%s', k, lower(m)),
+                            CASE m WHEN 'IMMEDIATE' THEN replace(q, 'ty_ex', 'ty_im') ELSE q END, m))
+  FROM ty_q, unnest(ARRAY['FULL', 'DIFFERENTIAL', 'IMMEDIATE']) m
+ ORDER BY k, m;
+SELECT defining_query FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'ty_op_case_full';
+
+CREATE FUNCTION ty_op_check() RETURNS TABLE (st text, verdict text)
+LANGUAGE sql AS $fn$
+    SELECT s.pgt_name,
+           ty_check_q(s.pgt_relid,
+                      CASE s.refresh_mode WHEN 'IMMEDIATE' THEN replace(q.q, 'ty_ex', 'ty_im') ELSE q.q END)
+      FROM pgtrickle.pgt_stream_tables s
+      JOIN ty_q q ON s.pgt_name LIKE 'ty\_op\_' || q.k || '\_%'
+     ORDER BY 1
+$fn$;
+SELECT ty_dml($$INSERT INTO ty_ci VALUES (60, 'ALICE', 'Bob', 1), (61, 'BOB', 'ALICE', 2), (62, NULL, NULL, 3)$$);
+SELECT ty_dml2($$INSERT INTO ty_ex VALUES (60, 'top.a', NULL, NULL, NULL, 1), (61, 'top.A', NULL, NULL, NULL, 2)$$);
+SELECT * FROM ty_refresh_check() WHERE st LIKE 'ty\_op\_%';
+SELECT * FROM ty_op_check();
+SELECT ty_dml($$UPDATE ty_ci SET name = 'aLiCe', dom = 'bOB' WHERE id % 4 = 0$$);
+SELECT ty_dml2($$UPDATE ty_ex SET p = 'top.a' WHERE id % 3 = 1$$);
+SELECT ty_dml($$DELETE FROM ty_ci WHERE id = 60$$);
+SELECT * FROM ty_refresh_check() WHERE st LIKE 'ty\_op\_%';
+SELECT * FROM ty_op_check();
