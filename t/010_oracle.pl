@@ -497,6 +497,9 @@ my @SHAPES = (
 	{ name => 'citext_not_exists_ne', query => 'SELECT a.id, a.name FROM people a WHERE NOT EXISTS (SELECT 1 FROM people b WHERE b.score = a.score AND b.name <> a.name)' },
 	{ name => 'citext_in', query => 'SELECT c.id, c.name FROM customers c WHERE c.name::citext IN (SELECT name FROM people WHERE score > 3)' },
 	{ name => 'citext_except', query => 'SELECT name FROM people EXCEPT SELECT city FROM people' },
+	{ name => 'citext_is_distinct', query => "SELECT id, name FROM people WHERE name IS DISTINCT FROM 'ann'" },
+	{ name => 'citext_nullif_case', query => "SELECT id, NULLIF(city, 'oslo') AS c, CASE name WHEN 'bob' THEN 1 WHEN 'ann' THEN 2 ELSE 0 END AS k FROM people" },
+	{ name => 'citext_distinct_group', query => "SELECT name IS DISTINCT FROM city AS differ, count(*) AS n FROM people GROUP BY 1" },
 );
 
 {
