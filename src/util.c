@@ -306,9 +306,10 @@ pgt_type_eq_opr(Oid typid)
 }
 
 /*
- * pgt_operator_is_plain is true when opno, written by its bare name
- * between operands of its input types, resolves to opno itself under the
- * locked search_path: a pg_catalog operator named "=", "<", ... .
+ * pgt_operator_is_plain is true when opno is an "=" of pg_catalog: written
+ * by its bare name (or implied by IS NOT DISTINCT FROM, NULLIF, a simple
+ * CASE) between operands of its input types, it resolves to itself under
+ * the locked search_path.
  */
 bool
 pgt_operator_is_plain(Oid opno)
@@ -320,15 +321,16 @@ pgt_operator_is_plain(Oid opno)
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "cache lookup failed for operator %u", opno);
 	op = (Form_pg_operator) GETSTRUCT(tup);
-	result = op->oprnamespace == PG_CATALOG_NAMESPACE;
+	result = op->oprnamespace == PG_CATALOG_NAMESPACE &&
+		strcmp(NameStr(op->oprname), "=") == 0;
 	ReleaseSysCache(tup);
 	return result;
 }
 
 /*
- * pgt_operator_sql returns opno as SQL: its bare name if
- * pgt_operator_is_plain, else OPERATOR(schema.name), which no search_path
- * can change.
+ * pgt_operator_sql returns opno as SQL: the bare name of a pg_catalog
+ * operator (what the locked search_path finds), else
+ * OPERATOR(schema.name), which no search_path can change.
  */
 char *
 pgt_operator_sql(Oid opno)

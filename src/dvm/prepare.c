@@ -30,7 +30,6 @@
 #include "utils/lsyscache.h"
 
 #include "pg_trickle/compat.h"
-
 #include "pg_trickle/util.h"
 
 #include "dvm_internal.h"
