@@ -314,10 +314,18 @@ pgt_storage_row_id_expr(List *columns, PgtRowIdentity identity,
 			appendStringInfo(&buf, "%s.%s::pg_catalog.text",
 							 quote_identifier(alias), quote_identifier(col->name));
 		else if (OidIsValid(tc->hash_proc))
-			appendStringInfo(&buf, "%s(%s.%s)",
+		{
+			Oid		   *argtypes;
+			int			nargs;
+
+			/* its argument may be a binary-compatible type: cast to it */
+			(void) get_func_signature(tc->hash_proc, &argtypes, &nargs);
+			appendStringInfo(&buf, "%s(%s.%s::%s)",
 							 quote_qualified_identifier(get_namespace_name(get_func_namespace(tc->hash_proc)),
 														get_func_name(tc->hash_proc)),
-							 quote_identifier(alias), quote_identifier(col->name));
+							 quote_identifier(alias), quote_identifier(col->name),
+							 format_type_be_qualified(argtypes[0]));
+		}
 		else if (pgt_storage_equal_is_identity(col->typid, col->collation))
 			appendStringInfo(&buf, "%s.%s::pg_catalog.text",
 							 quote_identifier(alias), quote_identifier(col->name));
