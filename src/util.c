@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * util.c
- *	  Small helpers shared by pg_trickle modules: names, SPI, roles.
+ *	  Small helpers shared by pg_trickle modules: names, SPI, roles, and
+ *	  the operators generated SQL writes.
  *
  *	  pgt_role_switch() is the single place where pg_trickle changes the
  *	  current user: catalog writes run as the extension owner (the catalog
@@ -25,10 +26,16 @@
 #include "catalog/pg_collation.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_inherits.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_operator.h"
+#include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
 #include "storage/proc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -37,6 +44,8 @@
 #include "utils/formatting.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
+#include "utils/typcache.h"
 
 #include "pg_trickle/compat.h"
 #include "pg_trickle/util.h"
@@ -308,4 +317,250 @@ pgt_relation_ancestors(Oid rel)
 		}
 	}
 	return ancestors;
+ * Operators written into generated SQL.
+ *
+ * Generated statements run with search_path locked to pg_catalog, pg_temp,
+ * so an operator written by name there resolves among pg_catalog's only:
+ * a type whose equality lives elsewhere (citext, ltree, cube, isn, a
+ * user-defined type) would find none (42883), or, through an implicit
+ * cast, a different one (citext compared as text).  Every comparison the
+ * engine writes uses the operator the query's own semantics use -- the
+ * type's default equality, as GROUP BY and DISTINCT choose it -- and
+ * writes it so that it cannot resolve to another: pg_catalog's in the
+ * plain spelling (which is what the locked search_path finds, and which
+ * the planner turns into index and hash-join conditions), any other as
+ * OPERATOR(schema.name).
+ */
+
+/*
+ * pgt_type_eq_opr returns the equality operator GROUP BY and DISTINCT use
+ * for values of typid (its default btree, else hash, operator class), or
+ * InvalidOid if it has none.
+ */
+Oid
+pgt_type_eq_opr(Oid typid)
+{
+	return lookup_type_cache(typid, TYPECACHE_EQ_OPR)->eq_opr;
+}
+
+/*
+ * pgt_operator_is_plain is true when opno is an "=" of pg_catalog: written
+ * by its bare name (or implied by IS NOT DISTINCT FROM, NULLIF, a simple
+ * CASE) between operands of its input types, it resolves to itself under
+ * the locked search_path.
+ */
+bool
+pgt_operator_is_plain(Oid opno)
+{
+	HeapTuple	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
+	Form_pg_operator op;
+	bool		result;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for operator %u", opno);
+	op = (Form_pg_operator) GETSTRUCT(tup);
+	result = op->oprnamespace == PG_CATALOG_NAMESPACE &&
+		strcmp(NameStr(op->oprname), "=") == 0;
+	ReleaseSysCache(tup);
+	return result;
+}
+
+/*
+ * pgt_operator_sql returns opno as SQL: the bare name of a pg_catalog
+ * operator (what the locked search_path finds), else
+ * OPERATOR(schema.name), which no search_path can change.
+ */
+char *
+pgt_operator_sql(Oid opno)
+{
+	HeapTuple	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
+	Form_pg_operator op;
+	char	   *result;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for operator %u", opno);
+	op = (Form_pg_operator) GETSTRUCT(tup);
+	if (op->oprnamespace == PG_CATALOG_NAMESPACE)
+		result = pstrdup(NameStr(op->oprname));
+	else
+		result = psprintf("OPERATOR(%s.%s)",
+						  quote_identifier(get_namespace_name(op->oprnamespace)),
+						  NameStr(op->oprname));
+	ReleaseSysCache(tup);
+	return result;
+}
+
+/*
+ * pgt_append_equal appends to buf a condition true when the SQL
+ * expressions a and b are equal by eqop (an equality operator) or, with
+ * nulls_match, both NULL -- "a IS NOT DISTINCT FROM b" by that operator.
+ * The condition is never NULL when nulls_match.
+ */
+void
+pgt_append_equal(StringInfo buf, const char *a, const char *b, Oid eqop,
+				 bool nulls_match)
+{
+	if (pgt_operator_is_plain(eqop))
+	{
+		/* IS NOT DISTINCT FROM resolves "=" by search_path: pg_catalog's */
+		if (nulls_match)
+			appendStringInfo(buf, "%s IS NOT DISTINCT FROM %s", a, b);
+		else
+			appendStringInfo(buf, "%s %s %s", a, pgt_operator_sql(eqop), b);
+	}
+	else if (nulls_match)
+		appendStringInfo(buf, "COALESCE(%s %s %s, %s IS NULL AND %s IS NULL)",
+						 a, pgt_operator_sql(eqop), b, a, b);
+	else
+		appendStringInfo(buf, "%s %s %s", a, pgt_operator_sql(eqop), b);
+}
+
+/*
+ * pgt_make_equal is pgt_append_equal for Query trees: a = b by eqop, or
+ * with nulls_match a NOT (a IS DISTINCT FROM b), which the deparser
+ * prints without its operator, so only for plain operators, and
+ * COALESCE(a = b, a IS NULL AND b IS NULL) for the others.
+ */
+Expr *
+pgt_make_equal(Expr *a, Expr *b, Oid eqop, Oid collation, bool nulls_match)
+{
+	OpExpr	   *op = (OpExpr *) make_opclause(eqop, BOOLOID, false, a, b,
+											  InvalidOid, collation);
+
+	set_opfuncid(op);
+	if (!nulls_match)
+		return (Expr *) op;
+	if (pgt_operator_is_plain(eqop))
+	{
+		NodeSetTag(op, T_DistinctExpr);
+		return make_notclause((Expr *) op);
+	}
+	else
+	{
+		CoalesceExpr *c = makeNode(CoalesceExpr);
+		NullTest   *na = makeNode(NullTest);
+		NullTest   *nb = makeNode(NullTest);
+
+		na->arg = (Expr *) copyObject(a);
+		na->nulltesttype = IS_NULL;
+		na->location = -1;
+		nb->arg = (Expr *) copyObject(b);
+		nb->nulltesttype = IS_NULL;
+		nb->location = -1;
+		c->coalescetype = BOOLOID;
+		c->coalescecollid = InvalidOid;
+		c->args = list_make2(op, make_andclause(list_make2(na, nb)));
+		c->location = -1;
+		return (Expr *) c;
+	}
+}
+
+static Node *spell_operators_mutator(Node *node, void *context);
+static Node *replace_case_test(Node *node, void *context);
+
+/*
+ * pgt_spell_operators returns a copy of query in which the expressions
+ * the deparser prints without their operator -- IS DISTINCT FROM, NULLIF,
+ * and the WHENs of a simple CASE -- are written with it where it is not
+ * pg_catalog's: once deparsed (stored definitions, generated SQL) and
+ * parsed again under the locked search_path, "a IS DISTINCT FROM b" over
+ * citext would compare as text, over ltree find no "=" at all.  The
+ * rewritten forms evaluate an operand more than once, so expressions with
+ * volatile functions are left as they are.
+ */
+Query *
+pgt_spell_operators(Query *query)
+{
+	return query_tree_mutator(query, spell_operators_mutator, NULL, 0);
+}
+
+static Node *
+spell_operators_mutator(Node *node, void *context)
+{
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, Query))
+		return (Node *) query_tree_mutator((Query *) node, spell_operators_mutator,
+										   context, 0);
+	node = expression_tree_mutator(node, spell_operators_mutator, context);
+	if (IsA(node, DistinctExpr))
+	{
+		DistinctExpr *d = (DistinctExpr *) node;
+
+		if (pgt_operator_is_plain(d->opno) || contain_volatile_functions((Node *) d->args))
+			return node;
+		return (Node *) make_notclause(pgt_make_equal(linitial(d->args), lsecond(d->args),
+													  d->opno, d->inputcollid, true));
+	}
+	if (IsA(node, NullIfExpr))
+	{
+		NullIfExpr *n = (NullIfExpr *) node;
+		Expr	   *a = linitial(n->args);
+		CaseExpr   *c;
+		CaseWhen   *w;
+
+		if (pgt_operator_is_plain(n->opno) || contain_volatile_functions((Node *) n->args))
+			return node;
+		/* CASE WHEN a = b THEN NULL ELSE a END */
+		w = makeNode(CaseWhen);
+		w->expr = pgt_make_equal(copyObject(a), lsecond(n->args), n->opno, n->inputcollid,
+								 false);
+		w->result = (Expr *) makeNullConst(n->opresulttype, exprTypmod((Node *) a),
+										   n->opcollid);
+		w->location = -1;
+		c = makeNode(CaseExpr);
+		c->casetype = n->opresulttype;
+		c->casecollid = n->opcollid;
+		c->args = list_make1(w);
+		c->defresult = a;
+		c->location = -1;
+		return (Node *) c;
+	}
+	if (IsA(node, CaseExpr) && ((CaseExpr *) node)->arg != NULL)
+	{
+		CaseExpr   *c = (CaseExpr *) node;
+		bool		plain = true;
+		ListCell   *lc;
+
+		foreach(lc, c->args)
+		{
+			CaseWhen   *w = lfirst(lc);
+
+			if (!IsA(w->expr, OpExpr))
+				return node;	/* not the parser's shape: leave it */
+			if (!pgt_operator_is_plain(((OpExpr *) w->expr)->opno))
+				plain = false;
+		}
+		if (plain || contain_volatile_functions((Node *) c->arg))
+			return node;
+		/* CASE x WHEN v ... becomes CASE WHEN x = v ... */
+		foreach(lc, c->args)
+		{
+			CaseWhen   *w = lfirst(lc);
+			OpExpr	   *op = (OpExpr *) w->expr;
+
+			linitial(op->args) = replace_case_test(linitial(op->args), c->arg);
+		}
+		c->arg = NULL;
+		return (Node *) c;
+	}
+	return node;
+}
+
+/*
+ * replace_case_test replaces the CaseTestExpr of a simple CASE (the left
+ * operand of a WHEN, maybe under coercions) by a copy of the CASE's
+ * operand; the placeholders of nested expressions that have their own are
+ * left alone.
+ */
+static Node *
+replace_case_test(Node *node, void *context)
+{
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, CaseTestExpr))
+		return copyObject((Node *) context);
+	if (IsA(node, CaseExpr) || IsA(node, ArrayCoerceExpr))
+		return node;
+	return expression_tree_mutator(node, replace_case_test, context);
 }

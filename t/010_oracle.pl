@@ -221,6 +221,20 @@ my %TABLES = (
 			[ b => { int => 1, null => 0.2, gen => sub { $_[0]->range(0, 5) }, bump => sub { '- 1' } } ],
 		],
 	},
+	# issue 12 (h2): citext columns (contrib citext, installed in
+	# $GLOBAL_SETUP): spellings of a few values that citext's own "=" matches
+	people => {
+		ddl => 'CREATE TABLE people (id int PRIMARY KEY, name citext, city citext, score int)',
+		pk => ['id'],
+		keys => [ map { [$_] } 1 .. $DOM{cust} ],
+		seed_p => 0.8,
+		cols => [
+			[ id => { int => 1, gen => sub { $_[0]->range(1, $DOM{cust}) } } ],
+			[ name => { null => 0.1, gen => sub { lit($_[0]->pick(qw(ann Ann ANN bob Bob BOB cyd Cyd))) } } ],
+			[ city => { null => 0.1, gen => sub { lit($_[0]->pick(qw(Oslo OSLO oslo Rome rome Ann))) } } ],
+			[ score => { int => 1, null => 0.1, gen => sub { $_[0]->range(0, 9) }, bump => sub { '+ 1' } } ],
+		],
+	},
 	stock => {
 		ddl => 'CREATE TABLE stock (sku text, wh int, qty int, PRIMARY KEY (sku, wh))',
 		pk => [ 'sku', 'wh' ],
@@ -233,7 +247,7 @@ my %TABLES = (
 		],
 	},
 );
-my @TABLE_ORDER = qw(regions customers orders products items stock nums);
+my @TABLE_ORDER = qw(regions customers orders products items stock nums people);
 
 for my $t (values %TABLES)
 {
@@ -255,6 +269,8 @@ my @RELS = (
 
 # Objects every shape may use (created once, in schema public).
 my $GLOBAL_SETUP = <<'SQL';
+-- issue 12 (h2): citext, a type whose equality lives outside pg_catalog
+CREATE EXTENSION IF NOT EXISTS citext;
 CREATE OR REPLACE FUNCTION public.oracle_sumsq_acc(bigint, int) RETURNS bigint
     LANGUAGE sql IMMUTABLE AS 'SELECT $1 + coalesce($2::bigint * $2, 0)';
 CREATE OR REPLACE AGGREGATE public.sumsq(int) (sfunc = public.oracle_sumsq_acc, stype = bigint, initcond = '0');
@@ -484,6 +500,22 @@ my @SHAPES = (
 	{ name => 'limit_subquery', query => 'SELECT id, amount FROM orders ORDER BY amount NULLS LAST, id LIMIT (SELECT count(*) FROM customers)' },
 	{ name => 'window_frame_subquery', query => 'SELECT id, sum(amount) OVER (ORDER BY id ROWS BETWEEN (SELECT count(*) FROM regions) PRECEDING AND CURRENT ROW) AS s FROM orders' },
 	{ name => 'case_exists_select', query => "SELECT o.id, CASE WHEN EXISTS (SELECT 1 FROM items i WHERE i.order_id = o.id) THEN 'y' ELSE 'n' END AS has FROM orders o" },
+	# issue 12 (h2): citext columns -- keys, DISTINCT, joins and subqueries
+	# compare with citext's own "=" (and min/max), not text's
+	{ name => 'citext_distinct', query => 'SELECT DISTINCT name FROM people' },
+	{ name => 'citext_distinct_2', query => 'SELECT DISTINCT name, city FROM people' },
+	{ name => 'citext_group', query => 'SELECT city, count(*) AS n, sum(score) AS s FROM people GROUP BY city' },
+	{ name => 'citext_group_having', query => 'SELECT name, count(*) AS n FROM people GROUP BY name HAVING count(*) > 1' },
+	{ name => 'citext_join_self', query => 'SELECT a.id AS aid, b.id AS bid, b.name FROM people a JOIN people b ON a.city = b.city AND a.id < b.id' },
+	{ name => 'citext_join_text', query => 'SELECT p.id, c.id AS cid FROM people p JOIN customers c ON p.name = c.name::citext' },
+	{ name => 'citext_left_join_group', query => 'SELECT p.name, count(c.id) AS n FROM people p LEFT JOIN customers c ON c.name::citext = p.name GROUP BY p.name' },
+	{ name => 'citext_all', query => 'SELECT id, name FROM people WHERE name > ALL (SELECT city FROM people WHERE score > 6)' },
+	{ name => 'citext_not_exists_ne', query => 'SELECT a.id, a.name FROM people a WHERE NOT EXISTS (SELECT 1 FROM people b WHERE b.score = a.score AND b.name <> a.name)' },
+	{ name => 'citext_in', query => 'SELECT c.id, c.name FROM customers c WHERE c.name::citext IN (SELECT name FROM people WHERE score > 3)' },
+	{ name => 'citext_except', query => 'SELECT name FROM people EXCEPT SELECT city FROM people' },
+	{ name => 'citext_is_distinct', query => "SELECT id, name FROM people WHERE name IS DISTINCT FROM 'ann'" },
+	{ name => 'citext_nullif_case', query => "SELECT id, NULLIF(city, 'oslo') AS c, CASE name WHEN 'bob' THEN 1 WHEN 'ann' THEN 2 ELSE 0 END AS k FROM people" },
+	{ name => 'citext_distinct_group', query => "SELECT name IS DISTINCT FROM city AS differ, count(*) AS n FROM people GROUP BY 1" },
 );
 
 {

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * util.h
- *	  Small helpers shared by pg_trickle modules: names, SPI, roles.
+ *	  Small helpers shared by pg_trickle modules: names, SPI, roles, and
+ *	  the operators generated SQL writes.
  *
  * IDENTIFICATION
  *	  include/pg_trickle/util.h
@@ -14,6 +15,7 @@
 #include "postgres.h"
 
 #include "lib/stringinfo.h"
+#include "nodes/parsenodes.h"
 #include "nodes/primnodes.h"
 
 /* saved user identity, restored by pgt_role_restore */
@@ -37,5 +39,13 @@ extern void pgt_role_restore(PgtRoleSave *save);
 extern char *pgt_text_arg_upper(text *t);
 extern char *pgt_text_arg_lower(text *t);
 extern List *pgt_relation_ancestors(Oid rel);
+extern Oid	pgt_type_eq_opr(Oid typid);
+extern bool pgt_operator_is_plain(Oid opno);
+extern char *pgt_operator_sql(Oid opno);
+extern void pgt_append_equal(StringInfo buf, const char *a, const char *b,
+							 Oid eqop, bool nulls_match);
+extern Expr *pgt_make_equal(Expr *a, Expr *b, Oid eqop, Oid collation,
+							bool nulls_match);
+extern Query *pgt_spell_operators(Query *query);
 
 #endif							/* PG_TRICKLE_UTIL_H */

@@ -176,7 +176,8 @@ pgt_warn_ignored_order(PgtAnalysis *analysis, const char *stname)
 
 /*
  * pgt_deparse_query returns the text of query with every name that is not
- * in pg_catalog schema-qualified.
+ * in pg_catalog schema-qualified, and every operator that is not written
+ * (see pgt_spell_operators).
  */
 char *
 pgt_deparse_query(Query *query)
@@ -187,7 +188,7 @@ pgt_deparse_query(Query *query)
 	(void) set_config_option("search_path", "pg_catalog, pg_temp",
 							 PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
-	result = pg_get_querydef(copyObject(query), false);
+	result = pg_get_querydef(pgt_spell_operators(query), false);
 	AtEOXact_GUC(false, save_nestlevel);
 
 	return result;

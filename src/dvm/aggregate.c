@@ -48,10 +48,12 @@
 #include "pg_trickle/dvm.h"
 #include "pg_trickle/pg_trickle.h"
 #include "pg_trickle/storage.h"
+#include "pg_trickle/util.h"
 
 static bool numeric_like(Oid typid);
 static char *var_sql(PgtAggItem *item, const char *n, const char *sm, const char *sq);
 static const char *item_col(PgtAggItem *item, List *columns);
+static Oid	item_eqop(PgtAggItem *item, List *columns);
 static char *key_match(PgtAggLayout *layout, List *columns);
 
 /*
@@ -394,7 +396,9 @@ pgt_dvm_agg_apply_sql(PgtAggLayout *layout, List *columns, const char *storage,
 			case PGT_AGG_KEY:
 				appendStringInfo(&agg, "d.%s, ", col);
 				appendStringInfo(&grp, "%sd.%s", grp.len ? ", " : "", col);
-				appendStringInfo(&on, " AND s.%s IS NOT DISTINCT FROM u.%s", col, col);
+				appendStringInfoString(&on, " AND ");
+				pgt_append_equal(&on, psprintf("s.%s", col), psprintf("u.%s", col),
+								 item_eqop(item, columns), true);
 				appendStringInfo(&ivals, "u.%s, ", col);
 				break;
 			case PGT_AGG_COUNT_STAR:
@@ -572,6 +576,19 @@ item_col(PgtAggItem *item, List *columns)
 	return quote_identifier(col->name);
 }
 
+/* item_eqop: the equality of a group key's type, as GROUP BY uses it */
+static Oid
+item_eqop(PgtAggItem *item, List *columns)
+{
+	PgtColumn  *col = list_nth(columns, item->colno - 1);
+	Oid			eqop = pgt_type_eq_opr(col->typid);
+
+	if (!OidIsValid(eqop))
+		elog(ERROR, "no equality operator for group key type %s",
+			 format_type_be(col->typid));
+	return eqop;
+}
+
 /* key_match: " AND r.k IS NOT DISTINCT FROM u.k ..." for every group key */
 static char *
 key_match(PgtAggLayout *layout, List *columns)
@@ -585,8 +602,12 @@ key_match(PgtAggLayout *layout, List *columns)
 		PgtAggItem *item = lfirst(lc);
 
 		if (item->kind == PGT_AGG_KEY)
-			appendStringInfo(&buf, " AND r.%s IS NOT DISTINCT FROM u.%s",
-							 item_col(item, columns), item_col(item, columns));
+		{
+			appendStringInfoString(&buf, " AND ");
+			pgt_append_equal(&buf, psprintf("r.%s", item_col(item, columns)),
+							 psprintf("u.%s", item_col(item, columns)),
+							 item_eqop(item, columns), true);
+		}
 	}
 	return buf.data;
 }

@@ -311,9 +311,9 @@ pgt_dvm_keyed_parts(Query *q, DvmContext *ctx, char **delta_out, char **recomput
 
 /*
  * restrict_to_keys joins q with the CTE __pgt_k, whose columns (names)
- * have the types of exprs, on exprs matching those columns: "=" where the
- * expression cannot be NULL (indexes apply), IS NOT DISTINCT FROM
- * otherwise.
+ * have the types of exprs, on exprs matching those columns by the type's
+ * equality: "=" where the expression cannot be NULL (indexes apply), IS
+ * NOT DISTINCT FROM otherwise (pgt_make_equal).
  */
 void
 pgt_dvm_restrict_to_keys(Query *q, List *exprs, List *names)
@@ -352,26 +352,13 @@ pgt_dvm_restrict_to_keys(Query *q, List *exprs, List *names)
 		Oid			typ = exprType((Node *) e);
 		Var		   *kv = makeVar(krti, ++i, typ, exprTypmod((Node *) e),
 								 exprCollation((Node *) e), 0);
-		TypeCacheEntry *tc = lookup_type_cache(typ, TYPECACHE_EQ_OPR);
-		Expr	   *cond;
+		Oid			eqop = pgt_type_eq_opr(typ);
 
-		if (!OidIsValid(tc->eq_opr))
+		if (!OidIsValid(eqop))
 			elog(ERROR, "no equality operator for key type %s", format_type_be(typ));
-		if (pgt_dvm_expr_is_not_null(q, (Node *) e))
-			cond = make_opclause(tc->eq_opr, BOOLOID, false, e, (Expr *) kv,
-								 InvalidOid, exprCollation((Node *) e));
-		else
-		{
-			DistinctExpr *d = (DistinctExpr *) make_opclause(tc->eq_opr, BOOLOID, false,
-															 e, (Expr *) kv, InvalidOid,
-															 exprCollation((Node *) e));
-
-			NodeSetTag(d, T_DistinctExpr);
-			cond = make_notclause((Expr *) d);
-		}
-		set_opfuncid((OpExpr *) (IsA(cond, BoolExpr) ?
-								 linitial(((BoolExpr *) cond)->args) : cond));
-		quals = lappend(quals, cond);
+		quals = lappend(quals,
+						pgt_make_equal(e, (Expr *) kv, eqop, exprCollation((Node *) e),
+									   !pgt_dvm_expr_is_not_null(q, (Node *) e)));
 	}
 	if (q->jointree->quals != NULL)
 		quals = lcons(q->jointree->quals, quals);
@@ -418,7 +405,13 @@ pgt_dvm_keyed_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage,
 			n++;
 			appendStringInfo(&kcols, "%s%s", kcols.len > 0 ? ", " : "", qn);
 			appendStringInfo(&ucols, "%sk.%s AS __pgt_k%d", ucols.len > 0 ? ", " : "", qn, n);
-			appendStringInfo(&on, " AND s.%s IS NOT DISTINCT FROM u.__pgt_k%d", qn, n);
+			appendStringInfoString(&on, " AND ");
+			if (OidIsValid(pgt_type_eq_opr(col->typid)))
+				pgt_append_equal(&on, psprintf("s.%s", qn), psprintf("u.__pgt_k%d", n),
+								 pgt_type_eq_opr(col->typid), true);
+			else
+				appendStringInfo(&on, "s.%s::pg_catalog.text IS NOT DISTINCT FROM u.__pgt_k%d::pg_catalog.text",
+								 qn, n);
 		}
 		appendStringInfo(&ucols, ", r.%s", qn);
 		appendStringInfo(&set, "%s%s = u.%s", set.len > 0 ? ", " : "", qn, qn);
@@ -525,7 +518,8 @@ pgt_dvm_col_list(List *columns, const char *prefix, bool keys_only)
 
 /*
  * recheck_sql compares the identity columns of aliases a and b with
- * IS NOT DISTINCT FROM (types without equality through their text form).
+ * IS NOT DISTINCT FROM by their type's equality (pgt_append_equal; types
+ * without equality through their text form).
  * With exact, rows must also look the same (1.0 is not 1.00): a multiset
  * deletes the very row the delta removed.  Without, equality decides, as
  * it does for GROUP BY and DISTINCT keys.
@@ -550,7 +544,8 @@ pgt_dvm_recheck_sql(List *columns, const char *a, const char *b, bool exact, boo
 			appendStringInfoString(&buf, " AND ");
 		if (OidIsValid(tc->eq_opr))
 		{
-			appendStringInfo(&buf, "%s.%s IS NOT DISTINCT FROM %s.%s", a, qn, b, qn);
+			pgt_append_equal(&buf, psprintf("%s.%s", a, qn), psprintf("%s.%s", b, qn),
+							 tc->eq_opr, true);
 			if (exact && !pgt_storage_equal_is_identity(col->typid, col->collation))
 				appendStringInfo(&buf, " AND %s.%s::pg_catalog.text IS NOT DISTINCT FROM %s.%s::pg_catalog.text",
 								 a, qn, b, qn);

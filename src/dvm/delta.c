@@ -1175,25 +1175,15 @@ agg_subquery_delta(Query *q, DvmContext *ctx)
 													  REPLACEVARS_REPORT_ERROR, 0, NULL);
 			Oid			typ = exprType(e);
 			Var		   *kv = makeVar(krti, ++k, typ, exprTypmod(e), exprCollation(e), 0);
-			TypeCacheEntry *tc = lookup_type_cache(typ, TYPECACHE_EQ_OPR);
-			Expr	   *cond;
-			OpExpr	   *op;
+			Oid			eqop = pgt_type_eq_opr(typ);
 
-			if (!OidIsValid(tc->eq_opr))
+			if (!OidIsValid(eqop))
 				elog(ERROR, "no equality operator for group key type %s",
 					 format_type_be(typ));
-			op = (OpExpr *) make_opclause(tc->eq_opr, BOOLOID, false, (Expr *) e,
-										  (Expr *) kv, InvalidOid, exprCollation(e));
-			set_opfuncid(op);
 			/* "=" where no NULL can occur: indexes and hash joins apply */
-			if (pgt_dvm_expr_is_not_null(rchild, e))
-				cond = (Expr *) op;
-			else
-			{
-				NodeSetTag(op, T_DistinctExpr);
-				cond = make_notclause((Expr *) op);
-			}
-			quals = lappend(quals, cond);
+			quals = lappend(quals,
+							pgt_make_equal((Expr *) e, (Expr *) kv, eqop, exprCollation(e),
+										   !pgt_dvm_expr_is_not_null(rchild, e)));
 		}
 		if (rchild->jointree->quals != NULL)
 			quals = lcons(rchild->jointree->quals, quals);

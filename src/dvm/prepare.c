@@ -30,6 +30,7 @@
 #include "utils/lsyscache.h"
 
 #include "pg_trickle/compat.h"
+#include "pg_trickle/util.h"
 
 #include "dvm_internal.h"
 
@@ -73,7 +74,8 @@ pgt_dvm_prepare_query(Query *query)
 
 	if (list_length(rewritten) != 1)
 		elog(ERROR, "unexpected rewrite result for a stream table query");
-	q = linitial_node(Query, rewritten);
+	/* the bodies of views, too, are deparsed: operators must be written */
+	q = pgt_spell_operators(linitial_node(Query, rewritten));
 	inline_ctes(q, NIL);
 	if (q->groupingSets != NIL)
 		q = expand_grouping(q);

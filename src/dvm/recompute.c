@@ -26,12 +26,14 @@
 #include "pg_trickle/analyze.h"
 #include "pg_trickle/dvm.h"
 #include "pg_trickle/storage.h"
+#include "pg_trickle/util.h"
 
 #include "dvm_internal.h"
 
 static char *replace_touched_sql(PgtAnalysis *analysis, const char *storage,
 								 const char *keys, const char *delta,
 								 const char *recompute, const char *match);
+static void append_key_match(StringInfo match, const char *qn, Oid typid);
 static List *window_partition_tles(Query *q);
 static List *distinct_on_tles(Query *q);
 static bool topk_limit(Query *q, int64 *n);
@@ -119,12 +121,30 @@ pgt_dvm_setop_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage, Dv
 	initStringInfo(&match);
 	foreach(lc, analysis->columns)
 	{
-		const char *qn = quote_identifier(((PgtColumn *) lfirst(lc))->name);
+		PgtColumn  *col = lfirst(lc);
 
-		appendStringInfo(&match, "%ss.%s IS NOT DISTINCT FROM k.%s",
-						 match.len > 0 ? " AND " : "", qn, qn);
+		append_key_match(&match, quote_identifier(col->name), col->typid);
 	}
 	return replace_touched_sql(analysis, storage, cols, delta, pgt_dvm_deparse(restricted), match.data);
+}
+
+/*
+ * append_key_match appends " AND " (unless match is empty) and
+ * "s.qn IS NOT DISTINCT FROM k.qn" by the equality of typid, or by the
+ * text form of a type without one.
+ */
+static void
+append_key_match(StringInfo match, const char *qn, Oid typid)
+{
+	Oid			eqop = pgt_type_eq_opr(typid);
+
+	if (match->len > 0)
+		appendStringInfoString(match, " AND ");
+	if (OidIsValid(eqop))
+		pgt_append_equal(match, psprintf("s.%s", qn), psprintf("k.%s", qn), eqop, true);
+	else
+		appendStringInfo(match, "s.%s::pg_catalog.text IS NOT DISTINCT FROM k.%s::pg_catalog.text",
+						 qn, qn);
 }
 
 /*
@@ -246,8 +266,7 @@ pgt_dvm_window_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage, D
 		exprs = lappend(exprs, tle->expr);
 		names = lappend(names, tle->resname);
 		appendStringInfo(&keys, "%s%s", keys.len > 0 ? ", " : "", qn);
-		appendStringInfo(&match, "%ss.%s IS NOT DISTINCT FROM k.%s",
-						 match.len > 0 ? " AND " : "", qn, qn);
+		append_key_match(&match, qn, exprType((Node *) tle->expr));
 	}
 	/*
 	 * Windows without a common partition column: the whole result is one
@@ -536,11 +555,11 @@ pgt_dvm_topk_apply_sql(Query *q, PgtAnalysis *analysis, const char *storage, Dvm
 		initStringInfo(&match);
 		foreach(lc, keytles)
 		{
-			const char *qn = quote_identifier(((TargetEntry *) lfirst(lc))->resname);
+			TargetEntry *tle = lfirst(lc);
+			const char *qn = quote_identifier(tle->resname);
 
 			appendStringInfo(&keys, "%s%s", keys.len > 0 ? ", " : "", qn);
-			appendStringInfo(&match, "%ss.%s IS NOT DISTINCT FROM k.%s",
-							 match.len > 0 ? " AND " : "", qn, qn);
+			append_key_match(&match, qn, exprType((Node *) tle->expr));
 		}
 		appendStringInfo(&sql,
 						 "WITH __pgt_k AS (SELECT DISTINCT %s FROM (%s) AS __pgt_d0(%s, __pgt_w)), "

@@ -67,6 +67,7 @@
 #include "pg_trickle/analyze.h"
 #include "pg_trickle/pg_trickle.h"
 #include "pg_trickle/storage.h"
+#include "pg_trickle/util.h"
 
 #include "dvm_internal.h"
 
@@ -103,6 +104,8 @@ static const char *colname(PgtRecursive *rec, int i);
 static char *few_sql(PgtRecursive *rec, const char *sql);
 static char *cols(PgtRecursive *rec, const char *prefix);
 static char *alias_list(PgtRecursive *rec);
+static void append_col_equal(StringInfo buf, PgtRecursive *rec, int i, const char *a,
+							 const char *b);
 static char *match_sql(PgtRecursive *rec, const char *a, const char *b);
 static char *storage_match_sql(PgtRecursive *rec, PgtAnalysis *analysis,
 							   const char *storage, const char *prefix);
@@ -607,10 +610,14 @@ dred_delta(PgtRecursive *rec, PgtAnalysis *analysis, const char *storage, const 
 		appendStringInfo(&keep, " FROM %s AS s WHERE NOT EXISTS (SELECT 1 FROM (%s) AS dl WHERE ",
 						 storage, del);
 		for (int i = 0; i < rec->ncols; i++)
-			appendStringInfo(&keep, "%sdl.%s %s s.%s", i > 0 ? " AND " : "", colname(rec, i),
-							 rec->notnull[i] ? "=" : "IS NOT DISTINCT FROM",
-							 quote_identifier(((PgtColumn *) list_nth(analysis->columns,
-																	  rec->outcol[i]))->name));
+		{
+			if (i > 0)
+				appendStringInfoString(&keep, " AND ");
+			append_col_equal(&keep, rec, i, psprintf("dl.%s", colname(rec, i)),
+							 psprintf("s.%s",
+									  quote_identifier(((PgtColumn *) list_nth(analysis->columns,
+																			   rec->outcol[i]))->name)));
+		}
 		appendStringInfoChar(&keep, ')');
 
 		/*
@@ -697,6 +704,23 @@ storage_match_sql(PgtRecursive *rec, PgtAnalysis *analysis, const char *storage,
 }
 
 /*
+ * append_col_equal appends "a = b" for column i of the recursive CTE, by
+ * its type's equality, matching NULLs unless the column cannot be NULL (a
+ * type without equality is compared by its text form).
+ */
+static void
+append_col_equal(StringInfo buf, PgtRecursive *rec, int i, const char *a, const char *b)
+{
+	Oid			eqop = pgt_type_eq_opr(list_nth_oid(rec->coltypes, i));
+
+	if (OidIsValid(eqop))
+		pgt_append_equal(buf, a, b, eqop, !rec->notnull[i]);
+	else
+		appendStringInfo(buf, "%s::pg_catalog.text IS NOT DISTINCT FROM %s::pg_catalog.text",
+						 a, b);
+}
+
+/*
  * match_sql: a (CTE columns) equals b, where b is "__pgt_p" (stream table
  * column names) or another relation with the CTE's column names.
  */
@@ -713,8 +737,10 @@ match_sql(PgtRecursive *rec, const char *a, const char *b)
 		if (strcmp(b, "__pgt_p") == 0)
 			bc = quote_identifier(((PgtColumn *) list_nth(rec->stcolumns,
 														  rec->outcol[i]))->name);
-		appendStringInfo(&buf, "%s%s.%s %s %s.%s", i > 0 ? " AND " : "", a, colname(rec, i),
-						 rec->notnull[i] ? "=" : "IS NOT DISTINCT FROM", b, bc);
+		if (i > 0)
+			appendStringInfoString(&buf, " AND ");
+		append_col_equal(&buf, rec, i, psprintf("%s.%s", a, colname(rec, i)),
+						 psprintf("%s.%s", b, bc));
 	}
 	return buf.data;
 }

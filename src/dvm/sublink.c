@@ -47,6 +47,7 @@
 #include "catalog/pg_aggregate.h"
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_namespace.h"
+#include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
@@ -105,6 +106,8 @@ static void reset_sublink_flags(Query *q);
 static Node *pull_scalars(Query *q, Node *conjunct, List **extra);
 static Node *make_min(Var *arg);
 static Node *make_agg(const char *name, Node *arg);
+static Oid	find_agg(Oid nspid, const char *name, Oid type, Oid sortop);
+static Oid	op_namespace(Oid opno);
 static bool split_inequality(Node *clause, Node **inner, Node **outer);
 static OpExpr *split_sides(Node *clause, Node **inner, Node **outer);
 static Node *not_in_guard(Query *s, List *rest, Node *y, Node *x);
@@ -389,15 +392,28 @@ make_min(Var *arg)
 	return make_agg("min", (Node *) arg);
 }
 
-/* make_agg returns name(arg) (min or max) as an aggregate of the current level */
+/*
+ * make_agg returns name(arg) (min or max) as an aggregate of the current
+ * level, or NULL if arg's type has none.  The aggregate must order by the
+ * type's default btree ordering (the one the rewrites compare with): the
+ * one of pg_catalog, else the one beside the type's "<" (min(citext) lives
+ * in citext's schema, which the locked search_path does not show).
+ */
 static Node *
 make_agg(const char *name, Node *arg)
 {
 	Oid			type = exprType(arg);
-	Oid			fnoid = LookupFuncName(list_make1(makeString(pstrdup(name))), 1, &type, true);
+	TypeCacheEntry *tc = lookup_type_cache(type, TYPECACHE_LT_OPR | TYPECACHE_GT_OPR);
+	Oid			sortop = strcmp(name, "max") == 0 ? tc->gt_opr : tc->lt_opr;
+	Oid			fnoid;
 	Aggref	   *agg;
 
-	if (!OidIsValid(fnoid) || get_func_rettype(fnoid) != type)
+	if (!OidIsValid(sortop))
+		return NULL;
+	fnoid = find_agg(PG_CATALOG_NAMESPACE, name, type, sortop);
+	if (!OidIsValid(fnoid))
+		fnoid = find_agg(op_namespace(sortop), name, type, sortop);
+	if (!OidIsValid(fnoid))
 		return NULL;
 	agg = new_aggref(fnoid, type);
 	agg->aggcollid = exprCollation(arg);
@@ -405,6 +421,43 @@ make_agg(const char *name, Node *arg)
 	agg->aggargtypes = list_make1_oid(type);
 	agg->args = list_make1(makeTargetEntry((Expr *) arg, 1, NULL, false));
 	return (Node *) agg;
+}
+
+/* op_namespace: the schema of operator opno */
+static Oid
+op_namespace(Oid opno)
+{
+	HeapTuple	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
+	Oid			result;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for operator %u", opno);
+	result = ((Form_pg_operator) GETSTRUCT(tup))->oprnamespace;
+	ReleaseSysCache(tup);
+	return result;
+}
+
+/*
+ * find_agg: the aggregate nspid.name(type) returning type and ordering by
+ * sortop, or InvalidOid.
+ */
+static Oid
+find_agg(Oid nspid, const char *name, Oid type, Oid sortop)
+{
+	Oid			fnoid;
+	HeapTuple	tup;
+	bool		match;
+
+	fnoid = LookupFuncName(list_make2(makeString(get_namespace_name(nspid)),
+									  makeString(pstrdup(name))), 1, &type, true);
+	if (!OidIsValid(fnoid) || get_func_rettype(fnoid) != type)
+		return InvalidOid;
+	tup = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(fnoid));
+	if (!HeapTupleIsValid(tup))
+		return InvalidOid;
+	match = ((Form_pg_aggregate) GETSTRUCT(tup))->aggsortop == sortop;
+	ReleaseSysCache(tup);
+	return match ? fnoid : InvalidOid;
 }
 
 /* new_aggref: an aggregate call of the current level, without arguments */

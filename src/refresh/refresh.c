@@ -577,7 +577,8 @@ refresh_full(PgtStreamTable *st, PgtAnalysis *analysis, Snapshot snap,
 		{
 			appendStringInfo(&grp, "d.%s", qn);
 			appendStringInfo(&sel, "d.%s", qn);
-			appendStringInfo(&recheck, "t.%s IS NOT DISTINCT FROM c.%s", qn, qn);
+			pgt_append_equal(&recheck, psprintf("t.%s", qn), psprintf("c.%s", qn),
+							 tc->eq_opr, true);
 			if (!pgt_storage_equal_is_identity(att->atttypid, att->attcollation))
 			{
 				appendStringInfo(&grp, ", d.%s::pg_catalog.text", qn);

@@ -286,8 +286,16 @@ pgt_storage_drop(Oid relid, bool cascade)
  * pgt_storage_row_id_expr returns the SQL expression computing
  * __pgt_row_id from the columns of a relation aliased alias.
  *
- * Types without an extended hash function (json, point, ...) are hashed
- * through their text form.
+ * Each column is hashed the way its equality sees it, since rows whose
+ * keys are equal must get one identity: by its type's extended hash
+ * function (hash_record_extended finds it), else by its hash function,
+ * else through its text form.  The text form is only faithful to
+ * equalities of pg_catalog types (and to types without equality, whose
+ * rows are matched by their text); a type with its own equality, no hash
+ * function and values that can be equal yet print differently (cube: -0
+ * and 0) adds nothing to the hash, and the key comparison after it
+ * decides.  (Hashes of pg_catalog types stay as they were: stored
+ * identities of existing stream tables must still match.)
  */
 char *
 pgt_storage_row_id_expr(List *columns, PgtRowIdentity identity,
@@ -312,13 +320,32 @@ pgt_storage_row_id_expr(List *columns, PgtRowIdentity identity,
 		if (!first)
 			appendStringInfoString(&buf, ", ");
 		first = false;
-		tc = lookup_type_cache(col->typid, TYPECACHE_HASH_EXTENDED_PROC);
+		tc = lookup_type_cache(col->typid, TYPECACHE_EQ_OPR | TYPECACHE_HASH_PROC |
+							   TYPECACHE_HASH_EXTENDED_PROC);
 		if (OidIsValid(tc->hash_extended_proc))
 			appendStringInfo(&buf, "%s.%s", quote_identifier(alias),
 							 quote_identifier(col->name));
-		else
+		else if (!OidIsValid(tc->eq_opr) || pgt_operator_is_plain(tc->eq_opr))
 			appendStringInfo(&buf, "%s.%s::pg_catalog.text",
 							 quote_identifier(alias), quote_identifier(col->name));
+		else if (OidIsValid(tc->hash_proc))
+		{
+			Oid		   *argtypes;
+			int			nargs;
+
+			/* its argument may be a binary-compatible type: cast to it */
+			(void) get_func_signature(tc->hash_proc, &argtypes, &nargs);
+			appendStringInfo(&buf, "%s(%s.%s::%s)",
+							 quote_qualified_identifier(get_namespace_name(get_func_namespace(tc->hash_proc)),
+														get_func_name(tc->hash_proc)),
+							 quote_identifier(alias), quote_identifier(col->name),
+							 format_type_be_qualified(argtypes[0]));
+		}
+		else if (pgt_storage_equal_is_identity(col->typid, col->collation))
+			appendStringInfo(&buf, "%s.%s::pg_catalog.text",
+							 quote_identifier(alias), quote_identifier(col->name));
+		else
+			appendStringInfoString(&buf, "0");
 	}
 	appendStringInfoString(&buf, "), 0)");
 	return buf.data;
