@@ -317,6 +317,9 @@ pgt_relation_ancestors(Oid rel)
 		}
 	}
 	return ancestors;
+}
+
+/*
  * Operators written into generated SQL.
  *
  * Generated statements run with search_path locked to pg_catalog, pg_temp,
