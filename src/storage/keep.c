@@ -23,6 +23,10 @@
  *	  - tablespace, storage parameters (reloptions) and NOT NULL marks of
  *	    surviving columns.  The owner is carried by replace_query.
  *
+ *	  The new storage is then truncated (it is empty): a logical replication
+ *	  subscriber of the stream table receives the TRUNCATE and drops the old
+ *	  storage's rows before the rebuild's full refresh sends the new ones.
+ *
  *	  A column "survives" when the new storage has a column of the same
  *	  name, type, typmod and collation.  An object that reads a column that
  *	  does not survive (found through its pg_depend rows on the old table's
@@ -612,6 +616,29 @@ pgt_storage_keep_restore(PgtStorageKeep *keep, Oid relid, const char *stname)
 		(void) publication_add_relation(pub->pubid, &pri, true);
 		table_close(pri.relation, NoLock);
 	}
+
+	/*
+	 * A subscriber receiving the stream table still holds the old storage's
+	 * rows (dropping a table replicates nothing): an empty TRUNCATE of the
+	 * new storage, published like the old one by now, makes it drop them
+	 * before the full refresh's rows arrive, in this same transaction.
+	 */
+	CommandCounterIncrement();
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "TRUNCATE %s", keep->qualified);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	pgt_internal_write_depth++;
+	PG_TRY();
+	{
+		pgt_spi_exec(sql.data, SPI_OK_UTILITY);
+	}
+	PG_FINALLY();
+	{
+		pgt_internal_write_depth--;
+	}
+	PG_END_TRY();
+	SPI_finish();
 
 	/* comments and grants of the table and its surviving columns */
 	CommandCounterIncrement();
