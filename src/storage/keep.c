@@ -243,8 +243,12 @@ pgt_storage_keep_save(Oid relid, List *identity_columns)
 		while (HeapTupleIsValid(tup = systable_getnext(scan)))
 		{
 			Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
-			KeepObject *obj = palloc0(sizeof(KeepObject));
+			KeepObject *obj;
 
+			/* a constraint trigger is replayed with the triggers */
+			if (con->contype == CONSTRAINT_TRIGGER)
+				continue;
+			obj = palloc0(sizeof(KeepObject));
 			obj->kind = KEEP_CONSTRAINT;
 			obj->name = pstrdup(NameStr(con->conname));
 			/* with USING INDEX TABLESPACE where the index has one */
@@ -303,7 +307,10 @@ pgt_storage_keep_save(Oid relid, List *identity_columns)
 		ReleaseSysCache(itup);
 	}
 
-	/* user triggers (not pg_trickle's guard, not constraint triggers) */
+	/*
+	 * user triggers, constraint triggers included (not pg_trickle's guard,
+	 * not the internal triggers of foreign keys, which come with them)
+	 */
 	if (rel->trigdesc != NULL)
 	{
 		for (int i = 0; i < rel->trigdesc->numtriggers; i++)
@@ -311,7 +318,7 @@ pgt_storage_keep_save(Oid relid, List *identity_columns)
 			Trigger    *trig = &rel->trigdesc->triggers[i];
 			KeepObject *obj;
 
-			if (trig->tgisinternal || OidIsValid(trig->tgconstraint) ||
+			if (trig->tgisinternal ||
 				strncmp(trig->tgname, PGT_HIDDEN_PREFIX, strlen(PGT_HIDDEN_PREFIX)) == 0)
 				continue;
 			obj = palloc0(sizeof(KeepObject));
@@ -366,7 +373,7 @@ pgt_storage_keep_save(Oid relid, List *identity_columns)
 						  "p.polcmd::pg_catalog.text, "
 						  "CASE WHEN p.polroles = '{0}' THEN 'PUBLIC' ELSE "
 						  "(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.rolname), ', ' ORDER BY a.rolname) "
-						  " FROM pg_catalog.pg_authid a WHERE a.oid = ANY (p.polroles)) END, "
+						  " FROM pg_catalog.pg_roles a WHERE a.oid = ANY (p.polroles)) END, "
 						  "pg_catalog.pg_get_expr(p.polqual, p.polrelid), "
 						  "pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) "
 						  "FROM pg_catalog.pg_policy p WHERE p.polrelid = $1 ORDER BY p.oid",

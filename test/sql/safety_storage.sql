@@ -183,6 +183,8 @@ BEGIN
     EXECUTE format('CREATE STATISTICS %I ON k, s FROM %I', st || '_stat', st);
     EXECUTE format('CREATE TRIGGER ss_user AFTER INSERT ON %I FOR EACH STATEMENT EXECUTE FUNCTION ss_noop()', st);
     EXECUTE format('ALTER TABLE %I DISABLE TRIGGER ss_user', st);
+    EXECUTE format('CREATE CONSTRAINT TRIGGER ss_ctrig AFTER INSERT ON %I '
+                   'FOR EACH ROW EXECUTE FUNCTION ss_noop()', st);
     EXECUTE format('GRANT SELECT ON %I TO ss_reader', st);
     EXECUTE format('GRANT SELECT (k, s, mw) ON %I TO ss_colreader', st);
     EXECUTE format('COMMENT ON TABLE %I IS %L', st, 'totals of ' || st);
@@ -229,8 +231,11 @@ SELECT pg_temp.props('ss_keep_diff');
 SELECT pgtrickle.alter_stream_table('ss_keep_full',
     query => 'SELECT k, sum(v) AS s, count(*) AS n FROM ss_src GROUP BY k');
 SELECT pg_temp.props('ss_keep_full');
+-- (this one changed by its owner)
+SET ROLE ss_owner;
 SELECT pgtrickle.alter_stream_table('ss_keep_imm',
     query => 'SELECT k, sum(v) AS s, count(*) AS n FROM ss_src GROUP BY k');
+RESET ROLE;
 SELECT pg_temp.props('ss_keep_imm');
 
 -- the three are alike in everything but their names: no property line
