@@ -35,3 +35,47 @@ BEGIN
     END LOOP;
 END
 $pgt_replica_identity$;
+
+-- Publications (issue 12, item 3): PostgreSQL gives an extension no way to
+-- keep its tables out of FOR ALL TABLES, so creating or altering a
+-- publication that includes pg_trickle's catalog or change buffers (FOR ALL
+-- TABLES, or TABLES IN SCHEMA pgtrickle / pgtrickle_changes) warns and
+-- says what to publish instead.
+CREATE FUNCTION pgtrickle._on_publication()
+RETURNS event_trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    pub record;
+BEGIN
+    FOR pub IN
+        SELECT DISTINCT p.pubname, p.puballtables
+          FROM pg_catalog.pg_event_trigger_ddl_commands() c
+          JOIN pg_catalog.pg_publication p
+            ON p.oid = CASE c.classid
+                         WHEN 'pg_catalog.pg_publication'::pg_catalog.regclass THEN c.objid
+                         WHEN 'pg_catalog.pg_publication_namespace'::pg_catalog.regclass THEN
+                             (SELECT n.pnpubid FROM pg_catalog.pg_publication_namespace n
+                               WHERE n.oid = c.objid)
+                       END
+         WHERE p.puballtables
+            OR EXISTS (SELECT 1 FROM pg_catalog.pg_publication_namespace n
+                        WHERE n.pnpubid = p.oid
+                          AND n.pnnspid IN ('pgtrickle'::pg_catalog.regnamespace,
+                                            'pgtrickle_changes'::pg_catalog.regnamespace))
+         ORDER BY 1
+    LOOP
+        RAISE WARNING 'publication "%" publishes pg_trickle''s catalog and change buffers', pub.pubname
+            USING DETAIL = CASE WHEN pub.puballtables
+                                THEN 'FOR ALL TABLES includes the tables of schemas pgtrickle and pgtrickle_changes; a subscriber needs tables of those names, and with pg_trickle installed it would write the publisher''s catalog rows into its own catalog.'
+                                ELSE 'The tables of schemas pgtrickle and pgtrickle_changes are pg_trickle''s catalog and change buffers; a subscriber with pg_trickle installed would write them into its own catalog.' END,
+                  HINT = 'Publish stream tables with FOR TABLE or FOR TABLES IN SCHEMA of your own schemas (SQL reference, "Publishing and replicating stream tables").';
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION pgtrickle._on_publication()
+    IS 'internal: warns when a publication includes pg_trickle''s catalog or change buffers';
+
+CREATE EVENT TRIGGER pgtrickle_publication ON ddl_command_end
+    WHEN TAG IN ('CREATE PUBLICATION', 'ALTER PUBLICATION')
+    EXECUTE FUNCTION pgtrickle._on_publication();
