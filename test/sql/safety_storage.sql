@@ -40,7 +40,7 @@ SELECT c.relname, c.relreplident
   FROM pg_class c WHERE c.relname LIKE 'ss\_%' AND c.relkind = 'r'
    AND c.oid IN (SELECT pgt_relid FROM pgtrickle.pgt_stream_tables)
  ORDER BY 1;
-SELECT count(*) AS buffers, count(*) FILTER (WHERE relreplident = 'f') AS full_identity
+SELECT count(*) > 0 AS have_buffers, count(*) FILTER (WHERE relreplident <> 'f') AS not_full
   FROM pg_class WHERE relnamespace = 'pgtrickle_changes'::regnamespace AND relkind = 'r';
 
 -- in a publication, every kind of maintenance works (0.1.0: "cannot delete
@@ -66,7 +66,7 @@ DROP PUBLICATION ss_pub;
 -- extension cannot keep its tables out): a WARNING says so (besides
 -- PostgreSQL's about wal_level), and everything still works
 CREATE PUBLICATION ss_all FOR ALL TABLES;
-SELECT schemaname, count(*) FILTER (WHERE tablename LIKE 'changes\_%') AS buffers,
+SELECT schemaname, count(*) FILTER (WHERE tablename LIKE 'changes\_%') > 0 AS buffers,
        string_agg(tablename, ', ' ORDER BY tablename) FILTER (WHERE tablename NOT LIKE 'changes\_%') AS tables
   FROM pg_publication_tables WHERE pubname = 'ss_all' AND schemaname LIKE 'pgtrickle%'
  GROUP BY 1 ORDER BY 1;
@@ -163,10 +163,14 @@ CREATE FUNCTION pg_temp.props(st regclass) RETURNS SETOF text LANGUAGE sql AS $$
     UNION ALL
     (SELECT format('policy %s: %s %s to %s using %s check %s', policyname, permissive, cmd,
                    roles, coalesce(qual, '-'), coalesce(with_check, '-'))
-       FROM pg_policies WHERE (schemaname || '.' || tablename)::regclass = st ORDER BY policyname)
+       FROM pg_policies p JOIN pg_class c ON c.relname = p.tablename
+       JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = p.schemaname
+      WHERE c.oid = st ORDER BY policyname)
     UNION ALL
     (SELECT format('publication %s: columns %s filter %s', pubname, attnames, coalesce(rowfilter, '-'))
-       FROM pg_publication_tables WHERE (schemaname || '.' || tablename)::regclass = st ORDER BY pubname)
+       FROM pg_publication_tables p JOIN pg_class c ON c.relname = p.tablename
+       JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = p.schemaname
+      WHERE c.oid = st ORDER BY pubname)
 $$;
 
 -- decorate(st): what a user or DBA typically attaches to a stream table
