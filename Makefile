@@ -34,6 +34,7 @@ OBJS = \
 	src/scheduler/scheduler.o \
 	src/scheduler/shmem.o \
 	src/scheduler/worker.o \
+	src/storage/keep.o \
 	src/storage/storage.o \
 	src/stream_table.o \
 	src/util.o

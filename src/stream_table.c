@@ -756,6 +756,8 @@ replace_query(PgtStreamTable *st, PgtAnalysis *analysis, const char *query,
 {
 	bool		keep;
 	List	   *cap;
+	List	   *old_key = st->identity == PGT_IDENTITY_GROUP_KEY ?
+		st->identity_columns : NIL;
 
 	cap = resolve_refresh_mode(st, analysis, stname, false);
 	keep = pgt_storage_matches(st->relid, analysis) &&
@@ -773,11 +775,13 @@ replace_query(PgtStreamTable *st, PgtAnalysis *analysis, const char *query,
 		char	   *relname = get_rel_name(old_relid);
 		char	   *tmpname = psprintf("__pgt_new_%u", old_relid);
 		char	   *sql;
+		PgtStorageKeep *kept = pgt_storage_keep_save(old_relid, old_key);
 
 		/*
 		 * Build the new storage beside the old one, point the catalog at it,
 		 * then drop the old table (its catalog row is gone, so the drop
-		 * event trigger leaves the catalog alone) and take over the name.
+		 * event trigger leaves the catalog alone), take over the name and
+		 * what was attached to the old table (keep.c).
 		 */
 		st->relid = pgt_storage_create(nspid, tmpname, analysis);
 		{
@@ -810,6 +814,8 @@ replace_query(PgtStreamTable *st, PgtAnalysis *analysis, const char *query,
 			elog(ERROR, "SPI_connect failed");
 		pgt_spi_exec(sql, SPI_OK_UTILITY);
 		SPI_finish();
+		CommandCounterIncrement();
+		pgt_storage_keep_restore(kept, st->relid, stname);
 		ereport(NOTICE,
 				(errmsg("storage of stream table \"%s\" was rebuilt for the new query",
 						stname)));

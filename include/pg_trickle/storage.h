@@ -28,4 +28,10 @@ extern char *pgt_storage_row_id_expr(List *columns, PgtRowIdentity identity,
 extern List *pgt_storage_column_names(List *columns);
 extern bool pgt_storage_equal_is_identity(Oid typid, Oid collation);
 
+/* keep.c: what a rebuild of the storage carries over */
+typedef struct PgtStorageKeep PgtStorageKeep;
+extern PgtStorageKeep *pgt_storage_keep_save(Oid relid, List *identity_columns);
+extern void pgt_storage_keep_restore(PgtStorageKeep *keep, Oid relid,
+									 const char *stname);
+
 #endif							/* PG_TRICKLE_STORAGE_H */

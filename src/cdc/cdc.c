@@ -220,6 +220,10 @@ pgt_cdc_ensure_capture(Oid relid, Bitmapset *attnums, bool triggers)
 		appendStringInfo(&sql, "ALTER TABLE %s SET (autovacuum_vacuum_scale_factor = 0.01)",
 						 qbuf);
 		pgt_spi_exec(sql.data, SPI_OK_UTILITY);
+		/* trimming deletes rows: it must work in a FOR ALL TABLES publication */
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "ALTER TABLE %s REPLICA IDENTITY FULL", qbuf);
+		pgt_spi_exec(sql.data, SPI_OK_UTILITY);
 	}
 
 	attno = -1;

@@ -20,6 +20,9 @@
  *	  UNIQUE NULLS NOT DISTINCT index on the identity columns, which is the
  *	  real guarantee that no identity appears twice.
  *
+ *	  Replica identity FULL, so that a stream table in a publication can be
+ *	  refreshed (keep.c carries a user's choice across a rebuild).
+ *
  *	  A statement-level BEFORE trigger (__pgt_guard) refuses INSERT, UPDATE,
  *	  DELETE and TRUNCATE unless pg_trickle itself is writing.
  *
@@ -124,6 +127,16 @@ pgt_storage_create(Oid nspid, const char *relname, PgtAnalysis *analysis)
 		appendStringInfoString(&buf, ") NULLS NOT DISTINCT");
 		pgt_spi_exec(buf.data, SPI_OK_UTILITY);
 	}
+
+	/*
+	 * Publishable out of the box: no index of the storage can be a replica
+	 * identity (its columns are nullable, __pgt_row_id is not unique), so
+	 * UPDATE and DELETE log the whole old row (docs/ARCHITECTURE.md,
+	 * "Replication").
+	 */
+	resetStringInfo(&buf);
+	appendStringInfo(&buf, "ALTER TABLE %s REPLICA IDENTITY FULL", qualified);
+	pgt_spi_exec(buf.data, SPI_OK_UTILITY);
 
 	resetStringInfo(&buf);
 	appendStringInfo(&buf,

@@ -105,7 +105,8 @@ SELECT (SELECT string_agg(attname, ', ' ORDER BY attnum) FROM pg_attribute
        indisunique, c.relname LIKE 'l\_cor\_%' AS named_after_table
   FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
  WHERE indrelid = 'l_cor'::regclass ORDER BY 1;
--- privileges granted on the old storage table
+-- privileges granted on the old storage table are kept (the index on the
+-- dropped column val is not: NOTICE above)
 SELECT relacl IS NOT NULL AND array_to_string(relacl, ',') LIKE '%=r/%' AS public_can_select
   FROM pg_class WHERE oid = 'l_cor'::regclass;
 -- a view on the stream table stops a rebuild (and the replace as a whole)
