@@ -30,3 +30,34 @@ SELECT action, was_full_fallback, fallback_reason
 SELECT pgt_check('misc_rls_st');
 SELECT pgtrickle.drop_stream_table('misc_rls_st');
 DROP TABLE misc_rls_src;
+
+-- (b) health_check() checks each source for the triggers its readers
+-- need: capture triggers for DIFFERENTIAL readers, IMMEDIATE maintenance
+-- triggers for IMMEDIATE readers (a source read only by IMMEDIATE stream
+-- tables has no capture triggers, and that is right).
+CREATE TABLE misc_imm_src (id int PRIMARY KEY, g int);
+CREATE TABLE misc_diff_src (id int PRIMARY KEY, g int);
+INSERT INTO misc_imm_src VALUES (1, 1), (2, 1), (3, 2);
+INSERT INTO misc_diff_src VALUES (1, 1);
+SELECT pgtrickle.create_stream_table('misc_imm_st',
+    'SELECT g, count(*) AS n FROM misc_imm_src GROUP BY g', schedule => NULL,
+    refresh_mode => 'IMMEDIATE');
+SELECT pgtrickle.create_stream_table('misc_imm_chain',
+    'SELECT g, n FROM misc_imm_st WHERE n > 1', schedule => NULL,
+    refresh_mode => 'IMMEDIATE');
+SELECT pgtrickle.create_stream_table('misc_diff_st',
+    'SELECT g, count(*) AS n FROM misc_diff_src GROUP BY g', schedule => '1h',
+    refresh_mode => 'DIFFERENTIAL');
+SELECT check_name, severity, detail FROM pgtrickle.health_check()
+ WHERE check_name = 'capture_triggers';
+-- each kind of missing trigger is found, and named for what it is
+SET pg_trickle.block_source_ddl = off;
+DROP TRIGGER __pgt_ivm_ins ON misc_imm_src;
+DROP TRIGGER __pgt_cdc_ins ON misc_diff_src;
+SELECT check_name, severity, detail FROM pgtrickle.health_check()
+ WHERE check_name = 'capture_triggers';
+RESET pg_trickle.block_source_ddl;
+SELECT pgtrickle.drop_stream_table('misc_imm_chain');
+SELECT pgtrickle.drop_stream_table('misc_imm_st');
+SELECT pgtrickle.drop_stream_table('misc_diff_st');
+DROP TABLE misc_imm_src, misc_diff_src;
