@@ -66,3 +66,10 @@ SELECT pg_catalog.count(*) AS total_stream_tables,
                  THEN 'WARNING'
             ELSE 'OK' END AS status
   FROM pgtrickle.stream_tables_info i;
+
+/* ---- issue 12 (h5): change_buffer_sizes() is open to every role, as
+ * documented.  It runs as the extension owner (the change buffers stay
+ * readable by the owner only) and shows every buffer's source, row count
+ * and size, nothing of their contents: no more than pg_stat_all_tables and
+ * pg_total_relation_size tell any role. */
+ALTER FUNCTION pgtrickle.change_buffer_sizes() SECURITY DEFINER;

@@ -61,3 +61,22 @@ SELECT pgtrickle.drop_stream_table('misc_imm_chain');
 SELECT pgtrickle.drop_stream_table('misc_imm_st');
 SELECT pgtrickle.drop_stream_table('misc_diff_st');
 DROP TABLE misc_imm_src, misc_diff_src;
+
+-- (d) change_buffer_sizes() is open to every role, as documented: it
+-- shows every change buffer's source, row count and size (no contents;
+-- pg_stat_all_tables and pg_total_relation_size tell any role as much).
+CREATE ROLE pgt_misc_nobody;
+CREATE TABLE misc_buf_src (id int PRIMARY KEY);
+SELECT pgtrickle.create_stream_table('misc_buf_st', 'SELECT id FROM misc_buf_src',
+    schedule => '1h', refresh_mode => 'DIFFERENTIAL');
+INSERT INTO misc_buf_src VALUES (1), (2);
+SET ROLE pgt_misc_nobody;
+SELECT source_table, buffered_rows, buffer_bytes > 0 AS has_size
+  FROM pgtrickle.change_buffer_sizes() WHERE source_table = 'misc_buf_src'::regclass;
+-- the buffers themselves stay closed to it
+SELECT pgt_try($$SELECT count(*) FROM pgtrickle_changes.changes_$$ ||
+               'misc_buf_src'::regclass::oid);
+RESET ROLE;
+SELECT pgtrickle.drop_stream_table('misc_buf_st');
+DROP TABLE misc_buf_src;
+DROP ROLE pgt_misc_nobody;
