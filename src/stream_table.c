@@ -53,6 +53,8 @@
 #include "pg_trickle/stream_table.h"
 #include "pg_trickle/util.h"
 
+static Oid	resolve_rv(RangeVar *rv, const char *name, LOCKMODE lockmode,
+					   bool require_owner);
 static void apply_settings(PgtSettings *s, PgtSettingsArgs *args,
 						   const char *stname, bool creating);
 static List *resolve_refresh_mode(PgtStreamTable *st, PgtAnalysis *analysis,
@@ -126,7 +128,7 @@ pgt_st_create(const char *name, const char *query, PgtSettingsArgs *args,
 			PgtStreamTable *cur;
 			PgtSettings new_settings;
 
-			existing = pgt_st_resolve(name, AccessExclusiveLock, true);
+			existing = resolve_rv(rv, name, AccessExclusiveLock, true);
 			cur = pgt_catalog_get(existing, true);
 			if (strcmp(cur->effective_refresh_mode, "IMMEDIATE") == 0)
 				pgt_ivm_lock(existing);
@@ -395,7 +397,14 @@ pgt_st_export_definition(const char *name)
 Oid
 pgt_st_resolve(const char *name, LOCKMODE lockmode, bool require_owner)
 {
-	RangeVar   *rv = pgt_parse_name(name);
+	return resolve_rv(pgt_parse_name(name), name, lockmode, require_owner);
+}
+
+/* resolve_rv is pgt_st_resolve for a name parsed into rv already */
+static Oid
+resolve_rv(RangeVar *rv, const char *name, LOCKMODE lockmode,
+		   bool require_owner)
+{
 	Oid			relid = RangeVarGetRelid(rv, lockmode, true);
 
 	if (!OidIsValid(relid))

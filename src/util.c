@@ -28,6 +28,7 @@
 #include "executor/spi.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
+#include "parser/scansup.h"
 #include "storage/proc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -41,12 +42,15 @@
 #include "pg_trickle/util.h"
 
 static SPIPlanPtr cached_plan(const char *sql, int nargs, Oid *argtypes);
+static void notice_truncated_names(const char *name);
 
 /*
  * pgt_parse_name turns a user-supplied name ('st', 'schema.st',
  * '"My Table"') into a RangeVar.  Anything that is not a valid, possibly
  * quoted, dotted identifier list is an error, so nothing the caller passes
- * can reach SQL text unquoted.
+ * can reach SQL text unquoted.  A part longer than NAMEDATALEN - 1 bytes is
+ * truncated, with the NOTICE CREATE TABLE gives, so that the long name
+ * finds the table created under it.
  */
 RangeVar *
 pgt_parse_name(const char *name)
@@ -59,12 +63,66 @@ pgt_parse_name(const char *name)
 				 errmsg("stream table name must not be empty")));
 
 	names = pgt_compat_string_to_qualified_name_list(name);
+	notice_truncated_names(name);
 	if (list_length(names) > 2)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_NAME),
 				 errmsg("improper stream table name (too many dotted names): %s",
 						name)));
 	return makeRangeVarFromNameList(names);
+}
+
+/*
+ * notice_truncated_names emits, for each part of the already validated
+ * dotted name that is longer than NAMEDATALEN - 1 bytes, the NOTICE
+ * (42622) PostgreSQL's parser gives for such an identifier in SQL text:
+ * stringToQualifiedNameList truncates silently.
+ */
+static void
+notice_truncated_names(const char *name)
+{
+	const char *p = name;
+
+	while (*p != '\0')
+	{
+		while (scanner_isspace(*p))
+			p++;
+		if (*p == '"')
+		{
+			StringInfoData part;
+
+			initStringInfo(&part);
+			for (p++; *p != '\0'; p++)
+			{
+				if (*p == '"')
+				{
+					if (p[1] != '"')
+						break;
+					p++;
+				}
+				appendStringInfoChar(&part, *p);
+			}
+			if (*p == '"')
+				p++;
+			if (part.len >= NAMEDATALEN)
+				truncate_identifier(part.data, part.len, true);
+		}
+		else
+		{
+			const char *start = p;
+
+			while (*p != '\0' && *p != '.' && !scanner_isspace(*p))
+				p++;
+			if (p - start >= NAMEDATALEN)
+				(void) downcase_truncate_identifier(start, p - start, true);
+		}
+		while (scanner_isspace(*p))
+			p++;
+		if (*p == '.')
+			p++;
+		else
+			break;
+	}
 }
 
 /*

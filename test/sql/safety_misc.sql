@@ -80,3 +80,59 @@ RESET ROLE;
 SELECT pgtrickle.drop_stream_table('misc_buf_st');
 DROP TABLE misc_buf_src;
 DROP ROLE pgt_misc_nobody;
+
+-- (e) A stream table name longer than NAMEDATALEN - 1 bytes is truncated
+-- with PostgreSQL's NOTICE 42622, once per call, by every function taking
+-- a name (as CREATE TABLE does), and the long name finds the truncated
+-- table.  Quoted, schema-qualified and multibyte names too.
+CREATE TABLE misc_long_src (id int PRIMARY KEY, v int);
+INSERT INTO misc_long_src VALUES (1, 10), (2, 20);
+-- what CREATE TABLE says, and its SQLSTATE
+CREATE TABLE misc_a_very_long_plain_table_name_that_is_longer_than_sixty_three_bytes ();
+\set VERBOSITY sqlstate
+DROP TABLE misc_a_very_long_plain_table_name_that_is_longer_than_sixty_three_bytes;
+SELECT pgtrickle.create_stream_table(
+    'misc_a_very_long_stream_table_name_that_is_longer_than_sixty_three_bytes',
+    'SELECT id, v FROM misc_long_src', schedule => '1h', refresh_mode => 'DIFFERENTIAL');
+\set VERBOSITY default
+SELECT relname, length(relname) FROM pg_class
+ WHERE relname LIKE 'misc\_a\_very\_long%' AND relkind = 'r';
+SELECT pgtrickle.create_or_replace_stream_table(
+    'public.misc_a_very_long_stream_table_name_that_is_longer_than_sixty_three_bytes',
+    'SELECT id, v FROM misc_long_src', schedule => '1h', refresh_mode => 'DIFFERENTIAL');
+SELECT pgtrickle.create_stream_table_if_not_exists(
+    'misc_a_very_long_stream_table_name_that_is_longer_than_sixty_three_bytes',
+    'SELECT id, v FROM misc_long_src');
+INSERT INTO misc_long_src VALUES (3, 30);
+SELECT pgtrickle.refresh_stream_table(
+    'misc_a_very_long_stream_table_name_that_is_longer_than_sixty_three_bytes');
+SELECT pgtrickle.alter_stream_table(
+    'misc_a_very_long_stream_table_name_that_is_longer_than_sixty_three_bytes',
+    schedule => '2h');
+SELECT pgtrickle.get_staleness(
+    'misc_a_very_long_stream_table_name_that_is_longer_than_sixty_three_bytes') >= 0 AS staleness_known;
+SELECT column_name FROM pgtrickle.list_auxiliary_columns(
+    'misc_a_very_long_stream_table_name_that_is_longer_than_sixty_three_bytes');
+SELECT action, rows_inserted FROM pgtrickle.get_refresh_history(
+    'misc_a_very_long_stream_table_name_that_is_longer_than_sixty_three_bytes', 1);
+SELECT pgt_check('misc_a_very_long_stream_table_name_that_is_longer_than_sixty_thre');
+-- quoted: case and spaces kept, truncated the same way
+SELECT pgtrickle.create_stream_table(
+    '"Misc A Very Long Quoted Stream Table Name, Longer Than Sixty-Three Bytes"',
+    'SELECT id FROM misc_long_src', schedule => '1h', refresh_mode => 'FULL');
+SELECT pgt_check('"Misc A Very Long Quoted Stream Table Name, Longer Than Sixty-Thr"');
+SELECT pgtrickle.drop_stream_table(
+    '"Misc A Very Long Quoted Stream Table Name, Longer Than Sixty-Three Bytes"');
+-- multibyte: cut at a character boundary (each 'é' is two bytes)
+SELECT pgtrickle.create_stream_table(
+    'misc_' || repeat('é', 40), 'SELECT id FROM misc_long_src', schedule => '1h',
+    refresh_mode => 'FULL');
+SELECT relname, octet_length(relname) FROM pg_class
+ WHERE relname LIKE 'misc\_é%' AND relkind = 'r';
+SELECT pgtrickle.drop_stream_table('misc_' || repeat('é', 40));
+-- a long schema name is truncated too (and then does not exist)
+SELECT pgt_try($$SELECT pgtrickle.drop_stream_table(
+    'misc_a_very_long_schema_name_that_is_longer_than_sixty_three_bytes_too.x')$$);
+SELECT pgtrickle.drop_stream_table(
+    'misc_a_very_long_stream_table_name_that_is_longer_than_sixty_three_bytes');
+DROP TABLE misc_long_src;
