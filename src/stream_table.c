@@ -93,6 +93,7 @@ pgt_st_create(const char *name, const char *query, PgtSettingsArgs *args,
 	PgtStreamTable *st;
 	List	   *captured;
 
+	pgt_refuse_read_only("create", name);
 	nspid = RangeVarGetAndCheckCreationNamespace(rv, NoLock, &existing);
 	if (isAnyTempNamespace(nspid))
 		ereport(ERROR,
@@ -214,6 +215,7 @@ pgt_st_alter(const char *name, const char *query, PgtSettingsArgs *args,
 	char	   *stname;
 	char	   *new_status = NULL;
 
+	pgt_refuse_read_only("alter", name);
 	relid = pgt_st_resolve(name, query ? AccessExclusiveLock : ShareUpdateExclusiveLock,
 						   true);
 	stname = pgt_relation_display_name(relid);
@@ -272,7 +274,10 @@ pgt_st_alter(const char *name, const char *query, PgtSettingsArgs *args,
 void
 pgt_st_drop(const char *name, bool cascade)
 {
-	Oid			relid = pgt_st_resolve(name, AccessExclusiveLock, true);
+	Oid			relid;
+
+	pgt_refuse_read_only("drop", name);
+	relid = pgt_st_resolve(name, AccessExclusiveLock, true);
 
 	drop_recursive(relid, cascade);
 	pgt_cdc_release_unused();
@@ -321,7 +326,10 @@ drop_recursive(Oid relid, bool cascade)
 void
 pgt_st_refresh(const char *name)
 {
-	Oid			relid = pgt_st_resolve(name, RowExclusiveLock, true);
+	Oid			relid;
+
+	pgt_refuse_read_only("refresh", name);
+	relid = pgt_st_resolve(name, RowExclusiveLock, true);
 
 	pgt_refresh_run(relid, PGT_INITIATED_MANUAL, false);
 }
@@ -332,8 +340,12 @@ pgt_st_refresh(const char *name)
 void
 pgt_st_resume(const char *name)
 {
-	Oid			relid = pgt_st_resolve(name, ShareUpdateExclusiveLock, true);
-	PgtStreamTable *st = pgt_catalog_get(relid, true);
+	Oid			relid;
+	PgtStreamTable *st;
+
+	pgt_refuse_read_only("resume", name);
+	relid = pgt_st_resolve(name, ShareUpdateExclusiveLock, true);
+	st = pgt_catalog_get(relid, true);
 
 	pgt_catalog_set_status(st->pgt_id, "ACTIVE", true);
 }
@@ -938,11 +950,18 @@ check_can_read(PgtAnalysis *analysis)
 char *
 pgt_st_repair(const char *name)
 {
-	Oid			relid = pgt_st_resolve(name, ShareUpdateExclusiveLock, true);
-	char	   *stname = pgt_relation_display_name(relid);
-	PgtStreamTable *st = pgt_catalog_get(relid, true);
-	PgtAnalysis *analysis = pgt_analyze_query(st->defining_query, stname);
-	List	   *cap = resolve_refresh_mode(st, analysis, stname, true);
+	Oid			relid;
+	char	   *stname;
+	PgtStreamTable *st;
+	PgtAnalysis *analysis;
+	List	   *cap;
+
+	pgt_refuse_read_only("repair", name);
+	relid = pgt_st_resolve(name, ShareUpdateExclusiveLock, true);
+	stname = pgt_relation_display_name(relid);
+	st = pgt_catalog_get(relid, true);
+	analysis = pgt_analyze_query(st->defining_query, stname);
+	cap = resolve_refresh_mode(st, analysis, stname, true);
 
 	pgt_catalog_update_definition(st);
 	pgt_catalog_set_sources(st->pgt_id, analysis->sources, cap);

@@ -20,6 +20,8 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_collation.h"
@@ -70,6 +72,30 @@ pgt_parse_name(const char *name)
 				 errmsg("improper stream table name (too many dotted names): %s",
 						name)));
 	return makeRangeVarFromNameList(names);
+}
+
+/*
+ * pgt_refuse_read_only raises 25006 (read_only_sql_transaction) when
+ * stream table name cannot be changed here: on a hot standby, which
+ * receives its stream tables from the primary (see docs/ARCHITECTURE.md),
+ * or in a read-only transaction.  Called before anything else, so no
+ * lower-level error (a lock a standby cannot take, a write) surfaces.
+ */
+void
+pgt_refuse_read_only(const char *action, const char *name)
+{
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot %s stream table \"%s\" on a read-only standby",
+						action, name),
+				 errdetail("A standby receives its stream tables from the primary, where they are refreshed, and is as fresh as the primary."),
+				 errhint("Run it on the primary.")));
+	if (XactReadOnly)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot %s stream table \"%s\" in a read-only transaction",
+						action, name)));
 }
 
 /*

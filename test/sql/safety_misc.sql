@@ -136,3 +136,21 @@ SELECT pgt_try($$SELECT pgtrickle.drop_stream_table(
 SELECT pgtrickle.drop_stream_table(
     'misc_a_very_long_stream_table_name_that_is_longer_than_sixty_three_bytes');
 DROP TABLE misc_long_src;
+
+-- (f) In a read-only transaction the functions that change a stream table
+-- fail with 25006 naming it (t/040_standby.pl covers a hot standby).
+CREATE TABLE misc_ro_src (id int);
+SELECT pgtrickle.create_stream_table('misc_ro_st', 'SELECT id FROM misc_ro_src',
+    schedule => '1h', refresh_mode => 'DIFFERENTIAL');
+BEGIN READ ONLY;
+SELECT pgt_try($$SELECT pgtrickle.refresh_stream_table('misc_ro_st')$$);
+SELECT pgt_try($$SELECT pgtrickle.alter_stream_table('misc_ro_st', schedule => '2h')$$);
+SELECT pgt_try($$SELECT pgtrickle.drop_stream_table('misc_ro_st')$$);
+SELECT pgt_try($$SELECT pgtrickle.create_stream_table('misc_ro_st2', 'SELECT 1 AS x')$$);
+SELECT pgt_try($$SELECT pgtrickle.resume_stream_table('misc_ro_st')$$);
+SELECT pgt_try($$SELECT pgtrickle.repair_stream_table('misc_ro_st')$$);
+-- reading is fine
+SELECT name, status FROM pgtrickle.pgt_status() WHERE name = 'public.misc_ro_st';
+COMMIT;
+SELECT pgtrickle.drop_stream_table('misc_ro_st');
+DROP TABLE misc_ro_src;
