@@ -30,6 +30,8 @@ SELECT action, was_full_fallback, fallback_reason
 SELECT pgt_check('misc_rls_st');
 SELECT pgtrickle.drop_stream_table('misc_rls_st');
 DROP TABLE misc_rls_src;
+REVOKE CREATE ON SCHEMA public FROM pgt_misc_owner;
+DROP ROLE pgt_misc_owner;
 
 -- (b) health_check() checks each source for the triggers its readers
 -- need: capture triggers for DIFFERENTIAL readers, IMMEDIATE maintenance
