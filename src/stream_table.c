@@ -58,6 +58,8 @@
 #include "pg_trickle/stream_table.h"
 #include "pg_trickle/util.h"
 
+static Oid	resolve_rv(RangeVar *rv, const char *name, LOCKMODE lockmode,
+					   bool require_owner);
 static void apply_settings(PgtSettings *s, PgtSettingsArgs *args,
 						   const char *stname, bool creating);
 static List *resolve_refresh_mode(PgtStreamTable *st, PgtAnalysis *analysis,
@@ -97,6 +99,7 @@ pgt_st_create(const char *name, const char *query, PgtSettingsArgs *args,
 	PgtStreamTable *st;
 	List	   *captured;
 
+	pgt_refuse_read_only("create", name);
 	nspid = RangeVarGetAndCheckCreationNamespace(rv, NoLock, &existing);
 	if (isAnyTempNamespace(nspid))
 		ereport(ERROR,
@@ -132,7 +135,7 @@ pgt_st_create(const char *name, const char *query, PgtSettingsArgs *args,
 			PgtStreamTable *cur;
 			PgtSettings new_settings;
 
-			existing = pgt_st_resolve(name, AccessExclusiveLock, true);
+			existing = resolve_rv(rv, name, AccessExclusiveLock, true);
 			cur = pgt_catalog_get(existing, true);
 			if (strcmp(cur->effective_refresh_mode, "IMMEDIATE") == 0)
 				pgt_ivm_lock(existing);
@@ -220,6 +223,7 @@ pgt_st_alter(const char *name, const char *query, PgtSettingsArgs *args,
 	char	   *stname;
 	char	   *new_status = NULL;
 
+	pgt_refuse_read_only("alter", name);
 	relid = pgt_st_resolve(name, query ? AccessExclusiveLock : ShareUpdateExclusiveLock,
 						   true);
 	stname = pgt_relation_display_name(relid);
@@ -279,7 +283,10 @@ pgt_st_alter(const char *name, const char *query, PgtSettingsArgs *args,
 void
 pgt_st_drop(const char *name, bool cascade)
 {
-	Oid			relid = pgt_st_resolve(name, AccessExclusiveLock, true);
+	Oid			relid;
+
+	pgt_refuse_read_only("drop", name);
+	relid = pgt_st_resolve(name, AccessExclusiveLock, true);
 
 	drop_recursive(relid, cascade);
 	pgt_cdc_release_unused();
@@ -328,7 +335,10 @@ drop_recursive(Oid relid, bool cascade)
 void
 pgt_st_refresh(const char *name)
 {
-	Oid			relid = pgt_st_resolve(name, RowExclusiveLock, true);
+	Oid			relid;
+
+	pgt_refuse_read_only("refresh", name);
+	relid = pgt_st_resolve(name, RowExclusiveLock, true);
 
 	pgt_refresh_run(relid, PGT_INITIATED_MANUAL, false);
 }
@@ -339,8 +349,12 @@ pgt_st_refresh(const char *name)
 void
 pgt_st_resume(const char *name)
 {
-	Oid			relid = pgt_st_resolve(name, ShareUpdateExclusiveLock, true);
-	PgtStreamTable *st = pgt_catalog_get(relid, true);
+	Oid			relid;
+	PgtStreamTable *st;
+
+	pgt_refuse_read_only("resume", name);
+	relid = pgt_st_resolve(name, ShareUpdateExclusiveLock, true);
+	st = pgt_catalog_get(relid, true);
 
 	pgt_catalog_set_status(st->pgt_id, "ACTIVE", true);
 }
@@ -404,7 +418,14 @@ pgt_st_export_definition(const char *name)
 Oid
 pgt_st_resolve(const char *name, LOCKMODE lockmode, bool require_owner)
 {
-	RangeVar   *rv = pgt_parse_name(name);
+	return resolve_rv(pgt_parse_name(name), name, lockmode, require_owner);
+}
+
+/* resolve_rv is pgt_st_resolve for a name parsed into rv already */
+static Oid
+resolve_rv(RangeVar *rv, const char *name, LOCKMODE lockmode,
+		   bool require_owner)
+{
 	Oid			relid = RangeVarGetRelid(rv, lockmode, true);
 
 	if (!OidIsValid(relid))
@@ -945,11 +966,18 @@ check_can_read(PgtAnalysis *analysis)
 char *
 pgt_st_repair(const char *name)
 {
-	Oid			relid = pgt_st_resolve(name, ShareUpdateExclusiveLock, true);
-	char	   *stname = pgt_relation_display_name(relid);
-	PgtStreamTable *st = pgt_catalog_get(relid, true);
-	PgtAnalysis *analysis = pgt_analyze_query(st->defining_query, stname);
-	List	   *cap = resolve_refresh_mode(st, analysis, stname, true);
+	Oid			relid;
+	char	   *stname;
+	PgtStreamTable *st;
+	PgtAnalysis *analysis;
+	List	   *cap;
+
+	pgt_refuse_read_only("repair", name);
+	relid = pgt_st_resolve(name, ShareUpdateExclusiveLock, true);
+	stname = pgt_relation_display_name(relid);
+	st = pgt_catalog_get(relid, true);
+	analysis = pgt_analyze_query(st->defining_query, stname);
+	cap = resolve_refresh_mode(st, analysis, stname, true);
 
 	pgt_catalog_update_definition(st);
 	pgt_catalog_set_sources(st->pgt_id, analysis->sources, cap);

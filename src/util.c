@@ -21,6 +21,8 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_collation.h"
@@ -36,6 +38,7 @@
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
+#include "parser/scansup.h"
 #include "storage/proc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -51,12 +54,15 @@
 #include "pg_trickle/util.h"
 
 static SPIPlanPtr cached_plan(const char *sql, int nargs, Oid *argtypes);
+static void notice_truncated_names(const char *name);
 
 /*
  * pgt_parse_name turns a user-supplied name ('st', 'schema.st',
  * '"My Table"') into a RangeVar.  Anything that is not a valid, possibly
  * quoted, dotted identifier list is an error, so nothing the caller passes
- * can reach SQL text unquoted.
+ * can reach SQL text unquoted.  A part longer than NAMEDATALEN - 1 bytes is
+ * truncated, with the NOTICE CREATE TABLE gives, so that the long name
+ * finds the table created under it.
  */
 RangeVar *
 pgt_parse_name(const char *name)
@@ -69,12 +75,90 @@ pgt_parse_name(const char *name)
 				 errmsg("stream table name must not be empty")));
 
 	names = pgt_compat_string_to_qualified_name_list(name);
+	notice_truncated_names(name);
 	if (list_length(names) > 2)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_NAME),
 				 errmsg("improper stream table name (too many dotted names): %s",
 						name)));
 	return makeRangeVarFromNameList(names);
+}
+
+/*
+ * pgt_refuse_read_only raises 25006 (read_only_sql_transaction) when
+ * stream table name cannot be changed here: on a hot standby, which
+ * receives its stream tables from the primary (see docs/ARCHITECTURE.md),
+ * or in a read-only transaction.  Called before anything else, so no
+ * lower-level error (a lock a standby cannot take, a write) surfaces.
+ */
+void
+pgt_refuse_read_only(const char *action, const char *name)
+{
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot %s stream table \"%s\" on a read-only standby",
+						action, name),
+				 errdetail("A standby receives its stream tables from the primary, where they are refreshed, and is as fresh as the primary."),
+				 errhint("Run it on the primary.")));
+	if (XactReadOnly)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot %s stream table \"%s\" in a read-only transaction",
+						action, name)));
+}
+
+/*
+ * notice_truncated_names emits, for each part of the already validated
+ * dotted name that is longer than NAMEDATALEN - 1 bytes, the NOTICE
+ * (42622) PostgreSQL's parser gives for such an identifier in SQL text:
+ * stringToQualifiedNameList truncates silently.
+ */
+static void
+notice_truncated_names(const char *name)
+{
+	const char *p = name;
+
+	while (*p != '\0')
+	{
+		while (scanner_isspace(*p))
+			p++;
+		if (*p == '"')
+		{
+			StringInfoData part;
+
+			initStringInfo(&part);
+			for (p++; *p != '\0'; p++)
+			{
+				if (*p == '"')
+				{
+					if (p[1] != '"')
+						break;
+					p++;
+				}
+				appendStringInfoChar(&part, *p);
+			}
+			if (*p == '"')
+				p++;
+			if (part.len >= NAMEDATALEN)
+				truncate_identifier(part.data, part.len, true);
+		}
+		else
+		{
+			const char *start = p;
+
+			while (*p != '\0' && *p != '.' && !scanner_isspace(*p))
+				p++;
+			if (p - start >= NAMEDATALEN)
+				(void) downcase_truncate_identifier(start, p - start, true);
+		}
+		while (scanner_isspace(*p))
+			p++;
+		if (*p == '.')
+			p++;
+		else
+			break;
+	}
 }
 
 /*

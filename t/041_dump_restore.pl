@@ -113,8 +113,8 @@ sub check_restored
 	is(sql($node, $db, q{SELECT has_table_privilege('st_reader', 'rev_diff', 'SELECT')}), 't', "$label: grant kept");
 	is(sql($node, $db, q{SELECT obj_description('rev_imm'::regclass, 'pg_class')}), 'revenue, kept by every write',
 		"$label: comment kept");
-	is(sql($node, $db, q{SELECT string_agg(check_name || '=' || severity, ',' ORDER BY check_name) FROM pgtrickle.health_check() WHERE check_name IN ('capture_triggers', 'error_tables')}),
-		'capture_triggers=OK,error_tables=OK', "$label: health_check sees capture and no errors");
+	is(sql($node, $db, q{SELECT string_agg(check_name || '=' || severity, ',' ORDER BY check_name) FROM pgtrickle.health_check() WHERE check_name IN ('capture_triggers', 'change_buffers', 'error_tables', 'restore_pending')}),
+		'capture_triggers=OK,change_buffers=OK,error_tables=OK,restore_pending=OK', "$label: health_check sees triggers, buffers, no errors, nothing waiting");
 	is(sql($node, $db, q{SELECT count(*) FROM pg_depend d JOIN pgtrickle.pgt_stream_tables s ON d.objid = s.pgt_relid
 		 WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'n'}), scalar(@st),
 		"$label: every stream table depends on the extension");

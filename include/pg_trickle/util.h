@@ -27,6 +27,7 @@ typedef struct PgtRoleSave
 } PgtRoleSave;
 
 extern RangeVar *pgt_parse_name(const char *name);
+extern void pgt_refuse_read_only(const char *action, const char *name);
 extern char *pgt_relation_display_name(Oid relid);
 extern char *pgt_qualified_name(Oid relid);
 extern void pgt_spi_exec(const char *sql, int expected_rc);

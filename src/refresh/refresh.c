@@ -385,6 +385,7 @@ static bool
 refresh_differential(PgtStreamTable *st, Snapshot snap, List *changed,
 					 RefreshCounts *counts, const char **reason)
 {
+	MemoryContext cxt = CurrentMemoryContext;
 	DeltaPlanEntry *entry;
 	StringInfoData key;
 	ListCell   *lc;
@@ -454,8 +455,9 @@ refresh_differential(PgtStreamTable *st, Snapshot snap, List *changed,
 		}
 		if (blocker != NULL)
 		{
+			/* the reason is in SPI's memory, which SPI_finish frees */
+			*reason = MemoryContextStrdup(cxt, blocker);
 			SPI_finish();
-			*reason = blocker;
 			return false;
 		}
 		sql = pgt_dvm_apply_sql(analysis->query, analysis, pgt_qualified_name(st->relid),

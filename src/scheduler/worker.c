@@ -38,10 +38,12 @@
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "pg_trickle/catalog.h"
@@ -63,6 +65,7 @@ static bool job_is_mine(PgtRefreshJob *j);
 static void reap_orphans(void);
 
 static void job_exit(int code, Datum arg);
+static void lock_members(const PgtRefreshUnit *unit, bool *alive);
 
 /*
  * pgt_refresh_unit refreshes the members of unit, upstream first, in one
@@ -77,38 +80,48 @@ pgt_refresh_unit(const PgtRefreshUnit *unit, uint64 *changed_mask)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	int64		history[PGT_MAX_UNIT_MEMBERS];
+	bool		alive[PGT_MAX_UNIT_MEMBERS];
 	volatile int current = -1;
 	volatile uint64 mask = 0;
 	ErrorData  *edata = NULL;
 	bool		ok = true;
 
+	for (int i = 0; i < unit->nmembers; i++)
+		alive[i] = true;
+
 	/* committed RUNNING rows show refreshes that a crash interrupted */
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	lock_members(unit, alive);
 	PushActiveSnapshot(GetTransactionSnapshot());
 	for (int i = 0; i < unit->nmembers; i++)
-		history[i] = pgt_catalog_history_start(unit->pgt_ids[i]);
+		history[i] = alive[i] ? pgt_catalog_history_start(unit->pgt_ids[i]) : 0;
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(cxt);
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
 	PG_TRY();
 	{
 		Snapshot	group_snap = InvalidSnapshot;
 
+		/* a member dropped since the RUNNING row was committed is skipped */
+		lock_members(unit, alive);
+		PushActiveSnapshot(GetTransactionSnapshot());
 		if (unit->nmembers > 1)
 		{
 			/* lock every member's row, then take the one snapshot */
 			for (int i = 0; i < unit->nmembers; i++)
-				(void) pgt_catalog_get(unit->relids[i], true);
+				if (alive[i])
+					(void) pgt_catalog_get(unit->relids[i], true);
 			group_snap = RegisterSnapshot(GetLatestSnapshot());
 			pgt_refresh_pinned_snapshot = group_snap;
 		}
 		for (int i = 0; i < unit->nmembers; i++)
 		{
+			if (!alive[i])
+				continue;
 			current = i;
 			pgt_running_history_id = history[i];
 			if (pgt_refresh_run(unit->relids[i], PGT_INITIATED_SCHEDULER, false))
@@ -142,6 +155,8 @@ pgt_refresh_unit(const PgtRefreshUnit *unit, uint64 *changed_mask)
 		mask = 0;
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
+		/* no member may be dropped while its outcome is written */
+		lock_members(unit, alive);
 		PushActiveSnapshot(GetTransactionSnapshot());
 		ereport(LOG,
 				(errmsg("pg_trickle could not refresh stream table %s: %s",
@@ -152,6 +167,8 @@ pgt_refresh_unit(const PgtRefreshUnit *unit, uint64 *changed_mask)
 						   unit->nmembers - 1) : 0));
 		for (int i = 0; i < unit->nmembers; i++)
 		{
+			if (!alive[i])
+				continue;
 			pgt_running_history_id = history[i];
 			if (i == failing)
 				pgt_catalog_record_failure(unit->pgt_ids[i], "SCHEDULER",
@@ -173,6 +190,46 @@ pgt_refresh_unit(const PgtRefreshUnit *unit, uint64 *changed_mask)
 	pgt_running_history_id = 0;
 	*changed_mask = mask;
 	return ok;
+}
+
+/*
+ * lock_members locks the stream tables of unit's members still alive
+ * against being dropped (RowExclusiveLock, as a refresh takes them: a drop
+ * takes AccessExclusiveLock before it deletes the catalog row), and marks
+ * as no longer alive those dropped meanwhile, which a refresh then skips
+ * quietly.  Call at the start of a transaction, before its snapshot is
+ * taken, so that the catalog is read after any drop waited for committed.
+ */
+static void
+lock_members(const PgtRefreshUnit *unit, bool *alive)
+{
+	bool		snapshot_pushed = false;
+
+	for (int i = 0; i < unit->nmembers; i++)
+		if (alive[i])
+			LockRelationOid(unit->relids[i], RowExclusiveLock);
+	for (int i = 0; i < unit->nmembers; i++)
+	{
+		if (!alive[i])
+			continue;
+		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(unit->relids[i])))
+			alive[i] = false;
+		else
+		{
+			if (!snapshot_pushed)
+			{
+				PushActiveSnapshot(GetTransactionSnapshot());
+				snapshot_pushed = true;
+			}
+			alive[i] = pgt_catalog_is_stream_table(unit->relids[i]);
+		}
+		if (!alive[i])
+			ereport(DEBUG1,
+					(errmsg_internal("pg_trickle: stream table %u was dropped before its refresh; skipped",
+									 unit->relids[i])));
+	}
+	if (snapshot_pushed)
+		PopActiveSnapshot();
 }
 
 /*
