@@ -85,6 +85,7 @@
 
 #include "pg_trickle/analyze.h"
 #include "pg_trickle/catalog.h"
+#include "pg_trickle/compat.h"
 #include "pg_trickle/dvm.h"
 #include "pg_trickle/ivm.h"
 #include "pg_trickle/pg_trickle.h"
@@ -166,6 +167,13 @@ static IvmPlan *get_plan(TriggerData *td, Oid source, Oid st, IvmKind kind,
 						 bool large);
 static void build_plan(IvmPlan *entry, TriggerData *td, Oid source);
 static void lock_stream_table(Oid st, bool shared);
+static void lock_statement(TriggerData *td, Oid source, IvmKind kind,
+						   int64 ntuples, bool truncate);
+static int	st_lock_held(Oid st);
+static void lock_row_update(Oid st);
+static bool other_pending(Oid st, Oid source);
+static void add_closure(List **sts, Oid st, int guard);
+static List *current_args(Oid source);
 static void lock_groups(IvmPlan *entry, TriggerData *td);
 static void plan_inval(Datum arg, Oid relid);
 static void ivm_xact_callback(XactEvent event, void *arg);
@@ -219,6 +227,7 @@ pgt_ivm_maintain(PG_FUNCTION_ARGS)
 	}
 	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
 	{
+		lock_statement(td, source, IVM_DELETE, 0, true);
 		for (int i = 1; i < td->tg_trigger->tgnargs; i++)
 		{
 			Oid			st = atooid(td->tg_trigger->tgargs[i]);
@@ -240,6 +249,8 @@ pgt_ivm_maintain(PG_FUNCTION_ARGS)
 	if (td->tg_newtable != NULL)
 		ntuples += tuplestore_tuple_count(td->tg_newtable);
 
+	/* every lock this statement's maintenance needs, in the global order */
+	lock_statement(td, source, kind, ntuples, false);
 	for (int i = 1; i < td->tg_trigger->tgnargs; i++)
 	{
 		Oid			st = atooid(td->tg_trigger->tgargs[i]);
@@ -349,31 +360,27 @@ maintain_one(TriggerData *td, Oid source, Oid st, IvmKind kind, int64 ntuples)
 	int			rc;
 
 	/*
-	 * Group locks only in READ COMMITTED (a snapshot older than another
-	 * maintainer's commit must fail to serialize, which the lock row's
-	 * update does) and while this transaction holds few of them.
+	 * lock_statement took st's lock for this statement: shared when its
+	 * groups are to be locked, else exclusive.  The groups' keys come from
+	 * the plan built after that lock was held (and any definition change
+	 * before it accepted), so they are the current definition's.
 	 */
-	grouped = entry->keys_plan != NULL && !entry->recompute &&
-		!IsolationUsesXactSnapshot() && group_locks_held < IVM_MAX_GROUP_LOCKS;
-	if (grouped)
+	grouped = st_lock_held(st) == 1;
+	if (grouped && (entry->keys_plan == NULL || entry->recompute))
 	{
-		lock_stream_table(st, true);
-		lock_groups(entry, td);
-	}
-	else
+		/*
+		 * Only when the owner lost a privilege between two statements of
+		 * this transaction (the plan became a recompute): nothing else can
+		 * change the plan while the shared lock is held.
+		 */
 		lock_stream_table(st, false);
-
-	/*
-	 * A definition change committed while we waited sent an invalidation:
-	 * take it, and rebuild the plan if it concerned this stream table.
-	 */
-	AcceptInvalidationMessages();
-	if (!entry->valid)
-	{
-		entry = get_plan(td, source, st, kind, ntuples > IVM_LARGE_STATEMENT);
-		if (grouped)
-			lock_stream_table(st, false);
+		grouped = false;
 	}
+	else if (!grouped && st_lock_held(st) == 0)
+		lock_stream_table(st, false);	/* not reached: lock_statement ran */
+	if (grouped)
+		lock_groups(entry, td);
+
 	if (entry->recompute)
 	{
 		pgt_refresh_immediate_full(st);
@@ -575,8 +582,11 @@ build_plan(IvmPlan *entry, TriggerData *td, Oid source)
 		entry->plan = plan;
 		elog(DEBUG1, "pg_trickle IMMEDIATE SQL for \"%s\": %s", st->name, sql);
 	}
-	/* a large statement locks the whole stream table: one pass, not two */
-	if (sql != NULL && keys_sql != NULL && !entry->key.large)
+	/*
+	 * A large statement locks the whole stream table (one pass over its
+	 * change, not two) unless its transaction already shares it.
+	 */
+	if (sql != NULL && keys_sql != NULL)
 	{
 		plan = SPI_prepare(keys_sql, 0, NULL);
 		if (plan == NULL)
@@ -612,12 +622,62 @@ count_source_refs(Node *node, void *context)
 }
 
 /*
- * lock_stream_table takes st's maintenance lock: its lock row updated
- * (exclusive), or locked FOR SHARE (shared, for group-locked
- * maintenance).  Runs as the extension owner, who owns the lock rows.
+ * The maintenance lock of a stream table is a heavyweight lock (an advisory
+ * tag of pg_trickle's own class): ShareLock for group-locked maintenance,
+ * ExclusiveLock for everything else.  Whoever takes it exclusively also
+ * updates the stream table's row in pgtrickle.pgt_ivm_locks, after all of
+ * its locks are held: no one waits on that row, but in REPEATABLE READ the
+ * update fails to serialize when another exclusive holder committed after
+ * the snapshot was taken.
+ */
+static void
+st_locktag(LOCKTAG *tag, Oid st)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) st, 0,
+						 PGT_IVM_ST_LOCKTAG_CLASS);
+}
+
+/* st_lock_held: 2 exclusive, 1 shared, 0 not held by this transaction */
+static int
+st_lock_held(Oid st)
+{
+	LOCKTAG		tag;
+
+	st_locktag(&tag, st);
+	if (pgt_compat_lock_held_by_me(&tag, ExclusiveLock))
+		return 2;
+	if (pgt_compat_lock_held_by_me(&tag, ShareLock))
+		return 1;
+	return 0;
+}
+
+/*
+ * lock_stream_table takes st's maintenance lock (shared or exclusive)
+ * unless this transaction holds it already in that mode or a stronger one.
+ * Exclusive over shared is an upgrade: lock_statement avoids it, and only
+ * the rare cases documented there reach it.
  */
 static void
 lock_stream_table(Oid st, bool shared)
+{
+	LOCKTAG		tag;
+	int			held = st_lock_held(st);
+
+	if (held == 2 || (shared && held == 1))
+		return;
+	st_locktag(&tag, st);
+	(void) LockAcquire(&tag, shared ? ShareLock : ExclusiveLock, false, false);
+	if (!shared)
+		lock_row_update(st);
+}
+
+/*
+ * lock_row_update updates st's lock row (as the extension owner, who owns
+ * the lock rows): an error if st is not IMMEDIATE, a serialization failure
+ * in REPEATABLE READ if another exclusive holder committed unseen.
+ */
+static void
+lock_row_update(Oid st)
 {
 	Oid			argtypes[1] = {OIDOID};
 	Datum		values[1];
@@ -633,14 +693,10 @@ lock_stream_table(Oid st, bool shared)
 		elog(ERROR, "SPI_connect failed");
 	values[0] = ObjectIdGetDatum(st);
 	/* operators qualified: the writer's search_path is in force here */
-	n = pgt_spi_exec_args(shared ?
-						  "SELECT 1 FROM pgtrickle.pgt_ivm_locks "
-						  "WHERE pgt_relid OPERATOR(pg_catalog.=) $1 FOR SHARE" :
-						  "UPDATE pgtrickle.pgt_ivm_locks "
+	n = pgt_spi_exec_args("UPDATE pgtrickle.pgt_ivm_locks "
 						  "SET n = n OPERATOR(pg_catalog.+) 1 "
 						  "WHERE pgt_relid OPERATOR(pg_catalog.=) $1",
-						  1, argtypes, values, NULL, false,
-						  shared ? SPI_OK_SELECT : SPI_OK_UPDATE);
+						  1, argtypes, values, NULL, false, SPI_OK_UPDATE);
 	if (n != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -659,6 +715,193 @@ void
 pgt_ivm_lock(Oid st)
 {
 	lock_stream_table(st, false);
+}
+
+/* other_pending: is a statement on another source of st still open? */
+static bool
+other_pending(Oid st, Oid source)
+{
+	ListCell   *lc;
+
+	foreach(lc, pending)
+	{
+		IvmPending *p = lfirst(lc);
+
+		if (p->st == st && p->source != source)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * add_closure appends to *sts the IMMEDIATE stream tables maintained from
+ * st's own changes (the readers named by st's triggers), transitively.
+ * It reads the relcache only.
+ */
+static void
+add_closure(List **sts, Oid st, int guard)
+{
+	ListCell   *lc;
+
+	if (guard > 64)
+		return;					/* cycles are refused at creation */
+	foreach(lc, current_args(st))
+	{
+		Oid			reader = lfirst_oid(lc);
+
+		if (list_member_oid(*sts, reader))
+			continue;
+		*sts = lappend_oid(*sts, reader);
+		add_closure(sts, reader, guard + 1);
+	}
+}
+
+/*
+ * statement_modes fills *sts with every stream table the statement's
+ * maintenance may write (its trigger's readers and everything maintained
+ * from them), sorted by OID, and *modes with the lock each needs: 1
+ * (shared, then group locks) for a grouped plan in READ COMMITTED that
+ * this transaction does not lock exclusively yet, else 2 (exclusive).
+ */
+static void
+statement_modes(TriggerData *td, Oid source, IvmKind kind, int64 ntuples,
+				bool truncate, List **sts, List **modes)
+{
+	List	   *all = NIL;
+	List	   *direct = NIL;
+	List	   *direct_modes = NIL;
+	ListCell   *lc;
+	bool		large = ntuples > IVM_LARGE_STATEMENT;
+
+	for (int i = 1; i < td->tg_trigger->tgnargs; i++)
+	{
+		Oid			st = atooid(td->tg_trigger->tgargs[i]);
+		int			mode = 2;
+		int			held = st_lock_held(st);
+
+		/* a recompute (see IvmPending) or a TRUNCATE: exclusive */
+		if (!truncate && !list_member_oid(dirty, st) && !other_pending(st, source))
+		{
+			IvmPlan    *entry;
+
+			if (ntuples == 0)
+				continue;		/* nothing to maintain */
+			entry = get_plan(td, source, st, kind, large);
+			if (entry->plan == NULL && !entry->recompute)
+				continue;		/* the change cannot reach st */
+
+			/*
+			 * Once shared, a transaction keeps locking groups (whatever the
+			 * statement's size or the number of groups it holds): taking
+			 * the whole lock then would be an upgrade, which deadlocks
+			 * with any other holder doing the same.
+			 */
+			if (held != 2 && !IsolationUsesXactSnapshot() &&
+				entry->keys_plan != NULL && !entry->recompute && !entry->multi_ref &&
+				(held == 1 || (!large && group_locks_held < IVM_MAX_GROUP_LOCKS)))
+				mode = 1;
+		}
+		if (!list_member_oid(direct, st))
+		{
+			direct = lappend_oid(direct, st);
+			direct_modes = lappend_int(direct_modes, mode);
+		}
+		add_closure(&all, st, 0);
+	}
+	foreach(lc, direct)
+		all = list_append_unique_oid(all, lfirst_oid(lc));
+	list_sort(all, list_oid_cmp);
+	*sts = all;
+	*modes = NIL;
+	foreach(lc, all)
+	{
+		int			mode = 2;
+		ListCell   *d;
+		ListCell   *m;
+
+		forboth(d, direct, m, direct_modes)
+		{
+			if (lfirst_oid(d) == lfirst_oid(lc))
+				mode = lfirst_int(m);
+		}
+		*modes = lappend_int(*modes, mode);
+	}
+}
+
+/*
+ * lock_statement takes, before anything is maintained, the locks of every
+ * stream table this statement may write, in one global order: by OID, the
+ * stream tables maintained from the statement's change (those of nested
+ * statements included), then, in maintain_one, the groups of each
+ * group-locked one in key-hash order.  A lock already held in a mode as
+ * strong is not taken again; a shared one is never made exclusive here.
+ *
+ * Whether a stream table is group-locked depends on its plan, which a
+ * definition change committed while we waited may have changed: after all
+ * locks are held, pending invalidations are accepted and the modes
+ * computed again; if one changed, the locks taken by this call are
+ * released (no row was read or written under them) and taken anew.  Lock
+ * rows are updated last, when the locks are final.
+ */
+static void
+lock_statement(TriggerData *td, Oid source, IvmKind kind, int64 ntuples,
+			   bool truncate)
+{
+	for (int attempt = 0;; attempt++)
+	{
+		List	   *sts;
+		List	   *modes;
+		List	   *sts2;
+		List	   *modes2;
+		List	   *taken = NIL;
+		List	   *taken_modes = NIL;
+		ListCell   *lc1;
+		ListCell   *lc2;
+
+		statement_modes(td, source, kind, ntuples, truncate, &sts, &modes);
+		forboth(lc1, sts, lc2, modes)
+		{
+			Oid			st = lfirst_oid(lc1);
+			int			want = lfirst_int(lc2);
+			int			held = st_lock_held(st);
+			LOCKTAG		tag;
+
+			if (held >= want)
+				continue;
+			if (held == 1)
+			{
+				/* an upgrade: see lock_stream_table */
+				lock_stream_table(st, false);
+				continue;
+			}
+			st_locktag(&tag, st);
+			(void) LockAcquire(&tag, want == 1 ? ShareLock : ExclusiveLock,
+							   false, false);
+			taken = lappend_oid(taken, st);
+			taken_modes = lappend_int(taken_modes, want);
+		}
+		if (taken == NIL)
+			return;
+
+		AcceptInvalidationMessages();
+		statement_modes(td, source, kind, ntuples, truncate, &sts2, &modes2);
+		if ((equal(sts, sts2) && equal(modes, modes2)) || attempt >= 3)
+		{
+			forboth(lc1, taken, lc2, taken_modes)
+			{
+				if (lfirst_int(lc2) == 2)
+					lock_row_update(lfirst_oid(lc1));
+			}
+			return;
+		}
+		forboth(lc1, taken, lc2, taken_modes)
+		{
+			LOCKTAG		tag;
+
+			st_locktag(&tag, lfirst_oid(lc1));
+			LockRelease(&tag, lfirst_int(lc2) == 1 ? ShareLock : ExclusiveLock, false);
+		}
+	}
 }
 
 /*
@@ -790,31 +1033,57 @@ st_depth(Oid relid, int guard)
 
 /*
  * current_args returns the stream tables named by the IMMEDIATE triggers
- * on source (NIL if it has none).
+ * on source (NIL if it has none).  It reads the relcache only.
  */
 static List *
 current_args(Oid source)
 {
-	Oid			trig = get_trigger_oid(source, "__pgt_ivm_ins", true);
 	List	   *result = NIL;
 	Relation	rel;
 	TriggerDesc *desc;
 
-	if (!OidIsValid(trig))
+	rel = try_relation_open(source, AccessShareLock);
+	if (rel == NULL)
 		return NIL;
-	rel = relation_open(source, AccessShareLock);
 	desc = rel->trigdesc;
 	for (int i = 0; desc != NULL && i < desc->numtriggers; i++)
 	{
 		Trigger    *t = &desc->triggers[i];
 
-		if (t->tgoid != trig)
+		if (strcmp(t->tgname, "__pgt_ivm_ins") != 0)
 			continue;
 		for (int j = 1; j < t->tgnargs; j++)
 			result = lappend_oid(result, atooid(t->tgargs[j]));
 	}
 	relation_close(rel, AccessShareLock);
 	return result;
+}
+
+/*
+ * pgt_ivm_lock_sources takes SHARE ROW EXCLUSIVE (what re-creating their
+ * triggers takes) on every table whose IMMEDIATE triggers name stream
+ * table st, and on their partitions and children, in OID order (base
+ * tables only).  A definition change or drop of st calls it, then takes
+ * st's maintenance lock, then locks st's relation: the order in which
+ * writers lock them (a source when the statement starts, the maintenance
+ * locks at its end, the stream table when they write it), so neither can
+ * hold what the other waits for.
+ */
+void
+pgt_ivm_lock_sources(Oid st)
+{
+	List	   *sources = pgt_catalog_ivm_trigger_tables(st);
+	ListCell   *lc;
+
+	foreach(lc, sources)
+	{
+		/* a stream table is written only by maintenance, after our lock */
+		if (get_rel_relkind(lfirst_oid(lc)) == '\0' ||
+			pgt_catalog_is_stream_table(lfirst_oid(lc)))
+			continue;
+		LockRelationOid(lfirst_oid(lc), ShareRowExclusiveLock);
+		(void) find_all_inheritors(lfirst_oid(lc), ShareRowExclusiveLock, NULL);
+	}
 }
 
 /*
@@ -855,9 +1124,16 @@ sync_all(void)
 				 "SELECT 1 FROM pgtrickle.pgt_stream_tables s "
 				 "WHERE s.pgt_relid = l.pgt_relid AND s.effective_refresh_mode = 'IMMEDIATE')",
 				 SPI_OK_DELETE);
+	/*
+	 * Existing rows filtered first: the arbiter of ON CONFLICT would wait
+	 * for every writer that updated its stream table's row (a deadlock when
+	 * that writer then writes a source whose triggers we re-create).
+	 */
 	pgt_spi_exec("INSERT INTO pgtrickle.pgt_ivm_locks (pgt_relid) "
 				 "SELECT s.pgt_relid FROM pgtrickle.pgt_stream_tables s "
 				 "WHERE s.effective_refresh_mode = 'IMMEDIATE' "
+				 "AND NOT EXISTS (SELECT 1 FROM pgtrickle.pgt_ivm_locks l "
+				 "WHERE l.pgt_relid = s.pgt_relid) "
 				 "ON CONFLICT DO NOTHING", SPI_OK_INSERT);
 	pgt_role_restore(&save);
 	SPI_finish();
