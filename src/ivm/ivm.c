@@ -156,6 +156,7 @@ typedef struct IvmPending
 	Oid			st;
 	Oid			source;
 	SubTransactionId subid;
+	CommandId	cid;			/* the statement's command */
 } IvmPending;
 
 static List *pending = NIL;
@@ -220,6 +221,7 @@ pgt_ivm_maintain(PG_FUNCTION_ARGS)
 			p->st = atooid(td->tg_trigger->tgargs[i]);
 			p->source = source;
 			p->subid = GetCurrentSubTransactionId();
+			p->cid = GetCurrentCommandId(false);
 			pending = lappend(pending, p);
 		}
 		MemoryContextSwitchTo(old);
@@ -287,35 +289,59 @@ pgt_ivm_maintain(PG_FUNCTION_ARGS)
 }
 
 /*
- * finish_pending removes the latest open statement of (st, source) and
- * says whether a statement on another source of st is still open.
+ * open_conflict says whether st has, besides the latest open statement of
+ * (st, source) (the one whose AFTER trigger runs), an open statement on
+ * another source, or one that encloses it: a statement of an earlier
+ * command, whose own change st does not reflect yet, still open (a user
+ * row trigger of an INSERT running an UPDATE of the same table: the
+ * UPDATE's AFTER statement trigger fires before the INSERT's).  *same
+ * says whether another statement of the same command on source is open
+ * (the steps of an upsert or MERGE).  With remove, that latest statement
+ * is taken off the list.
  */
 static bool
-finish_pending(Oid st, Oid source, bool *same)
+open_conflict(Oid st, Oid source, bool *same, bool remove)
 {
 	ListCell   *lc;
 	IvmPending *mine = NULL;
-	bool		other = false;
+	bool		conflict = false;
 	int			nsame = 0;
 
 	foreach(lc, pending)
 	{
 		IvmPending *p = lfirst(lc);
 
-		if (p->st != st)
-			continue;
-		if (p->source == source)
-		{
+		if (p->st == st && p->source == source)
 			mine = p;
-			nsame++;
-		}
-		else
-			other = true;
 	}
-	if (mine != NULL)
+	foreach(lc, pending)
+	{
+		IvmPending *p = lfirst(lc);
+
+		if (p->st != st || p == mine)
+			continue;
+		if (p->source != source)
+			conflict = true;
+		else if (mine != NULL && p->cid < mine->cid)
+			conflict = true;
+		else
+			nsame++;
+	}
+	if (mine != NULL && remove)
 		pending = list_delete_ptr(pending, mine);
-	*same = nsame > 1;
-	return other;
+	if (same != NULL)
+		*same = nsame > 0;
+	return conflict;
+}
+
+/*
+ * finish_pending removes the latest open statement of (st, source) and
+ * says whether st must be recomputed later instead (see open_conflict).
+ */
+static bool
+finish_pending(Oid st, Oid source, bool *same)
+{
+	return open_conflict(st, source, same, true);
 }
 
 static void
@@ -717,20 +743,11 @@ pgt_ivm_lock(Oid st)
 	lock_stream_table(st, false);
 }
 
-/* other_pending: is a statement on another source of st still open? */
+/* other_pending: must st be recomputed later (see open_conflict)? */
 static bool
 other_pending(Oid st, Oid source)
 {
-	ListCell   *lc;
-
-	foreach(lc, pending)
-	{
-		IvmPending *p = lfirst(lc);
-
-		if (p->st == st && p->source != source)
-			return true;
-	}
-	return false;
+	return open_conflict(st, source, NULL, false);
 }
 
 /*
