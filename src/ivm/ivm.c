@@ -162,6 +162,30 @@ typedef struct IvmPending
 static List *pending = NIL;
 static List *dirty = NIL;		/* stream tables to recompute */
 
+/*
+ * The steps of one query on one source (the DELETE and INSERT by which an
+ * upstream stream table's maintenance rewrites rows, the insert and update
+ * steps of an upsert, the actions of a MERGE) fire their AFTER triggers one
+ * after the other, each when all of them are done.  Applied one by one,
+ * each step's delta would take for the source's prior state its current
+ * rows minus its own change only, which still holds the other steps'
+ * changes: wrong for every delta that is not linear in the source (an
+ * outer join's null-extended rows, a group's existence, DISTINCT).  So the
+ * changed rows of all steps but the last are copied here, and the last
+ * step applies them all as one change.  Lives in TopTransactionContext.
+ */
+typedef struct IvmStash
+{
+	Oid			st;
+	Oid			source;
+	SubTransactionId subid;
+	Tuplestorestate *old_rows;
+	Tuplestorestate *new_rows;
+	int64		ntuples;
+} IvmStash;
+
+static List *stashes = NIL;
+
 static void maintain_one(TriggerData *td, Oid source, Oid st, IvmKind kind,
 						 int64 ntuples);
 static IvmPlan *get_plan(TriggerData *td, Oid source, Oid st, IvmKind kind,
@@ -182,6 +206,9 @@ static void ivm_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 								 SubTransactionId parentSubid, void *arg);
 static void register_callbacks(void);
 static bool finish_pending(Oid st, Oid source, bool *same);
+static IvmStash *find_stash(Oid st, Oid source);
+static void stash_rows(IvmStash **stash, Oid st, Oid source, TriggerData *td);
+static void apply_stash(IvmStash *stash, TriggerData *td, Oid source);
 static bool count_source_refs(Node *node, void *context);
 static List *immediate_readers(Oid source);
 static int	st_depth(Oid relid, int guard);
@@ -278,14 +305,137 @@ pgt_ivm_maintain(PG_FUNCTION_ARGS)
 		if (list_member_oid(dirty, st))
 		{
 			dirty = list_delete_oid(dirty, st);
+			stashes = list_delete_ptr(stashes, find_stash(st, source));
 			lock_stream_table(st, false);
 			pgt_refresh_immediate_full(st);
 			continue;
+		}
+		{
+			IvmStash   *stash = find_stash(st, source);
+
+			if (same)
+			{
+				/* another step of this query on source fires later */
+				if (ntuples > 0)
+					stash_rows(&stash, st, source, td);
+				continue;
+			}
+			if (stash != NULL)
+			{
+				/* the last step: all steps' rows as one change */
+				stash_rows(&stash, st, source, td);
+				stashes = list_delete_ptr(stashes, stash);
+				apply_stash(stash, td, source);
+				continue;
+			}
 		}
 		if (ntuples > 0)
 			maintain_one(td, source, st, kind, ntuples);
 	}
 	return PointerGetDatum(NULL);
+}
+
+static IvmStash *
+find_stash(Oid st, Oid source)
+{
+	ListCell   *lc;
+
+	foreach(lc, stashes)
+	{
+		IvmStash   *s = lfirst(lc);
+
+		if (s->st == st && s->source == source)
+			return s;
+	}
+	return NULL;
+}
+
+/* copy_rows appends the rows of transition table from to *to */
+static void
+copy_rows(Tuplestorestate **to, Tuplestorestate *from, Relation rel)
+{
+	TupleTableSlot *slot;
+	int			ptr;
+
+	if (from == NULL)
+		return;
+	if (*to == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+		*to = tuplestore_begin_heap(false, false, work_mem);
+		MemoryContextSwitchTo(old);
+	}
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
+	/* a read pointer of our own: the executor's stays where it was */
+	ptr = tuplestore_alloc_read_pointer(from, 0);
+	tuplestore_select_read_pointer(from, ptr);
+	tuplestore_rescan(from);
+	while (tuplestore_gettupleslot(from, true, false, slot))
+		tuplestore_puttupleslot(*to, slot);
+	tuplestore_select_read_pointer(from, 0);
+	ExecDropSingleTupleTableSlot(slot);
+}
+
+/* stash_rows adds td's changed rows to (st, source)'s stash */
+static void
+stash_rows(IvmStash **stash, Oid st, Oid source, TriggerData *td)
+{
+	if (*stash == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+		*stash = palloc0(sizeof(IvmStash));
+		(*stash)->st = st;
+		(*stash)->source = source;
+		(*stash)->subid = GetCurrentSubTransactionId();
+		stashes = lappend(stashes, *stash);
+		MemoryContextSwitchTo(old);
+	}
+	copy_rows(&(*stash)->old_rows, td->tg_oldtable, td->tg_relation);
+	copy_rows(&(*stash)->new_rows, td->tg_newtable, td->tg_relation);
+	if (td->tg_oldtable != NULL)
+		(*stash)->ntuples += tuplestore_tuple_count(td->tg_oldtable);
+	if (td->tg_newtable != NULL)
+		(*stash)->ntuples += tuplestore_tuple_count(td->tg_newtable);
+}
+
+/*
+ * apply_stash applies the rows of stash as one UPDATE-like change (old
+ * rows out, new rows in) of td's table, through the update statement's
+ * plan.
+ */
+static void
+apply_stash(IvmStash *stash, TriggerData *td, Oid source)
+{
+	TriggerData fake = *td;
+	Trigger		trig = *td->tg_trigger;
+
+	if (stash->ntuples == 0)
+		return;
+	if (stash->old_rows == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+		stash->old_rows = tuplestore_begin_heap(false, false, work_mem);
+		MemoryContextSwitchTo(old);
+	}
+	if (stash->new_rows == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+		stash->new_rows = tuplestore_begin_heap(false, false, work_mem);
+		MemoryContextSwitchTo(old);
+	}
+	trig.tgoldtable = "__pgt_old";
+	trig.tgnewtable = "__pgt_new";
+	fake.tg_trigger = &trig;
+	fake.tg_event = (td->tg_event & ~TRIGGER_EVENT_OPMASK) | TRIGGER_EVENT_UPDATE;
+	fake.tg_oldtable = stash->old_rows;
+	fake.tg_newtable = stash->new_rows;
+	maintain_one(&fake, source, stash->st, IVM_UPDATE, stash->ntuples);
+	tuplestore_end(stash->old_rows);
+	tuplestore_end(stash->new_rows);
 }
 
 /*
@@ -369,6 +519,13 @@ ivm_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 
 		if (p->subid == mySubid)
 			pending = foreach_delete_current(pending, lc);
+	}
+	foreach(lc, stashes)
+	{
+		IvmStash   *p = lfirst(lc);
+
+		if (p->subid == mySubid)
+			stashes = foreach_delete_current(stashes, lc);
 	}
 }
 
@@ -801,7 +958,7 @@ statement_modes(TriggerData *td, Oid source, IvmKind kind, int64 ntuples,
 		{
 			IvmPlan    *entry;
 
-			if (ntuples == 0)
+			if (ntuples == 0 && find_stash(st, source) == NULL)
 				continue;		/* nothing to maintain */
 			entry = get_plan(td, source, st, kind, large);
 			if (entry->plan == NULL && !entry->recompute)
@@ -978,6 +1135,7 @@ ivm_xact_callback(XactEvent event, void *arg)
 		group_locks_held = 0;
 		pending = NIL;			/* the lists went with TopTransactionContext */
 		dirty = NIL;
+		stashes = NIL;
 	}
 }
 

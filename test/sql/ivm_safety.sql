@@ -95,6 +95,87 @@ INSERT INTO sf_src VALUES (31, 2, 4);
 SELECT * FROM sf_check();
 DROP TRIGGER "A_sf_before" ON sf_src;
 
+
+--
+-- 10(e): the steps of one query on one source -- the DELETE and INSERT by
+-- which an IMMEDIATE stream table's maintenance rewrites its changed rows,
+-- the insert and update steps of an upsert, the actions of a MERGE -- fire
+-- their AFTER triggers one after the other, when all are done.  Applied
+-- one by one, each step took for the prior state the current rows minus
+-- its own change only (still holding the other steps' changes): wrong for
+-- deltas that are not linear in the source (a LEFT JOIN's null-extended
+-- rows, a group's existence, DISTINCT).  They are applied as one change.
+--
+CREATE TABLE sc_t (id int PRIMARY KEY, k int NOT NULL, v int NOT NULL);
+CREATE TABLE sc_d (k int PRIMARY KEY, name text NOT NULL);
+INSERT INTO sc_d SELECT g, 'd' || g FROM generate_series(0, 6) g;
+INSERT INTO sc_t SELECT i, i % 4, i FROM generate_series(1, 12) i;
+INSERT INTO sc_t VALUES (50, 5, 1);
+-- upstreams: a join (keyed) and a grouped aggregate
+SELECT pgtrickle.create_stream_table(name => 'sc_upj',
+    query => 'SELECT t.id, t.k, d.name, t.v FROM sc_t t JOIN sc_d d USING (k)', refresh_mode => 'IMMEDIATE');
+SELECT pgtrickle.create_stream_table(name => 'sc_upg',
+    query => 'SELECT k, sum(v) AS s, count(*) AS n FROM sc_t GROUP BY k', refresh_mode => 'IMMEDIATE');
+-- downstreams
+SELECT pgtrickle.create_stream_table(name => 'sc_lj_grp',
+    query => 'SELECT d.k, count(u.id) AS c, sum(u.v) AS s FROM sc_d d LEFT JOIN sc_upj u USING (k) GROUP BY d.k', refresh_mode => 'IMMEDIATE');
+SELECT pgtrickle.create_stream_table(name => 'sc_lj_rows',
+    query => 'SELECT d.k, u.id, u.v FROM sc_d d LEFT JOIN sc_upj u USING (k)', refresh_mode => 'IMMEDIATE');
+SELECT pgtrickle.create_stream_table(name => 'sc_lj_agg',
+    query => 'SELECT d.name, count(g.k) AS c, sum(g.s) AS s FROM sc_d d LEFT JOIN sc_upg g USING (k) GROUP BY d.name', refresh_mode => 'IMMEDIATE');
+SELECT pgtrickle.create_stream_table(name => 'sc_dist',
+    query => 'SELECT DISTINCT k, v % 2 AS odd FROM sc_upj', refresh_mode => 'IMMEDIATE');
+SELECT pgtrickle.create_stream_table(name => 'sc_ij_grp',
+    query => 'SELECT d.k, count(u.id) AS c, sum(u.v) AS s FROM sc_d d JOIN sc_upj u USING (k) GROUP BY d.k', refresh_mode => 'IMMEDIATE');
+-- a LEFT JOIN over the source itself, written by upserts and MERGE
+SELECT pgtrickle.create_stream_table(name => 'sc_lj_src',
+    query => 'SELECT d.k, count(t.id) AS c, max(t.v) AS hi FROM sc_d d LEFT JOIN sc_t t USING (k) GROUP BY d.k', refresh_mode => 'IMMEDIATE');
+CREATE FUNCTION sc_check() RETURNS TABLE (st text, result text)
+LANGUAGE sql AS $$
+    SELECT s, pgt_check(s::regclass)
+      FROM unnest(ARRAY['sc_upj', 'sc_upg', 'sc_lj_grp', 'sc_lj_rows', 'sc_lj_agg',
+                        'sc_dist', 'sc_ij_grp', 'sc_lj_src']) s
+$$;
+-- the reported shape: a source of the upstream updated
+UPDATE sc_t SET v = 0 WHERE id = 50;
+SELECT * FROM sc_check();
+SELECT k, c, s FROM sc_lj_grp WHERE k = 5;
+UPDATE sc_t SET v = v + 1;
+SELECT * FROM sc_check();
+UPDATE sc_t SET k = 6 WHERE id IN (1, 50);
+SELECT * FROM sc_check();
+UPDATE sc_d SET name = name || 'x' WHERE k IN (1, 6);
+SELECT * FROM sc_check();
+DELETE FROM sc_t WHERE k = 3;
+INSERT INTO sc_t VALUES (60, 3, 2), (61, 3, 5);
+SELECT * FROM sc_check();
+-- an upsert: insert and update steps
+INSERT INTO sc_t VALUES (60, 4, 9), (70, 4, 1), (71, 0, 3)
+    ON CONFLICT (id) DO UPDATE SET k = EXCLUDED.k, v = EXCLUDED.v;
+SELECT * FROM sc_check();
+-- a MERGE deleting some rows and inserting others of the same groups
+MERGE INTO sc_t t
+USING (VALUES (60, 4, 0), (61, 3, 0), (80, 3, 7), (81, 2, 8)) AS m(id, k, v) ON t.id = m.id
+WHEN MATCHED AND m.v = 0 THEN DELETE
+WHEN MATCHED THEN UPDATE SET v = m.v
+WHEN NOT MATCHED THEN INSERT VALUES (m.id, m.k, m.v);
+SELECT * FROM sc_check();
+-- in a transaction with a savepoint rolled back in between
+BEGIN;
+UPDATE sc_t SET v = v * 2 WHERE k = 2;
+SAVEPOINT a;
+UPDATE sc_t SET k = 1 WHERE k = 2;
+ROLLBACK TO SAVEPOINT a;
+UPDATE sc_t SET k = 5 WHERE id = 81;
+SELECT * FROM sc_check();
+COMMIT;
+SELECT * FROM sc_check();
+SELECT pgtrickle.drop_stream_table(s)
+  FROM unnest(ARRAY['sc_lj_grp', 'sc_lj_rows', 'sc_lj_agg', 'sc_dist', 'sc_ij_grp',
+                    'sc_lj_src', 'sc_upj', 'sc_upg']) s;
+DROP FUNCTION sc_check();
+DROP TABLE sc_t, sc_d;
+
 SELECT pgtrickle.drop_stream_table(s) FROM unnest(ARRAY['sf_agg', 'sf_rows', 'sf_dist', 'sf_join']) s;
 DROP FUNCTION sf_check(), sf_bump(), sf_prune(), sf_replace(), sf_after_stmt();
 DROP TABLE sf_src, sf_dim;
