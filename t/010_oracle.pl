@@ -467,6 +467,14 @@ my @SHAPES = (
 	{ name => 'tpch_q13_like', query => "SELECT n, count(*) AS ncust FROM (SELECT c.id, count(o.id) AS n FROM customers c LEFT JOIN orders o ON o.cust_id = c.id AND o.status <> 'closed' GROUP BY c.id) s GROUP BY n" },
 	{ name => 'tpch_q18_like', query => 'SELECT c.name, o.id, o.amount, s.tq FROM customers c JOIN orders o ON o.cust_id = c.id JOIN (SELECT order_id, sum(qty) AS tq FROM items GROUP BY order_id HAVING sum(qty) > 4) s ON s.order_id = o.id' },
 	{ name => 'tpch_like_from_empty', query => "SELECT c.region, o.status, count(i.*) AS nitems, sum(i.qty * i.price) AS revenue FROM customers c JOIN orders o ON o.cust_id = c.id LEFT JOIN items i ON i.order_id = o.id GROUP BY c.region, o.status", empty => [ 'customers', 'orders', 'items' ] },
+	# issue 12 (h3): over an IMMEDIATE stream table (created by the setup):
+	# an upstream's maintenance rewrites its changed rows (DELETE + INSERT in
+	# one statement), which a downstream must take as one change (10(e))
+	{ name => 'h3_chain_left_join_group', setup => "SELECT pgtrickle.create_stream_table(name => 'h3_up_oc', query => 'SELECT o.id, o.cust_id, o.amount, c.region FROM orders o JOIN customers c ON c.id = o.cust_id', refresh_mode => 'IMMEDIATE');", query => 'SELECT c.id AS cid, count(u.id) AS n, sum(u.amount) AS total FROM customers c LEFT JOIN h3_up_oc u ON u.cust_id = c.id GROUP BY c.id' },
+	{ name => 'h3_chain_left_join_rows', setup => "SELECT pgtrickle.create_stream_table(name => 'h3_up_oc', query => 'SELECT o.id, o.cust_id, o.amount, c.region FROM orders o JOIN customers c ON c.id = o.cust_id', refresh_mode => 'IMMEDIATE');", query => 'SELECT c.id AS cid, c.name, u.id AS oid, u.amount FROM customers c LEFT JOIN h3_up_oc u ON u.cust_id = c.id' },
+	{ name => 'h3_chain_distinct', setup => "SELECT pgtrickle.create_stream_table(name => 'h3_up_oc', query => 'SELECT o.id, o.cust_id, o.amount, c.region FROM orders o JOIN customers c ON c.id = o.cust_id', refresh_mode => 'IMMEDIATE');", query => 'SELECT DISTINCT region, cust_id FROM h3_up_oc' },
+	{ name => 'h3_chain_agg_left_join', setup => "SELECT pgtrickle.create_stream_table(name => 'h3_up_g', query => 'SELECT cust_id, count(*) AS n, sum(amount) AS s FROM orders GROUP BY cust_id', refresh_mode => 'IMMEDIATE');", query => 'SELECT c.region, count(g.cust_id) AS k, sum(g.s) AS s, sum(g.n) AS n FROM customers c LEFT JOIN h3_up_g g ON g.cust_id = c.id GROUP BY c.region' },
+	{ name => 'h3_chain_source_and_upstream', setup => "SELECT pgtrickle.create_stream_table(name => 'h3_up_g', query => 'SELECT cust_id, count(*) AS n, sum(amount) AS s FROM orders GROUP BY cust_id', refresh_mode => 'IMMEDIATE');", query => 'SELECT o.id, o.amount, g.n, g.s FROM orders o LEFT JOIN h3_up_g g ON g.cust_id = o.cust_id' },
 );
 
 {
