@@ -29,19 +29,34 @@
  *	  Concurrency.  A delta reads other tables (join partners, the rows of
  *	  a group) and must see every change that the stream table already
  *	  reflects, and no change it does not.  Each stream table therefore
- *	  has a lock row in pgtrickle.pgt_ivm_locks that maintenance updates
- *	  before it computes the delta.  The update waits for a concurrent
- *	  maintainer to commit; in READ COMMITTED the delta statement that
- *	  follows takes a new snapshot and so sees what that maintainer
- *	  committed; in REPEATABLE READ and SERIALIZABLE an update of a row a
- *	  concurrent transaction changed is a serialization failure, which is
- *	  exactly the case where our snapshot would miss the other's change.
+ *	  has a maintenance lock (a heavyweight lock with a tag of its own),
+ *	  held to commit: a maintainer waits for a concurrent one to commit,
+ *	  and in READ COMMITTED the delta statement that follows takes a new
+ *	  snapshot and so sees what that one committed.  Whoever takes it
+ *	  exclusively also updates the stream table's row in
+ *	  pgtrickle.pgt_ivm_locks: in REPEATABLE READ and SERIALIZABLE that
+ *	  update fails to serialize exactly when our snapshot would miss the
+ *	  other's change.
  *
  *	  Stream tables over one source whose delta needs nothing but the
  *	  changed rows' own groups (a grouped aggregate over one table) take
- *	  the lock row in share mode instead, and one transaction-level lock
- *	  per touched group (in key-hash order, so two statements cannot
- *	  deadlock on them): writers of different groups proceed in parallel.
+ *	  the lock in share mode instead, and one transaction-level lock per
+ *	  touched group: writers of different groups proceed in parallel.
+ *
+ *	  Order (lock_statement).  Before a statement's change is applied to
+ *	  anything, every maintenance lock it may need -- its trigger's stream
+ *	  tables and all maintained from their changes in nested statements --
+ *	  is taken, by OID; groups follow, per stream table in key-hash order.
+ *	  A shared lock is never made exclusive (only a TRUNCATE, refresh,
+ *	  ATTACH/DETACH or lost privilege after group-locked writes of the same
+ *	  transaction do).  Definition changes and drops take the sources,
+ *	  then the maintenance lock, then the stream table, as writers do.
+ *
+ *	  Nested and sibling statements (IvmPending, IvmStash).  A statement
+ *	  run while another on a source of the same stream table is open (a
+ *	  user trigger) cannot be applied first: the stream table is recomputed
+ *	  by the last.  The steps of one query on one source are applied
+ *	  together, as one change, by the last step's trigger.
  *
  *	  Maintenance runs as the stream table's owner in a security-restricted
  *	  operation with search_path locked, like a refresh; the transition
