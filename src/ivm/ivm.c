@@ -563,6 +563,8 @@ maintain_one(TriggerData *td, Oid source, Oid st, IvmKind kind, int64 ntuples)
 	 * the plan built after that lock was held (and any definition change
 	 * before it accepted), so they are the current definition's.
 	 */
+	if (entry->plan == NULL && !entry->recompute)
+		return;					/* the change cannot reach this stream table */
 	grouped = st_lock_held(st) == 1;
 	if (grouped && (entry->keys_plan == NULL || entry->recompute))
 	{
