@@ -81,6 +81,7 @@ static bool str_equal(const char *a, const char *b);
 static void drop_recursive(Oid relid, bool cascade);
 static void check_can_read(PgtAnalysis *analysis);
 static void record_definition(PgtStreamTable *st);
+static void lock_immediate_for_change(RangeVar *rv);
 
 /*
  * pgt_st_create creates stream table name defined by query.
@@ -135,6 +136,7 @@ pgt_st_create(const char *name, const char *query, PgtSettingsArgs *args,
 			PgtStreamTable *cur;
 			PgtSettings new_settings;
 
+			lock_immediate_for_change(rv);
 			existing = resolve_rv(rv, name, AccessExclusiveLock, true);
 			cur = pgt_catalog_get(existing, true);
 			if (strcmp(cur->effective_refresh_mode, "IMMEDIATE") == 0)
@@ -222,10 +224,13 @@ pgt_st_alter(const char *name, const char *query, PgtSettingsArgs *args,
 	PgtStreamTable *st;
 	char	   *stname;
 	char	   *new_status = NULL;
+	RangeVar   *rv;
 
 	pgt_refuse_read_only("alter", name);
-	relid = pgt_st_resolve(name, query ? AccessExclusiveLock : ShareUpdateExclusiveLock,
-						   true);
+	rv = pgt_parse_name(name);
+	lock_immediate_for_change(rv);
+	relid = resolve_rv(rv, name, query ? AccessExclusiveLock : ShareUpdateExclusiveLock,
+					   true);
 	stname = pgt_relation_display_name(relid);
 	st = pgt_catalog_get(relid, true);
 	/* writers maintaining it wait, and see the new definition afterwards */
@@ -284,10 +289,12 @@ void
 pgt_st_drop(const char *name, bool cascade)
 {
 	Oid			relid;
+	RangeVar   *rv;
 
 	pgt_refuse_read_only("drop", name);
-	relid = pgt_st_resolve(name, AccessExclusiveLock, true);
-
+	rv = pgt_parse_name(name);
+	lock_immediate_for_change(rv);
+	relid = resolve_rv(rv, name, AccessExclusiveLock, true);
 	drop_recursive(relid, cascade);
 	pgt_cdc_release_unused();
 	pgt_ivm_sync();
@@ -408,6 +415,29 @@ pgt_st_export_definition(const char *name)
 						 float8out_internal(s->max_delta_fraction));
 	appendStringInfoString(&buf, "\n);");
 	return buf.data;
+}
+
+/*
+ * lock_immediate_for_change takes, for a definition change or drop of
+ * stream table name when it is IMMEDIATE and owned by the current user,
+ * the locks its writers take, in their order: its sources, then its
+ * maintenance lock (see pgt_ivm_lock_sources).  The caller then locks the
+ * stream table itself.
+ */
+static void
+lock_immediate_for_change(RangeVar *rv)
+{
+	Oid			relid = RangeVarGetRelid(rv, NoLock, true);
+	PgtStreamTable *st;
+
+	if (!OidIsValid(relid) || !pgt_catalog_is_stream_table(relid) ||
+		!pgt_compat_class_ownercheck(relid, GetUserId()))
+		return;					/* pgt_st_resolve says why */
+	st = pgt_catalog_get(relid, false);
+	if (st == NULL || strcmp(st->effective_refresh_mode, "IMMEDIATE") != 0)
+		return;
+	pgt_ivm_lock_sources(relid);
+	pgt_ivm_lock(relid);
 }
 
 /*

@@ -516,6 +516,14 @@ my @SHAPES = (
 	{ name => 'citext_is_distinct', query => "SELECT id, name FROM people WHERE name IS DISTINCT FROM 'ann'" },
 	{ name => 'citext_nullif_case', query => "SELECT id, NULLIF(city, 'oslo') AS c, CASE name WHEN 'bob' THEN 1 WHEN 'ann' THEN 2 ELSE 0 END AS k FROM people" },
 	{ name => 'citext_distinct_group', query => "SELECT name IS DISTINCT FROM city AS differ, count(*) AS n FROM people GROUP BY 1" },
+	# issue 12 (h3): over an IMMEDIATE stream table (created by the setup):
+	# an upstream's maintenance rewrites its changed rows (DELETE + INSERT in
+	# one statement), which a downstream must take as one change (10(e))
+	{ name => 'h3_chain_left_join_group', setup => "SELECT pgtrickle.create_stream_table(name => 'h3_up_oc', query => 'SELECT o.id, o.cust_id, o.amount, c.region FROM orders o JOIN customers c ON c.id = o.cust_id', refresh_mode => 'IMMEDIATE');", query => 'SELECT c.id AS cid, count(u.id) AS n, sum(u.amount) AS total FROM customers c LEFT JOIN h3_up_oc u ON u.cust_id = c.id GROUP BY c.id' },
+	{ name => 'h3_chain_left_join_rows', setup => "SELECT pgtrickle.create_stream_table(name => 'h3_up_oc', query => 'SELECT o.id, o.cust_id, o.amount, c.region FROM orders o JOIN customers c ON c.id = o.cust_id', refresh_mode => 'IMMEDIATE');", query => 'SELECT c.id AS cid, c.name, u.id AS oid, u.amount FROM customers c LEFT JOIN h3_up_oc u ON u.cust_id = c.id' },
+	{ name => 'h3_chain_distinct', setup => "SELECT pgtrickle.create_stream_table(name => 'h3_up_oc', query => 'SELECT o.id, o.cust_id, o.amount, c.region FROM orders o JOIN customers c ON c.id = o.cust_id', refresh_mode => 'IMMEDIATE');", query => 'SELECT DISTINCT region, cust_id FROM h3_up_oc' },
+	{ name => 'h3_chain_agg_left_join', setup => "SELECT pgtrickle.create_stream_table(name => 'h3_up_g', query => 'SELECT cust_id, count(*) AS n, sum(amount) AS s FROM orders GROUP BY cust_id', refresh_mode => 'IMMEDIATE');", query => 'SELECT c.region, count(g.cust_id) AS k, sum(g.s) AS s, sum(g.n) AS n FROM customers c LEFT JOIN h3_up_g g ON g.cust_id = c.id GROUP BY c.region' },
+	{ name => 'h3_chain_source_and_upstream', setup => "SELECT pgtrickle.create_stream_table(name => 'h3_up_g', query => 'SELECT cust_id, count(*) AS n, sum(amount) AS s FROM orders GROUP BY cust_id', refresh_mode => 'IMMEDIATE');", query => 'SELECT o.id, o.amount, g.n, g.s FROM orders o LEFT JOIN h3_up_g g ON g.cust_id = o.cust_id' },
 );
 
 {

@@ -75,6 +75,7 @@ extern List *pgt_catalog_captured_sources(int64 pgt_id);
 extern List *pgt_catalog_stream_sources(Oid relid);
 extern List *pgt_catalog_immediate_readers(Oid source);
 extern List *pgt_catalog_immediate_sources(void);
+extern List *pgt_catalog_ivm_trigger_tables(Oid st);
 extern void pgt_catalog_trim_buffers(List *sources);
 extern int64 pgt_catalog_history_start(int64 pgt_id);
 extern void pgt_catalog_fail_interrupted(void);

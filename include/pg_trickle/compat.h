@@ -90,4 +90,11 @@
 	} while (0)
 #endif
 
+/* is a lock held by this transaction in that mode? 17 added orstronger */
+#if PG_VERSION_NUM >= 170000
+#define pgt_compat_lock_held_by_me(tag, mode) LockHeldByMe((tag), (mode), false)
+#else
+#define pgt_compat_lock_held_by_me(tag, mode) LockHeldByMe((tag), (mode))
+#endif
+
 #endif							/* PG_TRICKLE_COMPAT_H */

@@ -15,11 +15,14 @@
 
 /* field 4 of pg_trickle's group-lock tags (SQL advisory locks use 1 and 2) */
 #define PGT_IVM_LOCKTAG_CLASS 0x7074
+/* field 4 of the tags of stream tables' maintenance locks */
+#define PGT_IVM_ST_LOCKTAG_CLASS 0x7075
 
 extern void pgt_ivm_sync(void);
 extern void pgt_ivm_sync_locks(void);
 extern void pgt_ivm_add_lock_row(Oid st);
 extern void pgt_ivm_lock(Oid st);
+extern void pgt_ivm_lock_sources(Oid st);
 extern void pgt_ivm_forget(Oid st);
 extern void pgt_ivm_adopt_child(Oid child);
 extern void pgt_ivm_release_child(Oid child);

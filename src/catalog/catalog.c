@@ -529,6 +529,22 @@ pgt_catalog_immediate_sources(void)
 }
 
 /*
+ * pgt_catalog_ivm_trigger_tables returns the tables (roots of partitions)
+ * whose IMMEDIATE triggers name stream table st, in OID order.
+ */
+List *
+pgt_catalog_ivm_trigger_tables(Oid st)
+{
+	return oid_list("SELECT t.tgrelid FROM pg_catalog.pg_trigger t "
+					"WHERE t.tgname = '__pgt_ivm_ins' AND pg_catalog.split_part("
+					"pg_catalog.encode(t.tgargs, 'escape'), '\\000', 1)::pg_catalog.oid = t.tgrelid "
+					"AND $1::pg_catalog.text = ANY (pg_catalog.string_to_array("
+					"pg_catalog.encode(t.tgargs, 'escape'), '\\000')) "
+					"ORDER BY t.tgrelid",
+					OIDOID, ObjectIdGetDatum(st));
+}
+
+/*
  * pgt_catalog_stream_sources returns the relids of the stream tables that
  * stream table relid reads directly.
  */

@@ -32,19 +32,34 @@
  *	  Concurrency.  A delta reads other tables (join partners, the rows of
  *	  a group) and must see every change that the stream table already
  *	  reflects, and no change it does not.  Each stream table therefore
- *	  has a lock row in pgtrickle.pgt_ivm_locks that maintenance updates
- *	  before it computes the delta.  The update waits for a concurrent
- *	  maintainer to commit; in READ COMMITTED the delta statement that
- *	  follows takes a new snapshot and so sees what that maintainer
- *	  committed; in REPEATABLE READ and SERIALIZABLE an update of a row a
- *	  concurrent transaction changed is a serialization failure, which is
- *	  exactly the case where our snapshot would miss the other's change.
+ *	  has a maintenance lock (a heavyweight lock with a tag of its own),
+ *	  held to commit: a maintainer waits for a concurrent one to commit,
+ *	  and in READ COMMITTED the delta statement that follows takes a new
+ *	  snapshot and so sees what that one committed.  Whoever takes it
+ *	  exclusively also updates the stream table's row in
+ *	  pgtrickle.pgt_ivm_locks: in REPEATABLE READ and SERIALIZABLE that
+ *	  update fails to serialize exactly when our snapshot would miss the
+ *	  other's change.
  *
  *	  Stream tables over one source whose delta needs nothing but the
  *	  changed rows' own groups (a grouped aggregate over one table) take
- *	  the lock row in share mode instead, and one transaction-level lock
- *	  per touched group (in key-hash order, so two statements cannot
- *	  deadlock on them): writers of different groups proceed in parallel.
+ *	  the lock in share mode instead, and one transaction-level lock per
+ *	  touched group: writers of different groups proceed in parallel.
+ *
+ *	  Order (lock_statement).  Before a statement's change is applied to
+ *	  anything, every maintenance lock it may need -- its trigger's stream
+ *	  tables and all maintained from their changes in nested statements --
+ *	  is taken, by OID; groups follow, per stream table in key-hash order.
+ *	  A shared lock is never made exclusive (only a TRUNCATE, refresh,
+ *	  ATTACH/DETACH or lost privilege after group-locked writes of the same
+ *	  transaction do).  Definition changes and drops take the sources,
+ *	  then the maintenance lock, then the stream table, as writers do.
+ *
+ *	  Nested and sibling statements (IvmPending, IvmStash).  A statement
+ *	  run while another on a source of the same stream table is open (a
+ *	  user trigger) cannot be applied first: the stream table is recomputed
+ *	  by the last.  The steps of one query on one source are applied
+ *	  together, as one change, by the last step's trigger.
  *
  *	  Maintenance runs as the stream table's owner in a security-restricted
  *	  operation with search_path locked, like a refresh; the transition
@@ -88,6 +103,7 @@
 
 #include "pg_trickle/analyze.h"
 #include "pg_trickle/catalog.h"
+#include "pg_trickle/compat.h"
 #include "pg_trickle/dvm.h"
 #include "pg_trickle/ivm.h"
 #include "pg_trickle/pg_trickle.h"
@@ -177,10 +193,35 @@ typedef struct IvmPending
 	Oid			st;
 	Oid			source;
 	SubTransactionId subid;
+	CommandId	cid;			/* the statement's command */
 } IvmPending;
 
 static List *pending = NIL;
 static List *dirty = NIL;		/* stream tables to recompute */
+
+/*
+ * The steps of one query on one source (the DELETE and INSERT by which an
+ * upstream stream table's maintenance rewrites rows, the insert and update
+ * steps of an upsert, the actions of a MERGE) fire their AFTER triggers one
+ * after the other, each when all of them are done.  Applied one by one,
+ * each step's delta would take for the source's prior state its current
+ * rows minus its own change only, which still holds the other steps'
+ * changes: wrong for every delta that is not linear in the source (an
+ * outer join's null-extended rows, a group's existence, DISTINCT).  So the
+ * changed rows of all steps but the last are copied here, and the last
+ * step applies them all as one change.  Lives in TopTransactionContext.
+ */
+typedef struct IvmStash
+{
+	Oid			st;
+	Oid			source;
+	SubTransactionId subid;
+	Tuplestorestate *old_rows;
+	Tuplestorestate *new_rows;
+	int64		ntuples;
+} IvmStash;
+
+static List *stashes = NIL;
 
 static void maintain_one(TriggerData *td, Oid source, Oid st, IvmKind kind,
 						 int64 ntuples);
@@ -188,6 +229,13 @@ static IvmPlan *get_plan(TriggerData *td, Oid source, Oid st, IvmKind kind,
 						 bool large);
 static void build_plan(IvmPlan *entry, TriggerData *td, Oid source);
 static void lock_stream_table(Oid st, bool shared);
+static void lock_statement(TriggerData *td, Oid source, IvmKind kind,
+						   int64 ntuples, bool truncate);
+static int	st_lock_held(Oid st);
+static void lock_row_update(Oid st);
+static bool other_pending(Oid st, Oid source);
+static void add_closure(List **sts, Oid st, int guard);
+static List *current_args(Oid source);
 static void lock_groups(IvmPlan *entry, TriggerData *td);
 static void plan_inval(Datum arg, Oid relid);
 static void ivm_xact_callback(XactEvent event, void *arg);
@@ -197,6 +245,9 @@ static void register_callbacks(void);
 static IvmTargets *get_targets(Oid firing);
 static void targets_inval(Datum arg, Oid relid);
 static bool finish_pending(Oid st, Oid source, bool *same);
+static IvmStash *find_stash(Oid st, Oid source);
+static void stash_rows(IvmStash **stash, Oid st, Oid source, TriggerData *td);
+static void apply_stash(IvmStash *stash, TriggerData *td, Oid source);
 static bool count_source_refs(Node *node, void *context);
 static List *immediate_readers(Oid source);
 static int	st_depth(Oid relid, int guard);
@@ -214,6 +265,7 @@ pgt_ivm_maintain(PG_FUNCTION_ARGS)
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	Oid			source;
 	IvmTargets *targets;
+	List	   *readers;
 	ListCell   *lc;
 	IvmKind		kind;
 	int64		ntuples = 0;
@@ -229,17 +281,20 @@ pgt_ivm_maintain(PG_FUNCTION_ARGS)
 	if (!OidIsValid(targets->source))
 		return PointerGetDatum(NULL);	/* not (or not yet) maintained */
 	source = targets->source;
+	/* a copy: an invalidation while locking may rebuild the cached one */
+	readers = list_copy(targets->readers);
 	if (TRIGGER_FIRED_BEFORE(td->tg_event))
 	{
 		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
 
-		foreach(lc, targets->readers)
+		foreach(lc, readers)
 		{
 			IvmPending *p = palloc(sizeof(IvmPending));
 
 			p->st = lfirst_oid(lc);
 			p->source = source;
 			p->subid = GetCurrentSubTransactionId();
+			p->cid = GetCurrentCommandId(false);
 			pending = lappend(pending, p);
 		}
 		MemoryContextSwitchTo(old);
@@ -247,7 +302,8 @@ pgt_ivm_maintain(PG_FUNCTION_ARGS)
 	}
 	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
 	{
-		foreach(lc, targets->readers)
+		lock_statement(td, source, IVM_DELETE, 0, true);
+		foreach(lc, readers)
 		{
 			Oid			st = lfirst_oid(lc);
 
@@ -268,7 +324,9 @@ pgt_ivm_maintain(PG_FUNCTION_ARGS)
 	if (td->tg_newtable != NULL)
 		ntuples += tuplestore_tuple_count(td->tg_newtable);
 
-	foreach(lc, targets->readers)
+	/* every lock this statement's maintenance needs, in the global order */
+	lock_statement(td, source, kind, ntuples, false);
+	foreach(lc, readers)
 	{
 		Oid			st = lfirst_oid(lc);
 		bool		same;
@@ -293,14 +351,99 @@ pgt_ivm_maintain(PG_FUNCTION_ARGS)
 		if (list_member_oid(dirty, st))
 		{
 			dirty = list_delete_oid(dirty, st);
+			stashes = list_delete_ptr(stashes, find_stash(st, source));
 			lock_stream_table(st, false);
 			pgt_refresh_immediate_full(st);
 			continue;
+		}
+		{
+			IvmStash   *stash = find_stash(st, source);
+
+			if (same)
+			{
+				/* another step of this query on source fires later */
+				if (ntuples > 0)
+					stash_rows(&stash, st, source, td);
+				continue;
+			}
+			if (stash != NULL)
+			{
+				/* the last step: all steps' rows as one change */
+				stash_rows(&stash, st, source, td);
+				stashes = list_delete_ptr(stashes, stash);
+				apply_stash(stash, td, source);
+				continue;
+			}
 		}
 		if (ntuples > 0)
 			maintain_one(td, source, st, kind, ntuples);
 	}
 	return PointerGetDatum(NULL);
+}
+
+static IvmStash *
+find_stash(Oid st, Oid source)
+{
+	ListCell   *lc;
+
+	foreach(lc, stashes)
+	{
+		IvmStash   *s = lfirst(lc);
+
+		if (s->st == st && s->source == source)
+			return s;
+	}
+	return NULL;
+}
+
+/* copy_rows appends the rows of transition table from to *to */
+static void
+copy_rows(Tuplestorestate **to, Tuplestorestate *from, Relation rel)
+{
+	TupleTableSlot *slot;
+	int			ptr;
+
+	if (from == NULL)
+		return;
+	if (*to == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+		*to = tuplestore_begin_heap(false, false, work_mem);
+		MemoryContextSwitchTo(old);
+	}
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
+	/* a read pointer of our own: the executor's stays where it was */
+	ptr = tuplestore_alloc_read_pointer(from, 0);
+	tuplestore_select_read_pointer(from, ptr);
+	tuplestore_rescan(from);
+	while (tuplestore_gettupleslot(from, true, false, slot))
+		tuplestore_puttupleslot(*to, slot);
+	tuplestore_select_read_pointer(from, 0);
+	ExecDropSingleTupleTableSlot(slot);
+}
+
+/* stash_rows adds td's changed rows to (st, source)'s stash */
+static void
+stash_rows(IvmStash **stash, Oid st, Oid source, TriggerData *td)
+{
+	if (*stash == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+		*stash = palloc0(sizeof(IvmStash));
+		(*stash)->st = st;
+		(*stash)->source = source;
+		(*stash)->subid = GetCurrentSubTransactionId();
+		stashes = lappend(stashes, *stash);
+		MemoryContextSwitchTo(old);
+	}
+	copy_rows(&(*stash)->old_rows, td->tg_oldtable, td->tg_relation);
+	copy_rows(&(*stash)->new_rows, td->tg_newtable, td->tg_relation);
+	if (td->tg_oldtable != NULL)
+		(*stash)->ntuples += tuplestore_tuple_count(td->tg_oldtable);
+	if (td->tg_newtable != NULL)
+		(*stash)->ntuples += tuplestore_tuple_count(td->tg_newtable);
 }
 
 /*
@@ -373,35 +516,97 @@ targets_inval(Datum arg, Oid relid)
 }
 
 /*
- * finish_pending removes the latest open statement of (st, source) and
- * says whether a statement on another source of st is still open.
+ * apply_stash applies the rows of stash as one UPDATE-like change (old
+ * rows out, new rows in) of td's table, through the update statement's
+ * plan.
+ */
+static void
+apply_stash(IvmStash *stash, TriggerData *td, Oid source)
+{
+	TriggerData fake = *td;
+	Trigger		trig = *td->tg_trigger;
+
+	if (stash->ntuples == 0)
+		return;
+	if (stash->old_rows == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+		stash->old_rows = tuplestore_begin_heap(false, false, work_mem);
+		MemoryContextSwitchTo(old);
+	}
+	if (stash->new_rows == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+		stash->new_rows = tuplestore_begin_heap(false, false, work_mem);
+		MemoryContextSwitchTo(old);
+	}
+	trig.tgoldtable = "__pgt_old";
+	trig.tgnewtable = "__pgt_new";
+	fake.tg_trigger = &trig;
+	fake.tg_event = (td->tg_event & ~TRIGGER_EVENT_OPMASK) | TRIGGER_EVENT_UPDATE;
+	fake.tg_oldtable = stash->old_rows;
+	fake.tg_newtable = stash->new_rows;
+	maintain_one(&fake, source, stash->st, IVM_UPDATE, stash->ntuples);
+	tuplestore_end(stash->old_rows);
+	tuplestore_end(stash->new_rows);
+}
+
+/*
+ * open_conflict says whether st has, besides the latest open statement of
+ * (st, source) (the one whose AFTER trigger runs), an open statement on
+ * another source, or one that encloses it: a statement of an earlier
+ * command, whose own change st does not reflect yet, still open (a user
+ * row trigger of an INSERT running an UPDATE of the same table: the
+ * UPDATE's AFTER statement trigger fires before the INSERT's).  *same
+ * says whether another statement of the same command on source is open
+ * (the steps of an upsert or MERGE).  With remove, that latest statement
+ * is taken off the list.
  */
 static bool
-finish_pending(Oid st, Oid source, bool *same)
+open_conflict(Oid st, Oid source, bool *same, bool remove)
 {
 	ListCell   *lc;
 	IvmPending *mine = NULL;
-	bool		other = false;
+	bool		conflict = false;
 	int			nsame = 0;
 
 	foreach(lc, pending)
 	{
 		IvmPending *p = lfirst(lc);
 
-		if (p->st != st)
-			continue;
-		if (p->source == source)
-		{
+		if (p->st == st && p->source == source)
 			mine = p;
-			nsame++;
-		}
-		else
-			other = true;
 	}
-	if (mine != NULL)
+	foreach(lc, pending)
+	{
+		IvmPending *p = lfirst(lc);
+
+		if (p->st != st || p == mine)
+			continue;
+		if (p->source != source)
+			conflict = true;
+		else if (mine != NULL && p->cid < mine->cid)
+			conflict = true;
+		else
+			nsame++;
+	}
+	if (mine != NULL && remove)
 		pending = list_delete_ptr(pending, mine);
-	*same = nsame > 1;
-	return other;
+	if (same != NULL)
+		*same = nsame > 0;
+	return conflict;
+}
+
+/*
+ * finish_pending removes the latest open statement of (st, source) and
+ * says whether st must be recomputed later instead (see open_conflict).
+ */
+static bool
+finish_pending(Oid st, Oid source, bool *same)
+{
+	return open_conflict(st, source, same, true);
 }
 
 static void
@@ -430,6 +635,13 @@ ivm_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		if (p->subid == mySubid)
 			pending = foreach_delete_current(pending, lc);
 	}
+	foreach(lc, stashes)
+	{
+		IvmStash   *p = lfirst(lc);
+
+		if (p->subid == mySubid)
+			stashes = foreach_delete_current(stashes, lc);
+	}
 }
 
 /*
@@ -446,31 +658,29 @@ maintain_one(TriggerData *td, Oid source, Oid st, IvmKind kind, int64 ntuples)
 	int			rc;
 
 	/*
-	 * Group locks only in READ COMMITTED (a snapshot older than another
-	 * maintainer's commit must fail to serialize, which the lock row's
-	 * update does) and while this transaction holds few of them.
+	 * lock_statement took st's lock for this statement: shared when its
+	 * groups are to be locked, else exclusive.  The groups' keys come from
+	 * the plan built after that lock was held (and any definition change
+	 * before it accepted), so they are the current definition's.
 	 */
-	grouped = entry->keys_plan != NULL && !entry->recompute &&
-		!IsolationUsesXactSnapshot() && group_locks_held < IVM_MAX_GROUP_LOCKS;
-	if (grouped)
+	if (entry->plan == NULL && !entry->recompute)
+		return;					/* the change cannot reach this stream table */
+	grouped = st_lock_held(st) == 1;
+	if (grouped && (entry->keys_plan == NULL || entry->recompute))
 	{
-		lock_stream_table(st, true);
-		lock_groups(entry, td);
-	}
-	else
+		/*
+		 * Only when the owner lost a privilege between two statements of
+		 * this transaction (the plan became a recompute): nothing else can
+		 * change the plan while the shared lock is held.
+		 */
 		lock_stream_table(st, false);
-
-	/*
-	 * A definition change committed while we waited sent an invalidation:
-	 * take it, and rebuild the plan if it concerned this stream table.
-	 */
-	AcceptInvalidationMessages();
-	if (!entry->valid)
-	{
-		entry = get_plan(td, source, st, kind, ntuples > IVM_LARGE_STATEMENT);
-		if (grouped)
-			lock_stream_table(st, false);
+		grouped = false;
 	}
+	else if (!grouped && st_lock_held(st) == 0)
+		lock_stream_table(st, false);	/* not reached: lock_statement ran */
+	if (grouped)
+		lock_groups(entry, td);
+
 	if (entry->recompute)
 	{
 		pgt_refresh_immediate_full(st);
@@ -672,8 +882,11 @@ build_plan(IvmPlan *entry, TriggerData *td, Oid source)
 		entry->plan = plan;
 		elog(DEBUG1, "pg_trickle IMMEDIATE SQL for \"%s\": %s", st->name, sql);
 	}
-	/* a large statement locks the whole stream table: one pass, not two */
-	if (sql != NULL && keys_sql != NULL && !entry->key.large)
+	/*
+	 * A large statement locks the whole stream table (one pass over its
+	 * change, not two) unless its transaction already shares it.
+	 */
+	if (sql != NULL && keys_sql != NULL)
 	{
 		plan = SPI_prepare(keys_sql, 0, NULL);
 		if (plan == NULL)
@@ -709,12 +922,62 @@ count_source_refs(Node *node, void *context)
 }
 
 /*
- * lock_stream_table takes st's maintenance lock: its lock row updated
- * (exclusive), or locked FOR SHARE (shared, for group-locked
- * maintenance).  Runs as the extension owner, who owns the lock rows.
+ * The maintenance lock of a stream table is a heavyweight lock (an advisory
+ * tag of pg_trickle's own class): ShareLock for group-locked maintenance,
+ * ExclusiveLock for everything else.  Whoever takes it exclusively also
+ * updates the stream table's row in pgtrickle.pgt_ivm_locks, after all of
+ * its locks are held: no one waits on that row, but in REPEATABLE READ the
+ * update fails to serialize when another exclusive holder committed after
+ * the snapshot was taken.
+ */
+static void
+st_locktag(LOCKTAG *tag, Oid st)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) st, 0,
+						 PGT_IVM_ST_LOCKTAG_CLASS);
+}
+
+/* st_lock_held: 2 exclusive, 1 shared, 0 not held by this transaction */
+static int
+st_lock_held(Oid st)
+{
+	LOCKTAG		tag;
+
+	st_locktag(&tag, st);
+	if (pgt_compat_lock_held_by_me(&tag, ExclusiveLock))
+		return 2;
+	if (pgt_compat_lock_held_by_me(&tag, ShareLock))
+		return 1;
+	return 0;
+}
+
+/*
+ * lock_stream_table takes st's maintenance lock (shared or exclusive)
+ * unless this transaction holds it already in that mode or a stronger one.
+ * Exclusive over shared is an upgrade: lock_statement avoids it, and only
+ * the rare cases documented there reach it.
  */
 static void
 lock_stream_table(Oid st, bool shared)
+{
+	LOCKTAG		tag;
+	int			held = st_lock_held(st);
+
+	if (held == 2 || (shared && held == 1))
+		return;
+	st_locktag(&tag, st);
+	(void) LockAcquire(&tag, shared ? ShareLock : ExclusiveLock, false, false);
+	if (!shared)
+		lock_row_update(st);
+}
+
+/*
+ * lock_row_update updates st's lock row (as the extension owner, who owns
+ * the lock rows): an error if st is not IMMEDIATE, a serialization failure
+ * in REPEATABLE READ if another exclusive holder committed unseen.
+ */
+static void
+lock_row_update(Oid st)
 {
 	Oid			argtypes[1] = {OIDOID};
 	Datum		values[1];
@@ -730,14 +993,10 @@ lock_stream_table(Oid st, bool shared)
 		elog(ERROR, "SPI_connect failed");
 	values[0] = ObjectIdGetDatum(st);
 	/* operators qualified: the writer's search_path is in force here */
-	n = pgt_spi_exec_args(shared ?
-						  "SELECT 1 FROM pgtrickle.pgt_ivm_locks "
-						  "WHERE pgt_relid OPERATOR(pg_catalog.=) $1 FOR SHARE" :
-						  "UPDATE pgtrickle.pgt_ivm_locks "
+	n = pgt_spi_exec_args("UPDATE pgtrickle.pgt_ivm_locks "
 						  "SET n = n OPERATOR(pg_catalog.+) 1 "
 						  "WHERE pgt_relid OPERATOR(pg_catalog.=) $1",
-						  1, argtypes, values, NULL, false,
-						  shared ? SPI_OK_SELECT : SPI_OK_UPDATE);
+						  1, argtypes, values, NULL, false, SPI_OK_UPDATE);
 	if (n != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -756,6 +1015,186 @@ void
 pgt_ivm_lock(Oid st)
 {
 	lock_stream_table(st, false);
+}
+
+/* other_pending: must st be recomputed later (see open_conflict)? */
+static bool
+other_pending(Oid st, Oid source)
+{
+	return open_conflict(st, source, NULL, false);
+}
+
+/*
+ * add_closure appends to *sts the IMMEDIATE stream tables maintained from
+ * st's own changes (the readers named by st's triggers), transitively.
+ * It reads the relcache only.
+ */
+static void
+add_closure(List **sts, Oid st, int guard)
+{
+	ListCell   *lc;
+
+	if (guard > 64)
+		return;					/* cycles are refused at creation */
+	foreach(lc, list_copy(get_targets(st)->readers))
+	{
+		Oid			reader = lfirst_oid(lc);
+
+		if (list_member_oid(*sts, reader))
+			continue;
+		*sts = lappend_oid(*sts, reader);
+		add_closure(sts, reader, guard + 1);
+	}
+}
+
+/*
+ * statement_modes fills *sts with every stream table the statement's
+ * maintenance may write (its trigger's readers and everything maintained
+ * from them), sorted by OID, and *modes with the lock each needs: 1
+ * (shared, then group locks) for a grouped plan in READ COMMITTED that
+ * this transaction does not lock exclusively yet, else 2 (exclusive).
+ */
+static void
+statement_modes(TriggerData *td, Oid source, IvmKind kind, int64 ntuples,
+				bool truncate, List **sts, List **modes)
+{
+	List	   *all = NIL;
+	List	   *direct = NIL;
+	List	   *direct_modes = NIL;
+	ListCell   *lc;
+	ListCell   *lc2;
+	bool		large = ntuples > IVM_LARGE_STATEMENT;
+	List	   *readers = list_copy(get_targets(RelationGetRelid(td->tg_relation))->readers);
+
+	foreach(lc2, readers)
+	{
+		Oid			st = lfirst_oid(lc2);
+		int			mode = 2;
+		int			held = st_lock_held(st);
+
+		/* a recompute (see IvmPending) or a TRUNCATE: exclusive */
+		if (!truncate && !list_member_oid(dirty, st) && !other_pending(st, source))
+		{
+			IvmPlan    *entry;
+
+			if (ntuples == 0 && find_stash(st, source) == NULL)
+				continue;		/* nothing to maintain */
+			entry = get_plan(td, source, st, kind, large);
+			if (entry->plan == NULL && !entry->recompute)
+				continue;		/* the change cannot reach st */
+
+			/*
+			 * Once shared, a transaction keeps locking groups (whatever the
+			 * statement's size or the number of groups it holds): taking
+			 * the whole lock then would be an upgrade, which deadlocks
+			 * with any other holder doing the same.
+			 */
+			if (held != 2 && !IsolationUsesXactSnapshot() &&
+				entry->keys_plan != NULL && !entry->recompute && !entry->multi_ref &&
+				(held == 1 || (!large && group_locks_held < IVM_MAX_GROUP_LOCKS)))
+				mode = 1;
+		}
+		if (!list_member_oid(direct, st))
+		{
+			direct = lappend_oid(direct, st);
+			direct_modes = lappend_int(direct_modes, mode);
+		}
+		add_closure(&all, st, 0);
+	}
+	foreach(lc, direct)
+		all = list_append_unique_oid(all, lfirst_oid(lc));
+	list_sort(all, list_oid_cmp);
+	*sts = all;
+	*modes = NIL;
+	foreach(lc, all)
+	{
+		int			mode = 2;
+		ListCell   *d;
+		ListCell   *m;
+
+		forboth(d, direct, m, direct_modes)
+		{
+			if (lfirst_oid(d) == lfirst_oid(lc))
+				mode = lfirst_int(m);
+		}
+		*modes = lappend_int(*modes, mode);
+	}
+}
+
+/*
+ * lock_statement takes, before anything is maintained, the locks of every
+ * stream table this statement may write, in one global order: by OID, the
+ * stream tables maintained from the statement's change (those of nested
+ * statements included), then, in maintain_one, the groups of each
+ * group-locked one in key-hash order.  A lock already held in a mode as
+ * strong is not taken again; a shared one is never made exclusive here.
+ *
+ * Whether a stream table is group-locked depends on its plan, which a
+ * definition change committed while we waited may have changed: after all
+ * locks are held, pending invalidations are accepted and the modes
+ * computed again; if one changed, the locks taken by this call are
+ * released (no row was read or written under them) and taken anew.  Lock
+ * rows are updated last, when the locks are final.
+ */
+static void
+lock_statement(TriggerData *td, Oid source, IvmKind kind, int64 ntuples,
+			   bool truncate)
+{
+	for (int attempt = 0;; attempt++)
+	{
+		List	   *sts;
+		List	   *modes;
+		List	   *sts2;
+		List	   *modes2;
+		List	   *taken = NIL;
+		List	   *taken_modes = NIL;
+		ListCell   *lc1;
+		ListCell   *lc2;
+
+		statement_modes(td, source, kind, ntuples, truncate, &sts, &modes);
+		forboth(lc1, sts, lc2, modes)
+		{
+			Oid			st = lfirst_oid(lc1);
+			int			want = lfirst_int(lc2);
+			int			held = st_lock_held(st);
+			LOCKTAG		tag;
+
+			if (held >= want)
+				continue;
+			if (held == 1)
+			{
+				/* an upgrade: see lock_stream_table */
+				lock_stream_table(st, false);
+				continue;
+			}
+			st_locktag(&tag, st);
+			(void) LockAcquire(&tag, want == 1 ? ShareLock : ExclusiveLock,
+							   false, false);
+			taken = lappend_oid(taken, st);
+			taken_modes = lappend_int(taken_modes, want);
+		}
+		if (taken == NIL)
+			return;
+
+		AcceptInvalidationMessages();
+		statement_modes(td, source, kind, ntuples, truncate, &sts2, &modes2);
+		if ((equal(sts, sts2) && equal(modes, modes2)) || attempt >= 3)
+		{
+			forboth(lc1, taken, lc2, taken_modes)
+			{
+				if (lfirst_int(lc2) == 2)
+					lock_row_update(lfirst_oid(lc1));
+			}
+			return;
+		}
+		forboth(lc1, taken, lc2, taken_modes)
+		{
+			LOCKTAG		tag;
+
+			st_locktag(&tag, lfirst_oid(lc1));
+			LockRelease(&tag, lfirst_int(lc2) == 1 ? ShareLock : ExclusiveLock, false);
+		}
+	}
 }
 
 /*
@@ -815,6 +1254,7 @@ ivm_xact_callback(XactEvent event, void *arg)
 		group_locks_held = 0;
 		pending = NIL;			/* the lists went with TopTransactionContext */
 		dirty = NIL;
+		stashes = NIL;
 	}
 }
 
@@ -887,31 +1327,57 @@ st_depth(Oid relid, int guard)
 
 /*
  * current_args returns the stream tables named by the IMMEDIATE triggers
- * on source (NIL if it has none).
+ * on source (NIL if it has none).  It reads the relcache only.
  */
 static List *
 current_args(Oid source)
 {
-	Oid			trig = get_trigger_oid(source, "__pgt_ivm_ins", true);
 	List	   *result = NIL;
 	Relation	rel;
 	TriggerDesc *desc;
 
-	if (!OidIsValid(trig))
+	rel = try_relation_open(source, AccessShareLock);
+	if (rel == NULL)
 		return NIL;
-	rel = relation_open(source, AccessShareLock);
 	desc = rel->trigdesc;
 	for (int i = 0; desc != NULL && i < desc->numtriggers; i++)
 	{
 		Trigger    *t = &desc->triggers[i];
 
-		if (t->tgoid != trig)
+		if (strcmp(t->tgname, "__pgt_ivm_ins") != 0)
 			continue;
 		for (int j = 1; j < t->tgnargs; j++)
 			result = lappend_oid(result, atooid(t->tgargs[j]));
 	}
 	relation_close(rel, AccessShareLock);
 	return result;
+}
+
+/*
+ * pgt_ivm_lock_sources takes SHARE ROW EXCLUSIVE (what re-creating their
+ * triggers takes) on every table whose IMMEDIATE triggers name stream
+ * table st, and on their partitions and children, in OID order (base
+ * tables only).  A definition change or drop of st calls it, then takes
+ * st's maintenance lock, then locks st's relation: the order in which
+ * writers lock them (a source when the statement starts, the maintenance
+ * locks at its end, the stream table when they write it), so neither can
+ * hold what the other waits for.
+ */
+void
+pgt_ivm_lock_sources(Oid st)
+{
+	List	   *sources = pgt_catalog_ivm_trigger_tables(st);
+	ListCell   *lc;
+
+	foreach(lc, sources)
+	{
+		/* a stream table is written only by maintenance, after our lock */
+		if (get_rel_relkind(lfirst_oid(lc)) == '\0' ||
+			pgt_catalog_is_stream_table(lfirst_oid(lc)))
+			continue;
+		LockRelationOid(lfirst_oid(lc), ShareRowExclusiveLock);
+		(void) find_all_inheritors(lfirst_oid(lc), ShareRowExclusiveLock, NULL);
+	}
 }
 
 /*
@@ -954,9 +1420,16 @@ pgt_ivm_sync_locks(void)
 				 "SELECT 1 FROM pgtrickle.pgt_stream_tables s "
 				 "WHERE s.pgt_relid = l.pgt_relid AND s.effective_refresh_mode = 'IMMEDIATE')",
 				 SPI_OK_DELETE);
+	/*
+	 * Existing rows filtered first: the arbiter of ON CONFLICT would wait
+	 * for every writer that updated its stream table's row (a deadlock when
+	 * that writer then writes a source whose triggers we re-create).
+	 */
 	pgt_spi_exec("INSERT INTO pgtrickle.pgt_ivm_locks (pgt_relid) "
 				 "SELECT s.pgt_relid FROM pgtrickle.pgt_stream_tables s "
 				 "WHERE s.effective_refresh_mode = 'IMMEDIATE' "
+				 "AND NOT EXISTS (SELECT 1 FROM pgtrickle.pgt_ivm_locks l "
+				 "WHERE l.pgt_relid = s.pgt_relid) "
 				 "ON CONFLICT DO NOTHING", SPI_OK_INSERT);
 	pgt_role_restore(&save);
 	SPI_finish();
@@ -976,9 +1449,11 @@ pgt_ivm_add_lock_row(Oid st)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	pgt_role_switch(pgt_extension_owner(), false, &save);
-	pgt_spi_exec_args("INSERT INTO pgtrickle.pgt_ivm_locks (pgt_relid) VALUES ($1) "
-					  "ON CONFLICT DO NOTHING", 1, argtypes, values, NULL, false,
-					  SPI_OK_INSERT);
+	/* filtered first, as in pgt_ivm_sync_locks: never wait on a writer */
+	pgt_spi_exec_args("INSERT INTO pgtrickle.pgt_ivm_locks (pgt_relid) SELECT $1 "
+					  "WHERE NOT EXISTS (SELECT 1 FROM pgtrickle.pgt_ivm_locks l "
+					  "WHERE l.pgt_relid = $1) ON CONFLICT DO NOTHING",
+					  1, argtypes, values, NULL, false, SPI_OK_INSERT);
 	pgt_role_restore(&save);
 	SPI_finish();
 }
