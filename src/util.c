@@ -51,6 +51,7 @@
 #include "utils/typcache.h"
 
 #include "pg_trickle/compat.h"
+#include "pg_trickle/pg_trickle.h"
 #include "pg_trickle/util.h"
 
 static SPIPlanPtr cached_plan(const char *sql, int nargs, Oid *argtypes);
@@ -361,6 +362,26 @@ pgt_text_arg_lower(text *t)
 	char	   *s = pgt_text_arg_upper(t);
 
 	return s ? str_tolower(s, strlen(s), DEFAULT_COLLATION_OID) : NULL;
+}
+
+/*
+ * pgt_spi_create_own_trigger runs sql, a CREATE TRIGGER of one of
+ * pg_trickle's own triggers, through SPI; meanwhile pgt_installing_triggers
+ * tells the restore event trigger that this one is not a restore's.
+ */
+void
+pgt_spi_create_own_trigger(const char *sql)
+{
+	pgt_installing_triggers++;
+	PG_TRY();
+	{
+		pgt_spi_exec(sql, SPI_OK_UTILITY);
+	}
+	PG_FINALLY();
+	{
+		pgt_installing_triggers--;
+	}
+	PG_END_TRY();
 }
 
 /*

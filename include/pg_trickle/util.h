@@ -40,6 +40,7 @@ extern void pgt_role_restore(PgtRoleSave *save);
 extern char *pgt_text_arg_upper(text *t);
 extern char *pgt_text_arg_lower(text *t);
 extern List *pgt_relation_ancestors(Oid rel);
+extern void pgt_spi_create_own_trigger(const char *sql);
 extern Oid	pgt_type_eq_opr(Oid typid);
 extern bool pgt_operator_is_plain(Oid opno);
 extern char *pgt_operator_sql(Oid opno);

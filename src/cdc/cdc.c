@@ -334,16 +334,7 @@ install_triggers(Oid source, List *targets, bool replace)
 			appendStringInfo(&sql,
 							 " FOR EACH STATEMENT EXECUTE FUNCTION pgtrickle._cdc_capture('%u')",
 							 source);
-			pgt_installing_triggers++;
-			PG_TRY();
-			{
-				pgt_spi_exec(sql.data, SPI_OK_UTILITY);
-			}
-			PG_FINALLY();
-			{
-				pgt_installing_triggers--;
-			}
-			PG_END_TRY();
+			pgt_spi_create_own_trigger(sql.data);
 		}
 		new_targets = lappend_oid(new_targets, target);
 	}

@@ -1627,16 +1627,7 @@ install(Oid source, List *readers)
 			appendStringInfo(&sql,
 							 " FOR EACH STATEMENT EXECUTE FUNCTION pgtrickle._ivm_maintain(%s)",
 							 args.data);
-			pgt_installing_triggers++;
-			PG_TRY();
-			{
-				pgt_spi_exec(sql.data, SPI_OK_UTILITY);
-			}
-			PG_FINALLY();
-			{
-				pgt_installing_triggers--;
-			}
-			PG_END_TRY();
+			pgt_spi_create_own_trigger(sql.data);
 		}
 	}
 	pgt_role_restore(&save);
