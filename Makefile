@@ -19,6 +19,7 @@ OBJS = \
 	src/catalog/restore.o \
 	src/cdc/cdc.o \
 	src/ivm/ivm.o \
+	src/ivm/triggers.o \
 	src/dvm/aggregate.o \
 	src/dvm/apply.o \
 	src/dvm/delta.o \

@@ -26,5 +26,7 @@ extern void pgt_ivm_lock_sources(Oid st);
 extern void pgt_ivm_forget(Oid st);
 extern void pgt_ivm_adopt_child(Oid child);
 extern void pgt_ivm_release_child(Oid child);
+extern List *pgt_ivm_immediate_readers(Oid source);
+extern bool pgt_ivm_has_all_triggers(Oid relid);
 
 #endif							/* PG_TRICKLE_IVM_H */

@@ -260,15 +260,10 @@ restored_capture(Oid relid)
 static void
 restored_immediate(Oid relid)
 {
-	static const char *const names[] = {
-		"__pgt_ivm_ins", "__pgt_ivm_upd", "__pgt_ivm_del", "__pgt_ivm_trunc",
-		"__pgt_ivm_bins", "__pgt_ivm_bupd", "__pgt_ivm_bdel"
-	};
 	ListCell   *lc;
 
-	for (int i = 0; i < lengthof(names); i++)
-		if (!OidIsValid(get_trigger_oid(relid, names[i], true)))
-			return;
+	if (!pgt_ivm_has_all_triggers(relid))
+		return;
 	CommandCounterIncrement();
 	foreach(lc, lcons_oid(relid, pgt_relation_ancestors(relid)))
 	{
