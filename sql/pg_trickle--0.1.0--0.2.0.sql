@@ -10,3 +10,29 @@
 
 -- complain if script is sourced in psql, rather than via ALTER EXTENSION
 \echo Use "ALTER EXTENSION pg_trickle UPDATE TO '0.2.0'" to load this file. \quit
+
+/* ------------------------------------------------------------------------
+ * issue 12 item 5: DROP TABLE of a partition or inheritance child of a
+ * source removes rows without DML.  Before the drop, the readers of its
+ * ancestors get needs_reinit (DIFFERENTIAL, AUTO) or are remembered
+ * (IMMEDIATE); after it, the IMMEDIATE ones are recomputed.
+ */
+CREATE FUNCTION pgtrickle._on_drop_start()
+RETURNS event_trigger LANGUAGE C
+AS 'MODULE_PATHNAME', 'pgt_on_drop_start';
+COMMENT ON FUNCTION pgtrickle._on_drop_start()
+    IS 'internal: before DROP TABLE of a partition or child of a source, marks its readers for a full refresh';
+
+CREATE EVENT TRIGGER pgtrickle_drop_start ON ddl_command_start
+    WHEN TAG IN ('DROP TABLE', 'DROP FOREIGN TABLE', 'DROP SCHEMA')
+    EXECUTE FUNCTION pgtrickle._on_drop_start();
+
+CREATE FUNCTION pgtrickle._on_drop_end()
+RETURNS event_trigger LANGUAGE C
+AS 'MODULE_PATHNAME', 'pgt_on_drop_end';
+COMMENT ON FUNCTION pgtrickle._on_drop_end()
+    IS 'internal: after DROP TABLE of a partition or child of a source, recomputes its IMMEDIATE readers';
+
+CREATE EVENT TRIGGER pgtrickle_drop_end ON ddl_command_end
+    WHEN TAG IN ('DROP TABLE', 'DROP FOREIGN TABLE', 'DROP SCHEMA')
+    EXECUTE FUNCTION pgtrickle._on_drop_end();

@@ -23,6 +23,8 @@
 extern void pgt_cdc_ensure_capture(Oid relid, Bitmapset *attnums, Oid reader);
 extern void pgt_cdc_release_unused(void);
 extern Oid	pgt_cdc_adopt_child(Oid child);
+extern void pgt_cdc_release_child(Oid child);
+extern List *pgt_cdc_ancestors(Oid relid);
 extern Oid	pgt_cdc_buffer_relid(Oid relid);
 extern char *pgt_cdc_buffer_name(Oid relid);
 extern Bitmapset *pgt_cdc_captured_attnums(Oid relid);

@@ -347,21 +347,17 @@ install_triggers(Oid source, List *targets, bool replace)
 }
 
 /*
- * pgt_cdc_adopt_child is called when table child has just become a
- * partition or inheritance child: if an ancestor of it is a captured
- * source, child and its own children get triggers feeding that source's
- * buffer, and the source is returned (InvalidOid if none).  The caller
- * decides whether rows arrived with it.
+ * pgt_cdc_ancestors returns every table that relid is a partition or
+ * inheritance child of, directly or not, nearest first (pg_inherits as
+ * this command sees it).
  */
-Oid
-pgt_cdc_adopt_child(Oid child)
+List *
+pgt_cdc_ancestors(Oid relid)
 {
 	List	   *ancestors = NIL;
-	List	   *todo = list_make1_oid(child);
-	Oid			source = InvalidOid;
+	List	   *todo = list_make1_oid(relid);
 	ListCell   *lc;
 
-	/* every ancestor, nearest first */
 	while (todo != NIL)
 	{
 		Oid			rel = linitial_oid(todo);
@@ -388,6 +384,77 @@ pgt_cdc_adopt_child(Oid child)
 			}
 		}
 	}
+	return ancestors;
+}
+
+/*
+ * pgt_cdc_release_child is called when table child has just stopped being
+ * a partition or inheritance child (DETACH PARTITION, also CONCURRENTLY or
+ * FINALIZE, and NO INHERIT): the capture triggers on it and its own
+ * children that feed the buffer of a source they no longer belong to are
+ * dropped, as the extension owner.  Triggers of a source of its own, and
+ * ones whose source is still an ancestor (another inheritance parent), stay.
+ */
+void
+pgt_cdc_release_child(Oid child)
+{
+	List	   *stale = NIL;
+	ListCell   *lc;
+	PgtRoleSave save;
+
+	foreach(lc, find_all_inheritors(child, ShareRowExclusiveLock, NULL))
+	{
+		Oid			target = lfirst_oid(lc);
+		Oid			trig = get_trigger_oid(target, "__pgt_cdc_ins", true);
+		Relation	rel;
+		Oid			source = InvalidOid;
+
+		if (!OidIsValid(trig))
+			continue;
+		rel = relation_open(target, NoLock);
+		for (int i = 0; rel->trigdesc != NULL && i < rel->trigdesc->numtriggers; i++)
+		{
+			Trigger    *t = &rel->trigdesc->triggers[i];
+
+			if (t->tgoid == trig)
+				source = t->tgnargs > 0 ? atooid(t->tgargs[0]) : target;
+		}
+		relation_close(rel, NoLock);
+		if (source != target && !list_member_oid(pgt_cdc_ancestors(target), source))
+			stale = lappend_oid(stale, target);
+	}
+	if (stale == NIL)
+		return;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	pgt_role_switch(pgt_extension_owner(), false, &save);
+	foreach(lc, stale)
+	{
+		for (int i = 0; i < 4; i++)
+			if (OidIsValid(get_trigger_oid(lfirst_oid(lc), capture_triggers[i], true)))
+				pgt_spi_exec(psprintf("DROP TRIGGER %s ON %s", capture_triggers[i],
+									  pgt_qualified_name(lfirst_oid(lc))),
+							 SPI_OK_UTILITY);
+	}
+	pgt_role_restore(&save);
+	SPI_finish();
+}
+
+/*
+ * pgt_cdc_adopt_child is called when table child has just become a
+ * partition or inheritance child: if an ancestor of it is a captured
+ * source, child and its own children get triggers feeding that source's
+ * buffer, and the source is returned (InvalidOid if none).  The caller
+ * decides whether rows arrived with it.
+ */
+Oid
+pgt_cdc_adopt_child(Oid child)
+{
+	List	   *ancestors = pgt_cdc_ancestors(child);
+	Oid			source = InvalidOid;
+	ListCell   *lc;
+
 	/* only the topmost captured one: a partition cannot be a source */
 	foreach(lc, ancestors)
 	{
