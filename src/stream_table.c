@@ -73,6 +73,8 @@ static bool settings_equal(const PgtSettings *a, const PgtSettings *b);
 static bool str_equal(const char *a, const char *b);
 static void drop_recursive(Oid relid, bool cascade);
 static void check_can_read(PgtAnalysis *analysis);
+static void check_can_capture(List *captured, const char *effective,
+							  const char *requested, const char *stname);
 
 /*
  * pgt_st_create creates stream table name defined by query.
@@ -598,7 +600,44 @@ resolve_refresh_mode(PgtStreamTable *st, PgtAnalysis *analysis,
 			check_topk_limit(analysis, stname);
 		st->effective_refresh_mode = pstrdup(mode);
 	}
-	return strcmp(st->effective_refresh_mode, "FULL") == 0 ? NIL : captured;
+	if (strcmp(st->effective_refresh_mode, "FULL") == 0)
+		return NIL;
+	check_can_capture(captured, st->effective_refresh_mode, mode, stname);
+	return captured;
+}
+
+/*
+ * check_can_capture refuses, as CREATE TRIGGER would, when the current role
+ * may not create triggers on a table in captured (the base tables below the
+ * query's views, and the storage of stream tables it reads): an incremental
+ * stream table puts capture or IMMEDIATE triggers there, which run on every
+ * write to the table and could make those writes fail or wait.  Checked
+ * even when the triggers exist already (another stream table made them):
+ * what the new stream table adds to every write is its own maintenance.
+ */
+static void
+check_can_capture(List *captured, const char *effective, const char *requested,
+				  const char *stname)
+{
+	ListCell   *lc;
+
+	foreach(lc, captured)
+	{
+		PgtDeltaSource *src = lfirst(lc);
+
+		if (pg_class_aclcheck(src->relid, GetUserId(), ACL_TRIGGER) == ACLCHECK_OK)
+			continue;
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to maintain stream table \"%s\" from table \"%s\"",
+						stname, pgt_relation_display_name(src->relid)),
+				 errdetail("Stream tables maintained in %s mode%s put triggers on their sources, which needs the TRIGGER privilege on the table or its ownership, as CREATE TRIGGER does.",
+						   effective,
+						   strcmp(effective, requested) == 0 ? "" : " (chosen by refresh_mode AUTO)"),
+				 errhint("GRANT TRIGGER ON %s TO %s, or use refresh_mode => 'FULL'.",
+						 pgt_qualified_name(src->relid),
+						 quote_identifier(GetUserNameFromId(GetUserId(), false)))));
+	}
 }
 
 /*
