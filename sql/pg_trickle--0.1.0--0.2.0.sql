@@ -36,3 +36,15 @@ COMMENT ON FUNCTION pgtrickle._on_drop_end()
 CREATE EVENT TRIGGER pgtrickle_drop_end ON ddl_command_end
     WHEN TAG IN ('DROP TABLE', 'DROP FOREIGN TABLE', 'DROP SCHEMA')
     EXECUTE FUNCTION pgtrickle._on_drop_end();
+
+/* ------------------------------------------------------------------------
+ * issue 12 item 10(f): a full refresh of a WITH RECURSIVE ... UNION ALL
+ * query detects a row derived from itself (a cycle in the data, where the
+ * query would never end) and raises this error instead of filling the
+ * temporary space.
+ */
+CREATE FUNCTION pgtrickle._recursion_cycle(stream_table text)
+RETURNS boolean LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'pgt_recursion_cycle';
+COMMENT ON FUNCTION pgtrickle._recursion_cycle(text)
+    IS 'internal: raises the error ending a recursive stream table query that derives a row from itself';
