@@ -467,6 +467,13 @@ my @SHAPES = (
 	{ name => 'tpch_q13_like', query => "SELECT n, count(*) AS ncust FROM (SELECT c.id, count(o.id) AS n FROM customers c LEFT JOIN orders o ON o.cust_id = c.id AND o.status <> 'closed' GROUP BY c.id) s GROUP BY n" },
 	{ name => 'tpch_q18_like', query => 'SELECT c.name, o.id, o.amount, s.tq FROM customers c JOIN orders o ON o.cust_id = c.id JOIN (SELECT order_id, sum(qty) AS tq FROM items GROUP BY order_id HAVING sum(qty) > 4) s ON s.order_id = o.id' },
 	{ name => 'tpch_like_from_empty', query => "SELECT c.region, o.status, count(i.*) AS nitems, sum(i.qty * i.price) AS revenue FROM customers c JOIN orders o ON o.cust_id = c.id LEFT JOIN items i ON i.order_id = o.id GROUP BY c.region, o.status", empty => [ 'customers', 'orders', 'items' ] },
+
+	# issue 12 (h4): UNION ALL recursion over duplicate rows and self-loops
+	# (depth-bounded, so the query ends): deltas that multiply past the row
+	# bound fall back to recomputation; depth keeps rows on one path
+	# distinct, so the cycle guard of the recomputation must stay silent
+	{ name => 'recursive_dups_depth_all', query => 'WITH RECURSIVE r(x, y, d) AS (SELECT a, b, 1 FROM nums WHERE a IS NOT NULL UNION ALL SELECT r.x, n.b, r.d + 1 FROM r JOIN nums n ON n.a = r.y WHERE r.d < 5) SELECT x, y, d FROM r' },
+	{ name => 'recursive_dups_walk_all', query => 'WITH RECURSIVE r(y, d) AS (SELECT b, 0 FROM nums WHERE a = 1 UNION ALL SELECT n.b, r.d + 1 FROM r JOIN nums n ON n.a = r.y AND n.b >= n.a WHERE r.d < 4) SELECT y, d FROM r' },
 );
 
 {
