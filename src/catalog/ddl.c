@@ -31,6 +31,7 @@
 #include "fmgr.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "access/xact.h"
 #include "utils/rel.h"
 
 #include "catalog/namespace.h"
@@ -399,7 +400,51 @@ detach_concurrently_start(AlterTableStmt *stmt)
  * DROP SCHEMA ... CASCADE covers the tables of the schema the same way;
  * a drop that fails leaves no trace (the flags roll back with it).
  */
-static List *drop_pending_immediate = NIL;	/* in TopMemoryContext */
+/*
+ * One entry per DROP command under way, innermost first: a drop's sql_drop
+ * handling may drop tables itself (change buffers), which nests another
+ * start/end pair.  Each entry is a DropPending in TopMemoryContext;
+ * entries of aborted (sub)transactions are discarded by the callbacks.
+ */
+typedef struct DropPending
+{
+	int			nest_level;		/* transaction nesting level of the drop */
+	List	   *immediate;		/* IMMEDIATE stream tables to recompute */
+} DropPending;
+
+static List *drop_stack = NIL;
+static bool drop_callbacks_registered = false;
+
+static void
+drop_stack_discard(int from_level)
+{
+	while (drop_stack != NIL &&
+		   ((DropPending *) linitial(drop_stack))->nest_level >= from_level)
+	{
+		DropPending *top = linitial(drop_stack);
+
+		list_free(top->immediate);
+		pfree(top);
+		drop_stack = list_delete_first(drop_stack);
+	}
+}
+
+static void
+drop_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PREPARE || event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_PARALLEL_ABORT)
+		drop_stack_discard(0);
+}
+
+static void
+drop_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					  SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		drop_stack_discard(GetCurrentTransactionNestLevel());
+}
 
 PG_FUNCTION_INFO_V1(pgt_on_drop_start);
 PG_FUNCTION_INFO_V1(pgt_on_drop_end);
@@ -414,11 +459,22 @@ pgt_on_drop_start(PG_FUNCTION_ARGS)
 	List	   *defer = NIL;
 	ListCell   *lc;
 	MemoryContext old;
+	DropPending *entry;
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		elog(ERROR, "pgt_on_drop_start: not fired by event trigger manager");
-	list_free(drop_pending_immediate);
-	drop_pending_immediate = NIL;
+	if (!drop_callbacks_registered)
+	{
+		RegisterXactCallback(drop_xact_callback, NULL);
+		RegisterSubXactCallback(drop_subxact_callback, NULL);
+		drop_callbacks_registered = true;
+	}
+	/* every start pushes an entry, which its end pops */
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	entry = palloc0(sizeof(DropPending));
+	entry->nest_level = GetCurrentTransactionNestLevel();
+	drop_stack = lcons(entry, drop_stack);
+	MemoryContextSwitchTo(old);
 	if (!IsA(trigdata->parsetree, DropStmt) ||
 		!OidIsValid(get_extension_oid("pg_trickle", true)))
 		PG_RETURN_VOID();
@@ -475,7 +531,7 @@ pgt_on_drop_start(PG_FUNCTION_ARGS)
 		PG_RETURN_VOID();
 	foreach_reader_resync(ancestors, &defer);
 	old = MemoryContextSwitchTo(TopMemoryContext);
-	drop_pending_immediate = list_copy(defer);
+	entry->immediate = list_copy(defer);
 	MemoryContextSwitchTo(old);
 	PG_RETURN_VOID();
 }
@@ -483,12 +539,19 @@ pgt_on_drop_start(PG_FUNCTION_ARGS)
 Datum
 pgt_on_drop_end(PG_FUNCTION_ARGS)
 {
-	List	   *pending = drop_pending_immediate;
+	List	   *pending = NIL;
 	ListCell   *lc;
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		elog(ERROR, "pgt_on_drop_end: not fired by event trigger manager");
-	drop_pending_immediate = NIL;
+	if (drop_stack != NIL)
+	{
+		DropPending *top = linitial(drop_stack);
+
+		pending = top->immediate;
+		pfree(top);
+		drop_stack = list_delete_first(drop_stack);
+	}
 	if (pending == NIL || !OidIsValid(get_extension_oid("pg_trickle", true)))
 		PG_RETURN_VOID();
 	foreach(lc, pending)

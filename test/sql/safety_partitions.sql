@@ -71,6 +71,24 @@ SELECT pgt_check('ev_imm') AS imm;
 SELECT * FROM pgt_refresh_report('ev_diff');
 SELECT * FROM pgt_refresh_report('ev_auto');
 
+-- dropped with a stream table whose removal drops a change buffer (a
+-- DROP TABLE nested in this one's event triggers)
+CREATE TABLE aux (x int);
+SELECT pgtrickle.create_stream_table('aux_diff', 'SELECT x FROM aux',
+    refresh_mode => 'DIFFERENTIAL', schedule => '1h');
+CREATE TABLE ev_6 PARTITION OF ev FOR VALUES FROM (7) TO (8);
+INSERT INTO ev VALUES (7, 1, 70), (7, 2, 71);
+SELECT pgt_check('ev_imm') AS imm;
+SELECT count(*) AS aux_buffers FROM pg_class
+ WHERE relname = 'changes_' || 'aux'::regclass::oid;
+DROP TABLE ev_6, aux_diff;
+SELECT count(*) AS aux_buffers FROM pg_class
+ WHERE relname = 'changes_' || 'aux'::regclass::oid;
+SELECT pgt_check('ev_imm') AS imm;
+SELECT * FROM pgt_refresh_report('ev_diff');
+SELECT * FROM pgt_refresh_report('ev_auto');
+DROP TABLE aux;
+
 -- dropping a table that is no partition of a source changes nothing
 CREATE TABLE unrelated (x int);
 DROP TABLE unrelated;
