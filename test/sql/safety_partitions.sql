@@ -34,7 +34,7 @@ SELECT pgtrickle.create_stream_table('ev_imm',
 DROP TABLE ev_1;
 SELECT pgt_check('ev_imm') AS imm;
 SELECT pgt_name, needs_reinit FROM pgtrickle.pgt_stream_tables
- WHERE pgt_name LIKE 'ev\_%' ORDER BY pgt_name;
+ WHERE pgt_schema = 'sp' AND pgt_name LIKE 'ev\_%' ORDER BY pgt_name;
 SELECT * FROM pgt_refresh_report('ev_diff');
 SELECT * FROM pgt_refresh_report('ev_auto');
 -- after which refreshes are differential again
@@ -59,7 +59,7 @@ SELECT pgt_check('ev_imm') AS imm_in_xact;
 ROLLBACK;
 SELECT pgt_check('ev_imm') AS imm;
 SELECT pgt_name, needs_reinit FROM pgtrickle.pgt_stream_tables
- WHERE pgt_name LIKE 'ev\_%' ORDER BY pgt_name;
+ WHERE pgt_schema = 'sp' AND pgt_name LIKE 'ev\_%' ORDER BY pgt_name;
 -- two partitions in one statement, with writes before it in the same
 -- transaction
 BEGIN;
@@ -93,7 +93,7 @@ DROP TABLE aux;
 CREATE TABLE unrelated (x int);
 DROP TABLE unrelated;
 SELECT pgt_name, needs_reinit FROM pgtrickle.pgt_stream_tables
- WHERE pgt_name LIKE 'ev\_%' ORDER BY pgt_name;
+ WHERE pgt_schema = 'sp' AND pgt_name LIKE 'ev\_%' ORDER BY pgt_name;
 
 -- DROP SCHEMA ... CASCADE of a schema holding a partition of a source
 CREATE SCHEMA sp_old;
@@ -110,9 +110,9 @@ SELECT * FROM pgt_refresh_report('ev_diff');
 SELECT pgt_try('DROP TABLE ev');
 DROP TABLE ev CASCADE;
 SELECT count(*) AS ev_stream_tables FROM pgtrickle.pgt_stream_tables
- WHERE pgt_name LIKE 'ev\_%';
+ WHERE pgt_schema = 'sp' AND pgt_name LIKE 'ev\_%';
 SELECT count(*) AS capture_triggers FROM pg_trigger WHERE tgname LIKE '\_\_pgt\_%'
-   AND tgrelid::regclass::text LIKE 'ev%';
+   AND tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'sp'::regnamespace);
 
 -- inheritance: dropping a child of a source
 CREATE TABLE inh (g int NOT NULL, v int NOT NULL);
@@ -150,6 +150,7 @@ SELECT pgtrickle.create_stream_table('dp_imm',
 SELECT tgrelid::regclass AS tbl, count(*) FILTER (WHERE tgname LIKE '\_\_pgt\_cdc\_%') AS cdc,
        count(*) FILTER (WHERE tgname LIKE '\_\_pgt\_ivm\_%') AS ivm
   FROM pg_trigger WHERE tgrelid::regclass::text LIKE 'dp%'
+   AND tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'sp'::regnamespace)
  GROUP BY 1 ORDER BY 1::text;
 ALTER TABLE dp DETACH PARTITION dp_1;
 ALTER TABLE dp DETACH PARTITION dp_2 CONCURRENTLY;
@@ -157,6 +158,7 @@ SELECT pgt_check('dp_imm') AS imm;
 SELECT tgrelid::regclass AS tbl, count(*) FILTER (WHERE tgname LIKE '\_\_pgt\_cdc\_%') AS cdc,
        count(*) FILTER (WHERE tgname LIKE '\_\_pgt\_ivm\_%') AS ivm
   FROM pg_trigger WHERE tgrelid::regclass::text LIKE 'dp%'
+   AND tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'sp'::regnamespace)
  GROUP BY 1 ORDER BY 1::text;
 INSERT INTO dp_1 VALUES (1, 11);
 INSERT INTO dp_2 VALUES (2, 22);
@@ -175,7 +177,7 @@ SELECT pgtrickle.drop_stream_table('dp1_diff');
 SELECT pgtrickle.drop_stream_table('dp_diff');
 SELECT pgtrickle.drop_stream_table('dp_imm');
 SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgname LIKE '\_\_pgt\_%'
-   AND tgrelid::regclass::text LIKE 'dp%';
+   AND tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'sp'::regnamespace);
 DROP TABLE dp, dp_1;
 
 RESET search_path;
