@@ -56,6 +56,7 @@
 static void apply_settings(PgtSettings *s, PgtSettingsArgs *args,
 						   const char *stname, bool creating);
 static List *resolve_refresh_mode(PgtStreamTable *st, PgtAnalysis *analysis,
+								  bool new_query,
 								  const char *stname, bool quiet);
 static const char *differential_blocker(PgtAnalysis *analysis,
 										List **captured);
@@ -158,7 +159,7 @@ pgt_st_create(const char *name, const char *query, PgtSettingsArgs *args,
 			{
 				bool		was_full = strcmp(cur->effective_refresh_mode, "FULL") == 0;
 				bool		was_immediate = strcmp(cur->effective_refresh_mode, "IMMEDIATE") == 0;
-				List	   *cap = resolve_refresh_mode(cur, analysis, rv->relname, false);
+				List	   *cap = resolve_refresh_mode(cur, analysis, false, rv->relname, false);
 
 				if (was_full && cap != NIL)
 					pgt_catalog_set_needs_reinit(cur->pgt_id);
@@ -176,7 +177,7 @@ pgt_st_create(const char *name, const char *query, PgtSettingsArgs *args,
 
 	st = palloc0(sizeof(PgtStreamTable));
 	apply_settings(&st->settings, args, rv->relname, true);
-	captured = resolve_refresh_mode(st, analysis, rv->relname, false);
+	captured = resolve_refresh_mode(st, analysis, true, rv->relname, false);
 	fill_identity(st, analysis);
 
 	st->relid = pgt_storage_create(nspid, rv->relname, analysis);
@@ -250,7 +251,7 @@ pgt_st_alter(const char *name, const char *query, PgtSettingsArgs *args,
 		PgtAnalysis *analysis = pgt_analyze_query(st->defining_query, stname);
 		bool		was_full = strcmp(st->effective_refresh_mode, "FULL") == 0;
 		bool		was_immediate = strcmp(st->effective_refresh_mode, "IMMEDIATE") == 0;
-		List	   *cap = resolve_refresh_mode(st, analysis, stname, false);
+		List	   *cap = resolve_refresh_mode(st, analysis, false, stname, false);
 
 		pgt_catalog_update_definition(st);
 		pgt_catalog_set_sources(st->pgt_id, analysis->sources, cap);
@@ -555,13 +556,16 @@ apply_settings(PgtSettings *s, PgtSettingsArgs *args, const char *stname,
  * resolve_refresh_mode sets st's effective refresh mode from its requested
  * mode and what the query allows, erroring when an explicitly requested
  * mode cannot be honoured.  Returns the sources whose changes must be
- * captured (PgtDeltaSource *; NIL for FULL).
+ * captured (PgtDeltaSource *; NIL for FULL).  With new_query (create, a
+ * new query, repair), or when the effective mode changes, the caller must
+ * be allowed to put triggers on those sources (check_can_capture).
  */
 static List *
-resolve_refresh_mode(PgtStreamTable *st, PgtAnalysis *analysis,
+resolve_refresh_mode(PgtStreamTable *st, PgtAnalysis *analysis, bool new_query,
 					 const char *stname, bool quiet)
 {
 	const char *mode = st->settings.refresh_mode;
+	const char *old_mode = st->effective_refresh_mode;
 	List	   *captured = NIL;
 	const char *blocker = differential_blocker(analysis, &captured);
 
@@ -602,7 +606,8 @@ resolve_refresh_mode(PgtStreamTable *st, PgtAnalysis *analysis,
 	}
 	if (strcmp(st->effective_refresh_mode, "FULL") == 0)
 		return NIL;
-	check_can_capture(captured, st->effective_refresh_mode, mode, stname);
+	if (new_query || old_mode == NULL || strcmp(old_mode, st->effective_refresh_mode) != 0)
+		check_can_capture(captured, st->effective_refresh_mode, mode, stname);
 	return captured;
 }
 
@@ -787,7 +792,7 @@ replace_query(PgtStreamTable *st, PgtAnalysis *analysis, const char *query,
 	bool		keep;
 	List	   *cap;
 
-	cap = resolve_refresh_mode(st, analysis, stname, false);
+	cap = resolve_refresh_mode(st, analysis, true, stname, false);
 	keep = pgt_storage_matches(st->relid, analysis) &&
 		st->identity == analysis->identity;
 	fill_identity(st, analysis);
@@ -972,7 +977,7 @@ pgt_st_repair(const char *name)
 	char	   *stname = pgt_relation_display_name(relid);
 	PgtStreamTable *st = pgt_catalog_get(relid, true);
 	PgtAnalysis *analysis = pgt_analyze_query(st->defining_query, stname);
-	List	   *cap = resolve_refresh_mode(st, analysis, stname, true);
+	List	   *cap = resolve_refresh_mode(st, analysis, true, stname, true);
 
 	pgt_catalog_update_definition(st);
 	pgt_catalog_set_sources(st->pgt_id, analysis->sources, cap);

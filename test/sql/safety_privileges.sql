@@ -99,6 +99,18 @@ INSERT INTO pv_t VALUES (10, 1, 10);
 INSERT INTO pv_mine VALUES (1, 1);
 SELECT pgt_check('s_full') AS s_full, pgt_check('s_mine') AS s_mine;
 SELECT * FROM pgt_refresh_report('s_diff');
+
+-- TRIGGER revoked later: settings that add no trigger can still change,
+-- a switch of mode or query cannot
+REVOKE TRIGGER ON pv_t FROM pgt_sel;
+SET ROLE pgt_sel;
+SELECT pgt_try($$SELECT pgtrickle.alter_stream_table('s_diff', schedule => '2h')$$);
+SELECT pgt_try($$SELECT pgtrickle.alter_stream_table('s_diff', refresh_mode => 'IMMEDIATE')$$);
+SELECT pgt_try($$SELECT pgtrickle.alter_stream_table('s_diff',
+    query => 'SELECT g, count(*) AS n FROM pv_view WHERE id > 0 GROUP BY g')$$);
+SELECT pgt_try($$SELECT pgtrickle.alter_stream_table('s_full', refresh_mode => 'FULL')$$);
+SELECT pgt_try($$SELECT pgtrickle.alter_stream_table('s_full', refresh_mode => 'IMMEDIATE')$$);
+RESET ROLE;
 SELECT pgt_name, effective_refresh_mode FROM pgtrickle.pgt_stream_tables
  WHERE pgt_schema = 'pv' ORDER BY pgt_name;
 
