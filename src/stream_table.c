@@ -63,6 +63,7 @@ static Oid	resolve_rv(RangeVar *rv, const char *name, LOCKMODE lockmode,
 static void apply_settings(PgtSettings *s, PgtSettingsArgs *args,
 						   const char *stname, bool creating);
 static List *resolve_refresh_mode(PgtStreamTable *st, PgtAnalysis *analysis,
+								  bool new_query,
 								  const char *stname, bool quiet);
 static const char *differential_blocker(PgtAnalysis *analysis,
 										List **captured);
@@ -82,6 +83,8 @@ static void drop_recursive(Oid relid, bool cascade);
 static void check_can_read(PgtAnalysis *analysis);
 static void record_definition(PgtStreamTable *st);
 static void lock_immediate_for_change(RangeVar *rv);
+static void check_can_capture(List *captured, const char *effective,
+							  const char *requested, const char *stname);
 
 /*
  * pgt_st_create creates stream table name defined by query.
@@ -167,7 +170,7 @@ pgt_st_create(const char *name, const char *query, PgtSettingsArgs *args,
 			{
 				bool		was_full = strcmp(cur->effective_refresh_mode, "FULL") == 0;
 				bool		was_immediate = strcmp(cur->effective_refresh_mode, "IMMEDIATE") == 0;
-				List	   *cap = resolve_refresh_mode(cur, analysis, rv->relname, false);
+				List	   *cap = resolve_refresh_mode(cur, analysis, false, rv->relname, false);
 
 				if (was_full && cap != NIL)
 					pgt_catalog_set_needs_reinit(cur->pgt_id);
@@ -186,7 +189,7 @@ pgt_st_create(const char *name, const char *query, PgtSettingsArgs *args,
 
 	st = palloc0(sizeof(PgtStreamTable));
 	apply_settings(&st->settings, args, rv->relname, true);
-	captured = resolve_refresh_mode(st, analysis, rv->relname, false);
+	captured = resolve_refresh_mode(st, analysis, true, rv->relname, false);
 	fill_identity(st, analysis);
 
 	st->relid = pgt_storage_create(nspid, rv->relname, analysis);
@@ -265,7 +268,7 @@ pgt_st_alter(const char *name, const char *query, PgtSettingsArgs *args,
 		PgtAnalysis *analysis = pgt_analyze_query(st->defining_query, stname);
 		bool		was_full = strcmp(st->effective_refresh_mode, "FULL") == 0;
 		bool		was_immediate = strcmp(st->effective_refresh_mode, "IMMEDIATE") == 0;
-		List	   *cap = resolve_refresh_mode(st, analysis, stname, false);
+		List	   *cap = resolve_refresh_mode(st, analysis, false, stname, false);
 
 		pgt_catalog_update_definition(st);
 		pgt_catalog_set_sources(st->pgt_id, analysis->sources, cap);
@@ -613,13 +616,16 @@ apply_settings(PgtSettings *s, PgtSettingsArgs *args, const char *stname,
  * resolve_refresh_mode sets st's effective refresh mode from its requested
  * mode and what the query allows, erroring when an explicitly requested
  * mode cannot be honoured.  Returns the sources whose changes must be
- * captured (PgtDeltaSource *; NIL for FULL).
+ * captured (PgtDeltaSource *; NIL for FULL).  With new_query (create, a
+ * new query, repair), or when the effective mode changes, the caller must
+ * be allowed to put triggers on those sources (check_can_capture).
  */
 static List *
-resolve_refresh_mode(PgtStreamTable *st, PgtAnalysis *analysis,
+resolve_refresh_mode(PgtStreamTable *st, PgtAnalysis *analysis, bool new_query,
 					 const char *stname, bool quiet)
 {
 	const char *mode = st->settings.refresh_mode;
+	const char *old_mode = st->effective_refresh_mode;
 	List	   *captured = NIL;
 	const char *blocker = differential_blocker(analysis, &captured);
 
@@ -658,7 +664,45 @@ resolve_refresh_mode(PgtStreamTable *st, PgtAnalysis *analysis,
 			check_topk_limit(analysis, stname);
 		st->effective_refresh_mode = pstrdup(mode);
 	}
-	return strcmp(st->effective_refresh_mode, "FULL") == 0 ? NIL : captured;
+	if (strcmp(st->effective_refresh_mode, "FULL") == 0)
+		return NIL;
+	if (new_query || old_mode == NULL || strcmp(old_mode, st->effective_refresh_mode) != 0)
+		check_can_capture(captured, st->effective_refresh_mode, mode, stname);
+	return captured;
+}
+
+/*
+ * check_can_capture refuses, as CREATE TRIGGER would, when the current role
+ * may not create triggers on a table in captured (the base tables below the
+ * query's views, and the storage of stream tables it reads): an incremental
+ * stream table puts capture or IMMEDIATE triggers there, which run on every
+ * write to the table and could make those writes fail or wait.  Checked
+ * even when the triggers exist already (another stream table made them):
+ * what the new stream table adds to every write is its own maintenance.
+ */
+static void
+check_can_capture(List *captured, const char *effective, const char *requested,
+				  const char *stname)
+{
+	ListCell   *lc;
+
+	foreach(lc, captured)
+	{
+		PgtDeltaSource *src = lfirst(lc);
+
+		if (pg_class_aclcheck(src->relid, GetUserId(), ACL_TRIGGER) == ACLCHECK_OK)
+			continue;
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to maintain stream table \"%s\" from table \"%s\"",
+						stname, pgt_relation_display_name(src->relid)),
+				 errdetail("Stream tables maintained in %s mode%s put triggers on their sources, which needs the TRIGGER privilege on the table or its ownership, as CREATE TRIGGER does.",
+						   effective,
+						   strcmp(effective, requested) == 0 ? "" : " (chosen by refresh_mode AUTO)"),
+				 errhint("GRANT TRIGGER ON %s TO %s, or use refresh_mode => 'FULL'.",
+						 pgt_qualified_name(src->relid),
+						 quote_identifier(GetUserNameFromId(GetUserId(), false)))));
+	}
 }
 
 /*
@@ -810,7 +854,7 @@ replace_query(PgtStreamTable *st, PgtAnalysis *analysis, const char *query,
 	List	   *old_key = st->identity == PGT_IDENTITY_GROUP_KEY ?
 		st->identity_columns : NIL;
 
-	cap = resolve_refresh_mode(st, analysis, stname, false);
+	cap = resolve_refresh_mode(st, analysis, true, stname, false);
 	keep = pgt_storage_matches(st->relid, analysis) &&
 		st->identity == analysis->identity;
 	fill_identity(st, analysis);
@@ -1007,7 +1051,7 @@ pgt_st_repair(const char *name)
 	stname = pgt_relation_display_name(relid);
 	st = pgt_catalog_get(relid, true);
 	analysis = pgt_analyze_query(st->defining_query, stname);
-	cap = resolve_refresh_mode(st, analysis, stname, true);
+	cap = resolve_refresh_mode(st, analysis, true, stname, true);
 
 	pgt_catalog_update_definition(st);
 	pgt_catalog_set_sources(st->pgt_id, analysis->sources, cap);
@@ -1048,7 +1092,7 @@ pgt_st_attach_restored(Oid relid)
 		return false;
 	stname = pgt_relation_display_name(relid);
 	analysis = pgt_analyze_query(st->defining_query, stname);
-	cap = resolve_refresh_mode(st, analysis, stname, true);
+	cap = resolve_refresh_mode(st, analysis, false, stname, true);
 	fill_identity(st, analysis);
 	pgt_catalog_update_definition(st);
 	pgt_catalog_set_sources(st->pgt_id, analysis->sources, cap);

@@ -524,6 +524,12 @@ my @SHAPES = (
 	{ name => 'h3_chain_distinct', setup => "SELECT pgtrickle.create_stream_table(name => 'h3_up_oc', query => 'SELECT o.id, o.cust_id, o.amount, c.region FROM orders o JOIN customers c ON c.id = o.cust_id', refresh_mode => 'IMMEDIATE');", query => 'SELECT DISTINCT region, cust_id FROM h3_up_oc' },
 	{ name => 'h3_chain_agg_left_join', setup => "SELECT pgtrickle.create_stream_table(name => 'h3_up_g', query => 'SELECT cust_id, count(*) AS n, sum(amount) AS s FROM orders GROUP BY cust_id', refresh_mode => 'IMMEDIATE');", query => 'SELECT c.region, count(g.cust_id) AS k, sum(g.s) AS s, sum(g.n) AS n FROM customers c LEFT JOIN h3_up_g g ON g.cust_id = c.id GROUP BY c.region' },
 	{ name => 'h3_chain_source_and_upstream', setup => "SELECT pgtrickle.create_stream_table(name => 'h3_up_g', query => 'SELECT cust_id, count(*) AS n, sum(amount) AS s FROM orders GROUP BY cust_id', refresh_mode => 'IMMEDIATE');", query => 'SELECT o.id, o.amount, g.n, g.s FROM orders o LEFT JOIN h3_up_g g ON g.cust_id = o.cust_id' },
+	# issue 12 (h4): UNION ALL recursion over duplicate rows and self-loops
+	# (depth-bounded, so the query ends): deltas that multiply past the row
+	# bound fall back to recomputation; depth keeps rows on one path
+	# distinct, so the cycle guard of the recomputation must stay silent
+	{ name => 'recursive_dups_depth_all', query => 'WITH RECURSIVE r(x, y, d) AS (SELECT a, b, 1 FROM nums WHERE a IS NOT NULL UNION ALL SELECT r.x, n.b, r.d + 1 FROM r JOIN nums n ON n.a = r.y WHERE r.d < 5) SELECT x, y, d FROM r' },
+	{ name => 'recursive_dups_walk_all', query => 'WITH RECURSIVE r(y, d) AS (SELECT b, 0 FROM nums WHERE a = 1 UNION ALL SELECT n.b, r.d + 1 FROM r JOIN nums n ON n.a = r.y AND n.b >= n.a WHERE r.d < 4) SELECT y, d FROM r' },
 );
 
 {

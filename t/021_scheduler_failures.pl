@@ -154,7 +154,7 @@ CREATE TABLE p_src (id int PRIMARY KEY, k int);
 CREATE TABLE p_lbl (k int PRIMARY KEY, label text);
 INSERT INTO p_lbl VALUES (1, 'one'), (2, 'two');
 INSERT INTO p_src VALUES (1, 1);
-GRANT SELECT ON p_src, p_lbl TO alice;
+GRANT SELECT, TRIGGER ON p_src, p_lbl TO alice;
 SET ROLE alice;
 SELECT pgtrickle.create_stream_table('p_st', 'SELECT s.id, l.label FROM p_src s JOIN p_lbl l ON l.k = s.k', schedule => '1s', refresh_mode => 'DIFFERENTIAL');
 RESET ROLE;

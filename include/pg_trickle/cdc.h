@@ -23,6 +23,7 @@
 extern void pgt_cdc_ensure_capture(Oid relid, Bitmapset *attnums, bool triggers);
 extern void pgt_cdc_release_unused(void);
 extern Oid	pgt_cdc_adopt_child(Oid child);
+extern void pgt_cdc_release_child(Oid child);
 extern Oid	pgt_cdc_buffer_relid(Oid relid);
 extern char *pgt_cdc_buffer_name(Oid relid);
 extern Bitmapset *pgt_cdc_captured_attnums(Oid relid);

@@ -86,6 +86,8 @@ extern char *pgt_dvm_agg_keys_sql(PgtAggLayout *layout, List *columns,
 extern Query *pgt_dvm_prepare(Query *query);
 extern char *pgt_dvm_full_sql(Query *query, PgtAnalysis *analysis,
 							  const char *storage);
+extern char *pgt_dvm_recursive_full_sql(Query *query, PgtAnalysis *analysis,
+										const char *stname);
 extern const char *pgt_dvm_blocker(Query *query, List **sources);
 extern const char *pgt_dvm_size_blocker(Query *query, PgtAnalysis *analysis,
 										List *sources);

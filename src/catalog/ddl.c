@@ -14,6 +14,9 @@
  *	  TABLE, DROP ... CASCADE of a source, DROP SCHEMA ... CASCADE, or DROP
  *	  EXTENSION (where the catalog goes too).
  *
+ *	  The ddl_command_end trigger and the DROP TABLE pair keep stream tables
+ *	  exact when partitions or children come, go or are dropped.
+ *
  * IDENTIFICATION
  *	  src/catalog/ddl.c
  *
@@ -27,6 +30,8 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "access/xact.h"
 #include "utils/rel.h"
 
 #include "catalog/namespace.h"
@@ -45,6 +50,8 @@ PG_FUNCTION_INFO_V1(pgt_on_ddl_start);
 
 static bool column_changing_alter(AlterTableStmt *stmt, bool include_add);
 static bool relation_is_source(Oid relid);
+static void foreach_reader_resync(List *sources, List **defer);
+static void detach_concurrently_start(AlterTableStmt *stmt);
 
 /*
  * pgt_st_guard is the statement-level BEFORE trigger on every storage
@@ -144,6 +151,7 @@ pgt_on_ddl_start(PG_FUNCTION_ARGS)
 		rv = stmt->relation;
 		changes_columns = column_changing_alter(stmt, false);
 		adds_columns = column_changing_alter(stmt, true);
+		detach_concurrently_start(stmt);
 	}
 	else if (IsA(parsetree, AlterObjectSchemaStmt) &&
 			 ((AlterObjectSchemaStmt *) parsetree)->objectType == OBJECT_TABLE)
@@ -284,41 +292,277 @@ pgt_on_ddl_end(PG_FUNCTION_ARGS)
 			pgt_ivm_adopt_child(lfirst_oid(lc));
 		}
 	}
-	/* a former child's IMMEDIATE triggers would still feed its old root */
+	/*
+	 * A former child's IMMEDIATE and capture triggers would still feed its
+	 * old root (capture would ignore its rows, but at a cost per statement).
+	 */
 	foreach(lc, released)
 	{
 		if (OidIsValid(lfirst_oid(lc)))
+		{
 			pgt_ivm_release_child(lfirst_oid(lc));
+			pgt_cdc_release_child(lfirst_oid(lc));
+		}
 	}
 	foreach(lc, moved)
 	{
 		Oid			parent = lfirst_oid(lc);
-		ListCell   *lc2;
 
 		if (!OidIsValid(parent))
 			continue;
 		/* the parent and everything above it may be read by stream tables */
-		foreach(lc2, lappend_oid(get_partition_ancestors(parent), parent))
+		foreach_reader_resync(lappend_oid(pgt_relation_ancestors(parent), parent), NULL);
+	}
+	PG_RETURN_VOID();
+}
+
+/*
+ * foreach_reader_resync makes the stream tables reading any table in
+ * sources exact again after rows entered or left one of them without DML:
+ * DIFFERENTIAL and AUTO ones get needs_reinit (their next refresh is FULL);
+ * IMMEDIATE ones are recomputed now, or, with defer non-NULL, appended to
+ * *defer for the caller to recompute once the rows are gone.
+ */
+static void
+foreach_reader_resync(List *sources, List **defer)
+{
+	ListCell   *lc;
+
+	foreach(lc, sources)
+	{
+		ListCell   *lc2;
+
+		foreach(lc2, pgt_catalog_readers_of(lfirst_oid(lc)))
 		{
-			ListCell   *lc3;
+			PgtStreamTable *st = pgt_catalog_get(lfirst_oid(lc2), false);
 
-			foreach(lc3, pgt_catalog_readers_of(lfirst_oid(lc2)))
+			if (st == NULL)
+				continue;
+			/* IMMEDIATE ones must be right at this statement's end */
+			if (strcmp(st->effective_refresh_mode, "IMMEDIATE") != 0)
+				pgt_catalog_set_needs_reinit(st->pgt_id);
+			else if (defer == NULL)
 			{
-				PgtStreamTable *st = pgt_catalog_get(lfirst_oid(lc3), false);
-
-				if (st == NULL)
-					continue;
-				/* IMMEDIATE ones must be right at this statement's end */
-				if (strcmp(st->effective_refresh_mode, "IMMEDIATE") == 0)
-				{
-					pgt_ivm_lock(st->relid);
-					pgt_refresh_immediate_full(st->relid);
-				}
-				else
-					pgt_catalog_set_needs_reinit(st->pgt_id);
+				pgt_ivm_lock(st->relid);
+				pgt_refresh_immediate_full(st->relid);
 			}
+			else if (!list_member_oid(*defer, st->relid))
+				*defer = lappend_oid(*defer, st->relid);
 		}
 	}
+}
+
+/*
+ * DETACH PARTITION ... CONCURRENTLY commits its first transaction, after
+ * which new snapshots no longer see the partition's rows, and may be
+ * cancelled before its second (then FINALIZE completes it later).  So the
+ * DIFFERENTIAL and AUTO readers get needs_reinit already in the first
+ * transaction; ddl_command_end does the rest once the detach completes.
+ * (IMMEDIATE readers of an interrupted detach keep the partition's rows
+ * until the FINALIZE, which recomputes them.)
+ */
+static void
+detach_concurrently_start(AlterTableStmt *stmt)
+{
+	ListCell   *lc;
+	Oid			parent;
+	List	   *ignore = NIL;
+
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = lfirst(lc);
+
+		if (IsA(cmd, AlterTableCmd) && cmd->subtype == AT_DetachPartition &&
+			((PartitionCmd *) cmd->def)->concurrent)
+			break;
+	}
+	if (lc == NULL || !OidIsValid(get_extension_oid("pg_trickle", true)))
+		return;
+	parent = RangeVarGetRelid(stmt->relation, NoLock, true);
+	if (OidIsValid(parent))
+		foreach_reader_resync(lappend_oid(pgt_relation_ancestors(parent), parent), &ignore);
+}
+
+/*
+ * DROP TABLE of a partition or inheritance child of a source (the routine
+ * retention pattern: drop the oldest partition) removes its rows from the
+ * source without DML, so no capture trigger sees them go.  pgt_on_drop_start
+ * runs before the drop, while pg_inherits still says whose child each
+ * dropped table is: the DIFFERENTIAL and AUTO readers of every ancestor get
+ * needs_reinit in the dropping transaction (rolled back with it), and the
+ * IMMEDIATE readers are remembered; pgt_on_drop_end recomputes those at the
+ * end of the statement, inside its transaction, as TRUNCATE does.
+ *
+ * The dropped rows are not captured as deletions: that would read the whole
+ * partition before the drop holds its lock (a concurrent insert into it
+ * could commit in between and be lost), and writes as many buffer rows as
+ * the partition has, which is what dropping instead of deleting avoids.
+ * DROP SCHEMA ... CASCADE covers the tables of the schema the same way;
+ * a drop that fails leaves no trace (the flags roll back with it).
+ */
+/*
+ * One entry per DROP command under way, innermost first: a drop's sql_drop
+ * handling may drop tables itself (change buffers), which nests another
+ * start/end pair.  Each entry is a DropPending in TopMemoryContext;
+ * entries of aborted (sub)transactions are discarded by the callbacks.
+ */
+typedef struct DropPending
+{
+	int			nest_level;		/* transaction nesting level of the drop */
+	List	   *immediate;		/* IMMEDIATE stream tables to recompute */
+} DropPending;
+
+static List *drop_stack = NIL;
+static bool drop_callbacks_registered = false;
+
+static void
+drop_stack_discard(int from_level)
+{
+	while (drop_stack != NIL &&
+		   ((DropPending *) linitial(drop_stack))->nest_level >= from_level)
+	{
+		DropPending *top = linitial(drop_stack);
+
+		list_free(top->immediate);
+		pfree(top);
+		drop_stack = list_delete_first(drop_stack);
+	}
+}
+
+static void
+drop_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PREPARE || event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_PARALLEL_ABORT)
+		drop_stack_discard(0);
+}
+
+static void
+drop_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					  SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		drop_stack_discard(GetCurrentTransactionNestLevel());
+}
+
+PG_FUNCTION_INFO_V1(pgt_on_drop_start);
+PG_FUNCTION_INFO_V1(pgt_on_drop_end);
+
+Datum
+pgt_on_drop_start(PG_FUNCTION_ARGS)
+{
+	EventTriggerData *trigdata = (EventTriggerData *) fcinfo->context;
+	DropStmt   *stmt;
+	List	   *dropped = NIL;
+	List	   *ancestors = NIL;
+	List	   *defer = NIL;
+	ListCell   *lc;
+	MemoryContext old;
+	DropPending *entry;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		elog(ERROR, "pgt_on_drop_start: not fired by event trigger manager");
+	if (!drop_callbacks_registered)
+	{
+		RegisterXactCallback(drop_xact_callback, NULL);
+		RegisterSubXactCallback(drop_subxact_callback, NULL);
+		drop_callbacks_registered = true;
+	}
+	/* every start pushes an entry, which its end pops */
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	entry = palloc0(sizeof(DropPending));
+	entry->nest_level = GetCurrentTransactionNestLevel();
+	drop_stack = lcons(entry, drop_stack);
+	MemoryContextSwitchTo(old);
+	if (!IsA(trigdata->parsetree, DropStmt) ||
+		!OidIsValid(get_extension_oid("pg_trickle", true)))
+		PG_RETURN_VOID();
+	stmt = (DropStmt *) trigdata->parsetree;
+
+	if (stmt->removeType == OBJECT_TABLE || stmt->removeType == OBJECT_FOREIGN_TABLE)
+	{
+		foreach(lc, stmt->objects)
+		{
+			Oid			relid = RangeVarGetRelid(makeRangeVarFromNameList(lfirst(lc)),
+												 NoLock, true);
+
+			if (OidIsValid(relid))
+				dropped = lappend_oid(dropped, relid);
+		}
+	}
+	else if (stmt->removeType == OBJECT_SCHEMA && stmt->behavior == DROP_CASCADE)
+	{
+		foreach(lc, stmt->objects)
+		{
+			Oid			nsp = get_namespace_oid(strVal(lfirst(lc)), true);
+			Oid			argtypes[1] = {OIDOID};
+			Datum		values[1];
+			uint64		n;
+
+			if (!OidIsValid(nsp))
+				continue;
+			values[0] = ObjectIdGetDatum(nsp);
+			if (SPI_connect() != SPI_OK_CONNECT)
+				elog(ERROR, "SPI_connect failed");
+			n = pgt_spi_exec_args("SELECT c.oid FROM pg_catalog.pg_class c "
+								  "WHERE c.relnamespace = $1 AND EXISTS ("
+								  " SELECT 1 FROM pg_catalog.pg_inherits i "
+								  " WHERE i.inhrelid = c.oid)",
+								  1, argtypes, values, NULL, true, SPI_OK_SELECT);
+			for (uint64 i = 0; i < n; i++)
+			{
+				bool		isnull;
+				Oid			relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+																   SPI_tuptable->tupdesc,
+																   1, &isnull));
+
+				old = MemoryContextSwitchTo(CurTransactionContext);
+				dropped = lappend_oid(dropped, relid);
+				MemoryContextSwitchTo(old);
+			}
+			SPI_finish();
+		}
+	}
+
+	foreach(lc, dropped)
+		ancestors = list_concat_unique_oid(ancestors, pgt_relation_ancestors(lfirst_oid(lc)));
+	if (ancestors == NIL)
+		PG_RETURN_VOID();
+	foreach_reader_resync(ancestors, &defer);
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	entry->immediate = list_copy(defer);
+	MemoryContextSwitchTo(old);
+	PG_RETURN_VOID();
+}
+
+Datum
+pgt_on_drop_end(PG_FUNCTION_ARGS)
+{
+	List	   *pending = NIL;
+	ListCell   *lc;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		elog(ERROR, "pgt_on_drop_end: not fired by event trigger manager");
+	if (drop_stack != NIL)
+	{
+		DropPending *top = linitial(drop_stack);
+
+		pending = top->immediate;
+		pfree(top);
+		drop_stack = list_delete_first(drop_stack);
+	}
+	if (pending == NIL || !OidIsValid(get_extension_oid("pg_trickle", true)))
+		PG_RETURN_VOID();
+	foreach(lc, pending)
+	{
+		/* dropped by the same command (DROP ... CASCADE of a source) */
+		if (pgt_catalog_get(lfirst_oid(lc), false) == NULL)
+			continue;
+		pgt_ivm_lock(lfirst_oid(lc));
+		pgt_refresh_immediate_full(lfirst_oid(lc));
+	}
+	list_free(pending);
 	PG_RETURN_VOID();
 }
 

@@ -357,6 +357,56 @@ install_triggers(Oid source, List *targets, bool replace)
 }
 
 /*
+ * pgt_cdc_release_child is called when table child has just stopped being
+ * a partition or inheritance child (DETACH PARTITION, also CONCURRENTLY or
+ * FINALIZE, and NO INHERIT): the capture triggers on it and its own
+ * children that no longer feed any buffer (neither the table nor an
+ * ancestor it still has is captured) are dropped, as the extension owner.
+ * Triggers of a source of its own, and of a table still below another
+ * captured parent, stay.
+ */
+void
+pgt_cdc_release_child(Oid child)
+{
+	List	   *stale = NIL;
+	ListCell   *lc;
+	PgtRoleSave save;
+
+	foreach(lc, find_all_inheritors(child, ShareRowExclusiveLock, NULL))
+	{
+		Oid			target = lfirst_oid(lc);
+		bool		fed = OidIsValid(pgt_cdc_buffer_relid(target));
+		ListCell   *lc2;
+
+		if (!OidIsValid(get_trigger_oid(target, "__pgt_cdc_ins", true)))
+			continue;
+		foreach(lc2, pgt_relation_ancestors(target))
+		{
+			if (OidIsValid(pgt_cdc_buffer_relid(lfirst_oid(lc2))))
+				fed = true;
+		}
+		if (!fed)
+			stale = lappend_oid(stale, target);
+	}
+	if (stale == NIL)
+		return;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	pgt_role_switch(pgt_extension_owner(), false, &save);
+	foreach(lc, stale)
+	{
+		for (int i = 0; i < 4; i++)
+			if (OidIsValid(get_trigger_oid(lfirst_oid(lc), capture_triggers[i], true)))
+				pgt_spi_exec(psprintf("DROP TRIGGER %s ON %s", capture_triggers[i],
+									  pgt_qualified_name(lfirst_oid(lc))),
+							 SPI_OK_UTILITY);
+	}
+	pgt_role_restore(&save);
+	SPI_finish();
+}
+
+/*
  * pgt_cdc_adopt_child is called when table child has just become a
  * partition or inheritance child: if an ancestor of it is a captured
  * source, child and its own children get triggers feeding that source's

@@ -23,9 +23,12 @@
  *	  over the current sources, carrying each row's weight.  Its cost is
  *	  the part of the result downstream of the changes.  A removed row may
  *	  lead, through the new data, into a cycle that the query itself never
- *	  reaches (its deltas then cancel only in the limit), so the iteration
- *	  stops at PGT_RECURSIVE_MAX_ITERATIONS and the statement reports that
- *	  it gave up; the refresh then recomputes the stream table.
+ *	  reaches (its deltas then cancel only in the limit, and over duplicate
+ *	  rows they multiply with every iteration), so the iteration stops at
+ *	  PGT_RECURSIVE_MAX_ITERATIONS, or once it has produced more rows than
+ *	  a multiple of the stored rows plus its seed, and the statement
+ *	  reports that it gave up; the refresh then recomputes the stream
+ *	  table.
  *
  *	  UNION (sets): delete and rederive.
  *	    1. DEL: the stored rows that may have lost their last derivation:
@@ -65,14 +68,21 @@
 #include "utils/typcache.h"
 
 #include "pg_trickle/analyze.h"
+#include "pg_trickle/dvm.h"
 #include "pg_trickle/pg_trickle.h"
 #include "pg_trickle/storage.h"
 #include "pg_trickle/util.h"
 
 #include "dvm_internal.h"
 
-/* iterations of the counting delta before the refresh recomputes instead */
+/*
+ * Bounds of the counting delta, past which the refresh recomputes instead:
+ * iterations, and rows produced (a floor, then a multiple of the stored
+ * rows plus the delta's seed rows; see counting_delta).
+ */
 #define PGT_RECURSIVE_MAX_ITERATIONS 1000
+#define PGT_RECURSIVE_ROWS_FLOOR 1000
+#define PGT_RECURSIVE_ROWS_FACTOR 10
 
 /*
  * The selectivity pgtrickle._estimate_few() claims.  The planner assumes a
@@ -113,8 +123,8 @@ static char *keep_match_sql(PgtRecursive *rec, PgtAnalysis *analysis,
 							const char *storage, const char *del, const char *prefix);
 static char *dred_delta(PgtRecursive *rec, PgtAnalysis *analysis, const char *storage,
 						const char *d0);
-static char *counting_delta(PgtRecursive *rec, PgtAnalysis *analysis, const char *d0,
-							char **abandon);
+static char *counting_delta(PgtRecursive *rec, PgtAnalysis *analysis, const char *storage,
+							const char *d0, char **abandon);
 
 PG_FUNCTION_INFO_V1(pgt_estimate_few);
 PG_FUNCTION_INFO_V1(pgt_estimate_few_support);
@@ -439,6 +449,78 @@ pgt_dvm_recursive_step_for_blocker(PgtRecursive *rec)
 }
 
 /*
+ * pgt_dvm_recursive_full_sql returns, for a query whose rows are those of
+ * a recursive CTE with UNION ALL (the shape of the file header), the query
+ * computed with a guard against endless recursion, or NULL for any other
+ * query.  A UNION ALL recursion over a cycle in the data never ends in
+ * PostgreSQL either: it produces rows until the temporary space runs out.
+ * Each row here carries a checkpoint of its derivation (the text of an
+ * ancestor's row, moved to the row itself at iterations 1, 2, 4, 8, ...:
+ * Brent's cycle detection); a row equal to its checkpoint was derived from
+ * itself, so the recursion would never end, and pgtrickle._recursion_cycle()
+ * raises an error naming stname.  A derivation that repeats with period p
+ * after d steps is caught within about 2 * max(d, p) + p iterations; one
+ * that never repeats (a counter without a bound) is not.
+ */
+char *
+pgt_dvm_recursive_full_sql(Query *query, PgtAnalysis *analysis, const char *stname)
+{
+	PgtRecursive rec;
+	Query	   *q;
+	StringInfoData sql;
+	ListCell   *lc;
+
+	if (analysis->agg_layout != NULL || !query->hasRecursive)
+		return NULL;
+	pgt_dvm_gen_reset_size();
+	q = pgt_dvm_prepare_query(query);
+	if (pgt_dvm_recursive_split(q, &rec) != NULL || !rec.all)
+		return NULL;
+	rec.stcolumns = analysis->columns;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "WITH RECURSIVE __pgt_f(%s, __pgt_it, __pgt_k, __pgt_cyc) AS ("
+					 "SELECT __pgt_b.*, 0, (ROW(%s))::pg_catalog.text, false "
+					 "FROM (%s) AS __pgt_b(%s) "
+					 "UNION ALL SELECT __pgt_x.*, __pgt_rw.__pgt_it + 1, "
+					 "CASE WHEN ((__pgt_rw.__pgt_it + 1) & __pgt_rw.__pgt_it) = 0 "
+					 "THEN (ROW(%s))::pg_catalog.text ELSE __pgt_rw.__pgt_k END, "
+					 "(ROW(%s))::pg_catalog.text = __pgt_rw.__pgt_k "
+					 "FROM __pgt_f AS __pgt_rw %s WHERE NOT __pgt_rw.__pgt_cyc) "
+					 "SELECT ",
+					 alias_list(&rec), cols(&rec, "__pgt_b."), pgt_dvm_deparse(rec.base),
+					 alias_list(&rec), cols(&rec, "__pgt_x."), cols(&rec, "__pgt_x."),
+					 step_lateral_sql(&rec));
+	foreach(lc, rec.stcol)
+		appendStringInfo(&sql, "%sf.%s", foreach_current_index(lc) > 0 ? ", " : "",
+						 colname(&rec, lfirst_int(lc)));
+	appendStringInfo(&sql, " FROM __pgt_f AS f WHERE NOT f.__pgt_cyc "
+					 "OR pgtrickle._recursion_cycle(%s)",
+					 quote_literal_cstr(stname));
+	return sql.data;
+}
+
+/*
+ * pgtrickle._recursion_cycle(stream table) raises the error that ends a
+ * recursion found to derive a row from itself (see
+ * pgt_dvm_recursive_full_sql).
+ */
+PG_FUNCTION_INFO_V1(pgt_recursion_cycle);
+
+Datum
+pgt_recursion_cycle(PG_FUNCTION_ARGS)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("recursive query of stream table \"%s\" does not terminate",
+					PG_ARGISNULL(0) ? "?" : text_to_cstring(PG_GETARG_TEXT_PP(0))),
+			 errdetail("Its WITH RECURSIVE ... UNION ALL derives a row from itself (a cycle in the data), so it would produce rows without end."),
+			 errhint("Remove the cycle from the data, or use UNION, which stops at rows already found.")));
+	PG_RETURN_BOOL(false);
+}
+
+/*
  * pgt_dvm_recursive_delta returns the delta of the stream table (its
  * columns, then __pgt_w), or NULL when no source changed.  *abandon is set
  * to a boolean SQL expression that is true when the delta gave up (the
@@ -509,7 +591,7 @@ pgt_dvm_recursive_delta(Query *q, PgtAnalysis *analysis, const char *storage,
 	delta = pgt_dvm_share_part_named(d0.data);
 
 	if (rec.all)
-		delta = counting_delta(&rec, analysis, delta, abandon);
+		delta = counting_delta(&rec, analysis, storage, delta, abandon);
 	else
 		delta = dred_delta(&rec, analysis, storage, delta);
 
@@ -524,14 +606,32 @@ pgt_dvm_recursive_delta(Query *q, PgtAnalysis *analysis, const char *storage,
 	return out.data;
 }
 
-/* UNION ALL: the fixpoint of dr = D0 + F(dr) over weighted rows */
+/*
+ * UNION ALL: the fixpoint of dr = D0 + F(dr) over weighted rows.
+ *
+ * Every row carries its iteration, the number of seed rows (__pgt_n0) and
+ * the number of rows produced up to and including its iteration
+ * (__pgt_tot, the same for all rows of one iteration).  Rows are followed
+ * while that count stays within the size bound: at most
+ * PGT_RECURSIVE_ROWS_FLOOR rows, or else PGT_RECURSIVE_ROWS_FACTOR times
+ * the stored rows plus the seed rows (the stored rows are counted only
+ * once the floor is passed).  A delta that converges is the difference of
+ * two results, so it stays near their size; one over a cycle that only
+ * cancels in the limit grows with every iteration, exponentially over
+ * duplicate rows, and without the bound filled the temporary space before
+ * the iteration cap was reached.  Passing either bound makes *abandon
+ * true: the refresh recomputes instead.  The last iteration followed may
+ * produce up to its fan-out times the bound.
+ */
 static char *
-counting_delta(PgtRecursive *rec, PgtAnalysis *analysis, const char *d0, char **abandon)
+counting_delta(PgtRecursive *rec, PgtAnalysis *analysis, const char *storage,
+			   const char *d0, char **abandon)
 {
 	StringInfoData seed;
 	StringInfoData rd;
 	bool		consolidate = true;
 	char	   *name;
+	const char *within;
 
 	/* rows that cancel in D0 need not be followed */
 	for (int i = 0; i < rec->ncols; i++)
@@ -546,23 +646,36 @@ counting_delta(PgtRecursive *rec, PgtAnalysis *analysis, const char *d0, char **
 	initStringInfo(&seed);
 	if (consolidate)
 		appendStringInfo(&seed,
-						 "SELECT %s, pg_catalog.sum(d.__pgt_w)::pg_catalog.int8, 0 "
+						 "SELECT %s, pg_catalog.sum(d.__pgt_w)::pg_catalog.int8, 0, "
+						 "pg_catalog.count(*) OVER (), pg_catalog.count(*) OVER () "
 						 "FROM (%s) AS d GROUP BY %s HAVING pg_catalog.sum(d.__pgt_w) <> 0",
 						 cols(rec, "d."), d0, cols(rec, "d."));
 	else
-		appendStringInfo(&seed, "SELECT %s, d.__pgt_w, 0 FROM (%s) AS d", cols(rec, "d."), d0);
+		appendStringInfo(&seed,
+						 "SELECT %s, d.__pgt_w, 0, pg_catalog.count(*) OVER (), "
+						 "pg_catalog.count(*) OVER () FROM (%s) AS d",
+						 cols(rec, "d."), d0);
+
+	/* %1$s: the alias of a row of __pgt_rd */
+	within = psprintf("(%%1$s.__pgt_tot <= %d OR %%1$s.__pgt_tot <= %d * "
+					  "((SELECT pg_catalog.count(*) FROM %s) + %%1$s.__pgt_n0))",
+					  PGT_RECURSIVE_ROWS_FLOOR, PGT_RECURSIVE_ROWS_FACTOR, storage);
 
 	initStringInfo(&rd);
 	appendStringInfo(&rd,
-					 "WITH RECURSIVE __pgt_rd(%s, __pgt_w, __pgt_it) AS (%s UNION ALL "
-					 "SELECT __pgt_x.*, __pgt_rw.__pgt_w, __pgt_rw.__pgt_it + 1 "
-					 "FROM __pgt_rd AS __pgt_rw %s WHERE __pgt_rw.__pgt_it < %d) "
-					 "SELECT * FROM __pgt_rd",
+					 "WITH RECURSIVE __pgt_rd(%s, __pgt_w, __pgt_it, __pgt_n0, __pgt_tot) AS (%s "
+					 "UNION ALL SELECT __pgt_s.* FROM ("
+					 "SELECT __pgt_x.*, __pgt_rw.__pgt_w, __pgt_rw.__pgt_it + 1, __pgt_rw.__pgt_n0, "
+					 "pg_catalog.max(__pgt_rw.__pgt_tot) OVER () + pg_catalog.count(*) OVER () "
+					 "FROM __pgt_rd AS __pgt_rw %s WHERE __pgt_rw.__pgt_it < %d AND ",
 					 alias_list(rec), few_sql(rec, seed.data), step_lateral_sql(rec),
 					 PGT_RECURSIVE_MAX_ITERATIONS);
+	appendStringInfo(&rd, within, "__pgt_rw");
+	appendStringInfoString(&rd, ") AS __pgt_s) SELECT * FROM __pgt_rd");
 	name = pgt_dvm_share_part_named(rd.data);
-	*abandon = psprintf("EXISTS (SELECT 1 FROM (%s) AS __pgt_cap WHERE __pgt_cap.__pgt_it >= %d)",
-						name, PGT_RECURSIVE_MAX_ITERATIONS);
+	*abandon = psprintf("EXISTS (SELECT 1 FROM (%s) AS __pgt_cap WHERE __pgt_cap.__pgt_it >= %d "
+						"OR NOT %s)",
+						name, PGT_RECURSIVE_MAX_ITERATIONS, psprintf(within, "__pgt_cap"));
 	(void) analysis;
 	return psprintf("SELECT %s, r.__pgt_w FROM (%s) AS r", cols(rec, "r."), name);
 }

@@ -514,7 +514,7 @@ refresh_differential(PgtStreamTable *st, Snapshot snap, List *changed,
 				ok = (expected == counts->deleted);
 				/* -1: the delta gave up (a recursive delta did not converge) */
 				if (expected == -1)
-					*reason = "The recursive delta did not converge within its iteration bound; the stream table was recomputed.";
+					*reason = "The recursive delta did not converge within its bounds (1000 iterations, or ten times the stored rows plus the changes); the stream table was recomputed.";
 			}
 		}
 	}
@@ -602,10 +602,16 @@ refresh_full(PgtStreamTable *st, PgtAnalysis *analysis, Snapshot snap,
 	relation_close(rel, AccessShareLock);
 
 	if (select_sql == NULL)
+	{
+		/* a UNION ALL recursion over a cycle errors instead of filling the disk */
+		char	   *query_sql = pgt_dvm_recursive_full_sql(analysis->query, analysis,
+														   pgt_relation_display_name(st->relid));
+
 		select_sql = psprintf("SELECT q.*, %s FROM (%s) AS q (%s)",
 							  pgt_storage_row_id_expr(analysis->columns, st->identity, "q"),
-							  st->defining_query,
+							  query_sql != NULL ? query_sql : st->defining_query,
 							  col_names(analysis->columns));
+	}
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

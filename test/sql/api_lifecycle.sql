@@ -560,7 +560,8 @@ SELECT pgtrickle.drop_stream_table('l_rls_owner');
 -- row-level security enabled after a differential stream table was
 -- created: its refreshes are FULL from then on, and say why
 CREATE TABLE l_rls_late (id int PRIMARY KEY, who text, v int);
-GRANT SELECT ON l_rls_late TO pgt_other;
+-- (TRIGGER: a differential stream table puts triggers on its sources)
+GRANT SELECT, TRIGGER ON l_rls_late TO pgt_other;
 INSERT INTO l_rls_late VALUES (1, 'pgt_other', 10), (2, 'someone', 20);
 SET ROLE pgt_other;
 SELECT pgtrickle.create_stream_table('l_theirs.late', 'SELECT id, v FROM l_rls_late',
@@ -613,6 +614,7 @@ SELECT pgtrickle.drop_stream_table('l_theirs.peek') FROM pgtrickle.pgt_stream_ta
 CREATE TABLE l_cols (id int, secret text);
 INSERT INTO l_cols VALUES (1, 'x');
 GRANT SELECT (id) ON l_cols TO pgt_other;
+GRANT TRIGGER ON l_cols TO pgt_other;
 SET ROLE pgt_other;
 SELECT pgt_try($$SELECT pgtrickle.create_stream_table('l_theirs.cols', 'SELECT id, secret FROM l_cols',
                    refresh_mode => 'DIFFERENTIAL', initialize => false)$$);

@@ -218,7 +218,8 @@ INSERT INTO im_a VALUES (40, 1), (15, 1);
 SELECT pgt_check('im_ab'), (SELECT count(*) FROM im_ab) AS rows;
 -- row-level security enabled later on a source: recomputed as the owner
 CREATE ROLE im_owner;
-GRANT SELECT ON im_a, im_b TO im_owner;
+-- (TRIGGER: an IMMEDIATE stream table puts triggers on its sources)
+GRANT SELECT, TRIGGER ON im_a, im_b TO im_owner;
 GRANT USAGE, CREATE ON SCHEMA public TO im_owner;
 SET ROLE im_owner;
 SELECT pgtrickle.create_stream_table('im_own',
