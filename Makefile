@@ -27,6 +27,8 @@ OBJS = \
 	src/dvm/recompute.o \
 	src/dvm/recursive.o \
 	src/dvm/sublink.o \
+	src/dvm/sublink_scalar.o \
+	src/dvm/lateral.o \
 	src/dvm/sqlgen.o \
 	src/refresh/refresh.o \
 	src/schedule/schedule.o \

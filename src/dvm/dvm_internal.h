@@ -57,6 +57,30 @@ typedef struct PgtRecursive
 	bool	   *notnull;		/* per CTE column: never NULL */
 } PgtRecursive;
 
+/*
+ * Subquery rewrites (sublink.c, sublink_scalar.c): a subquery that becomes
+ * a derived table joined to the outer query.
+ */
+typedef struct PulledSublink
+{
+	Query	   *derived;		/* SELECT DISTINCT ... */
+	List	   *conds;			/* join conditions, outer side at level 0 */
+	bool		anti;
+	Index		rtindex;		/* of the derived table, once added */
+	Node	   *guard;			/* NOT IN over nullable values: a filter on
+								 * the outer rows (see not_in_guard) */
+} PulledSublink;
+
+/* what pgt_dvm_scalar_mutator works on */
+typedef struct ScalarContext
+{
+	Query	   *q;
+	Node	   *conjunct;		/* the WHERE conjunct, NULL elsewhere */
+	List	   *conds;			/* join conditions to add to WHERE */
+	bool		in_having;		/* the value is read as min() of the group */
+	List	   *left_joins;		/* select list: PulledSublink * to LEFT JOIN */
+} ScalarContext;
+
 /* sqlgen.c */
 extern char *pgt_dvm_deparse(Query *q);
 #define PGT_MAX_DELTA_SQL (2 * 1024 * 1024)
@@ -124,9 +148,21 @@ extern void pgt_dvm_collect_rtindexes(Node *node, List **list);
 extern JoinExpr *pgt_dvm_find_join(Node *node, int rtindex);
 extern void pgt_dvm_cte_to_subquery(RangeTblEntry *rte, Query *sub);
 
-/* sublink.c */
+/* sublink.c: semi/anti joins for [NOT] EXISTS and [NOT] IN, shared helpers */
 extern void pgt_dvm_pull_up_sublinks(Query *q);
 extern bool pgt_dvm_level_has_sublink(Query *q);
+extern Index pgt_dvm_add_derived(Query *q, Query *derived);
+extern bool pgt_dvm_split_where(Query *s, List **rest, List **inner, List **outer, List **ops,
+								Node **ne_inner, Node **ne_outer, Oid *ne_op);
+
+/* sublink_scalar.c: scalar subqueries, ANY / ALL */
+extern Node *pgt_dvm_count_of(Node *arg);
+extern Node *pgt_dvm_make_agg(const char *name, Node *arg);
+extern Node *pgt_dvm_pull_scalars(Query *q, Node *conjunct, List **extra);
+extern Node *pgt_dvm_pull_scalars_left_join(Query *q, Node *c, List **left_joins);
+extern Node *pgt_dvm_scalar_mutator(Node *node, ScalarContext *ctx);
+
+/* lateral.c: LATERAL subqueries */
 extern void pgt_dvm_decorrelate_lateral(Query *q);
 
 #endif							/* PG_TRICKLE_DVM_INTERNAL_H */
