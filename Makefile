@@ -23,6 +23,8 @@ OBJS = \
 	src/dvm/aggregate.o \
 	src/dvm/apply.o \
 	src/dvm/delta.o \
+	src/dvm/blocker.o \
+	src/dvm/outer_join.o \
 	src/dvm/prepare.o \
 	src/dvm/recompute.o \
 	src/dvm/recursive.o \

@@ -18,6 +18,7 @@
 #include "access/tupdesc.h"
 
 #include "pg_trickle/analyze.h"
+#include "pg_trickle/dvm.h"
 
 /*
  * What building one delta needs: the frontier parameter, the sources that
@@ -81,6 +82,18 @@ typedef struct ScalarContext
 	List	   *left_joins;		/* select list: PulledSublink * to LEFT JOIN */
 } ScalarContext;
 
+/*
+ * Outer joins (outer_join.c, delta.c): a derived leaf stands in the place of the preserved side of an outer
+ * join in its NULL-padded term: the rows of that side without a match.
+ * Its state, delta and pre-state are generated SQL (see anti_join_sql).
+ */
+typedef struct DerivedLeaf
+{
+	char	   *name;			/* alias of the range table entry */
+	char	   *delta_sql;
+	char	   *old_sql;
+} DerivedLeaf;
+
 /* sqlgen.c */
 extern char *pgt_dvm_deparse(Query *q);
 #define PGT_MAX_DELTA_SQL (2 * 1024 * 1024)
@@ -94,7 +107,11 @@ extern void pgt_dvm_inline_part(const char *name, TupleDesc desc, const char *sq
 extern Query *pgt_dvm_parse_sql_params(const char *sql, Oid *types, int ntypes);
 extern char *pgt_dvm_with_shared_parts(char *sql);
 
-/* delta.c */
+/* delta.c: the delta rules */
+extern Query *pgt_dvm_leaf_delta_query(Query *q, Index rti, DvmContext *ctx);
+extern Query *pgt_dvm_leaf_old_query(Query *q, Index rti, DvmContext *ctx);
+extern bool pgt_dvm_query_may_change(Query *q, DvmContext *ctx);
+extern char *pgt_dvm_base_columns_sql(Oid relid, const char *alias, List **colnames);
 extern bool pgt_dvm_in_nullable_side(Node *node, Index rti);
 extern bool pgt_dvm_insert_monotone(Query *q);
 extern char *pgt_dvm_any_delta(Query *q, DvmContext *ctx);
@@ -112,6 +129,15 @@ extern const char *pgt_dvm_col_list(List *columns, const char *prefix, bool keys
 extern List *pgt_dvm_visible_tlist(List *tlist);
 extern char *pgt_dvm_recheck_sql(List *columns, const char *a, const char *b, bool exact,
 								 bool keys_only);
+
+/* blocker.c: what the engine supports */
+extern const char *pgt_dvm_top_blocker(Query *q, PgtDeltaStrategy *strategy,
+											List **sources);
+
+/* outer_join.c: deltas of outer joins */
+extern DerivedLeaf *pgt_dvm_find_derived(DvmContext *ctx, RangeTblEntry *rte);
+extern JoinExpr *pgt_dvm_find_outer_join(Node *node);
+extern char *pgt_dvm_outer_join_delta(Query *q, JoinExpr *j, DvmContext *ctx);
 
 /* recursive.c */
 extern const char *pgt_dvm_recursive_split(Query *q, PgtRecursive *rec);
