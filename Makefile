@@ -23,10 +23,14 @@ OBJS = \
 	src/dvm/aggregate.o \
 	src/dvm/apply.o \
 	src/dvm/delta.o \
+	src/dvm/blocker.o \
+	src/dvm/outer_join.o \
 	src/dvm/prepare.o \
 	src/dvm/recompute.o \
 	src/dvm/recursive.o \
 	src/dvm/sublink.o \
+	src/dvm/sublink_scalar.o \
+	src/dvm/lateral.o \
 	src/dvm/sqlgen.o \
 	src/refresh/refresh.o \
 	src/schedule/schedule.o \

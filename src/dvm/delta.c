@@ -42,6 +42,10 @@
  *	  - SINGLETON (aggregate without GROUP BY): its one row is recomputed
  *	    when any input changed.
  *
+ *	  This file holds the entry points and the delta rules; what the engine
+ *	  supports (the blocker) is in blocker.c, the deltas of outer joins in
+ *	  outer_join.c.
+ *
  * IDENTIFICATION
  *	  src/dvm/delta.c
  *
@@ -93,49 +97,8 @@
 #include "dvm_internal.h"
 
 
-/*
- * A derived leaf stands in the place of the preserved side of an outer
- * join in its NULL-padded term: the rows of that side without a match.
- * Its state, delta and pre-state are generated SQL (see anti_join_sql).
- */
-typedef struct DerivedLeaf
-{
-	char	   *name;			/* alias of the range table entry */
-	char	   *delta_sql;
-	char	   *old_sql;
-} DerivedLeaf;
-
-typedef struct BlockerContext
-{
-	const char *reason;
-	List	   *sources;		/* PgtDeltaSource * */
-} BlockerContext;
-
-static JoinExpr *find_outer_join(Node *node);
-static char *outer_join_delta(Query *q, JoinExpr *j, DvmContext *ctx);
-static Query *anti_term(Query *q, JoinExpr *j, bool left_preserved,
-						DvmContext *ctx);
-static char *join_condition_sql(Query *q, Index a, Index b, Node *cond);
-static char *rte_from_item(Query *q, Index rti, int kind, DvmContext *ctx,
-						   const char *alias);
-static char *rte_columns(Query *q, Index rti, const char *alias);
-static List *rte_canonical_names(Query *q, Index rti);
-static char *null_row_sql(Query *q, Index rti);
-static DerivedLeaf *find_derived(DvmContext *ctx, RangeTblEntry *rte);
-static const char *top_blocker(Query *q, PgtDeltaStrategy *strategy,
-							   List **sources);
-static const char *spj_blocker(Query *q, BlockerContext *ctx);
-static const char *outer_side_blocker(Query *q, Node *node);
-static bool blocker_walker(Node *node, BlockerContext *ctx);
-static const char *stray_sublink_blocker(Query *q);
-static void add_source_cols(BlockerContext *ctx, Oid relid, Bitmapset *cols);
-static bool setop_all_union(Node *setop, bool *all);
-static bool query_may_change(Query *q, DvmContext *ctx);
 static bool may_change_walker(Node *node, DvmContext *ctx);
 static char *agg_subquery_delta(Query *q, DvmContext *ctx);
-static Query *leaf_delta_query(Query *q, Index rti, DvmContext *ctx);
-static Query *leaf_old_query(Query *q, Index rti, DvmContext *ctx);
-static char *base_columns_sql(Oid relid, const char *alias, List **colnames);
 static char *base_delta_sql(Oid relid, DvmContext *ctx, bool negate,
 							List **colnames);
 static void replace_rte(Query *q, Index rti, Query *sub, List *colnames);
@@ -145,50 +108,6 @@ static char *apply_sql_ctx(Query *query, PgtAnalysis *analysis, const char *stor
 						   DvmContext *ctxp, PgtDeltaStrategy *strategy);
 
 static List *visible_names(Query *q);
-
-/*
- * pgt_dvm_blocker returns NULL if query can be maintained differentially,
- * else a sentence saying why not.  *sources receives the base relations
- * whose changes must be captured, with the columns read (PgtDeltaSource).
- * Runs with the caller's search_path locked (see pgt_role_switch).
- */
-const char *
-pgt_dvm_blocker(Query *query, List **sources)
-{
-	PgtDeltaStrategy strategy;
-	const char *reason = top_blocker(pgt_dvm_prepare_query(query), &strategy, sources);
-	ListCell   *lc;
-
-	if (reason != NULL)
-		return reason;
-
-	/*
-	 * Change buffers carry every changed row, so reading them would bypass
-	 * row-level security that applies to the current user on a source.
-	 */
-	foreach(lc, *sources)
-	{
-		PgtDeltaSource *src = lfirst(lc);
-		Oid			relid = src->relid;
-		int			att = -1;
-
-		if (check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
-			return psprintf("Row-level security on \"%s\" applies to the stream table's owner, and change capture cannot honour it.",
-							get_rel_name(relid));
-
-		/*
-		 * Changes are read with the owner's own privileges, also for tables
-		 * the query reaches through a view that grants access to them.
-		 */
-		if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK)
-			continue;
-		while ((att = bms_next_member(src->attnums, att)) >= 0)
-			if (pg_attribute_aclcheck(relid, att, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
-				return psprintf("The owner may read \"%s\" only through a view, and its changes are read with the owner's own privileges.",
-								get_rel_name(relid));
-	}
-	return NULL;
-}
 
 /*
  * pgt_dvm_apply_sql returns one SQL statement that applies to storage (a
@@ -392,7 +311,7 @@ apply_sql_ctx(Query *query, PgtAnalysis *analysis, const char *storage,
 	DvmContext	ctx = *ctxp;
 	Query	   *q = pgt_dvm_prepare_query(query);
 	List	   *sources = NIL;
-	const char *blocker = top_blocker(q, strategy, &sources);
+	const char *blocker = pgt_dvm_top_blocker(q, strategy, &sources);
 
 	if (blocker != NULL)
 		ereport(ERROR,
@@ -403,7 +322,7 @@ apply_sql_ctx(Query *query, PgtAnalysis *analysis, const char *storage,
 	pgt_dvm_gen_reset_size();
 	ctx.frontier = "$1";
 	ctx.sources = sources;
-	if (!query_may_change(q, &ctx))
+	if (!pgt_dvm_query_may_change(q, &ctx))
 		return NULL;
 
 	if (analysis->agg_layout != NULL)
@@ -480,526 +399,8 @@ pgt_dvm_full_sql(Query *query, PgtAnalysis *analysis, const char *storage)
 								pgt_dvm_deparse(pgt_dvm_agg_child(q, pgt_dvm_agg_layout(q))));
 }
 
-/*
- * pgt_dvm_size_blocker generates the delta SQL of query as if every input
- * changed, in a subtransaction, and returns a reason if it is too large
- * to be practical (NULL if fine).
- */
-const char *
-pgt_dvm_size_blocker(Query *query, PgtAnalysis *analysis, List *sources)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	const char *reason = NULL;
-	List	   *changed = NIL;
-	ListCell   *lc;
-
-	foreach(lc, sources)
-		changed = lappend_oid(changed, ((PgtDeltaSource *) lfirst(lc))->relid);
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		PgtDeltaStrategy strategy;
-
-		(void) pgt_dvm_apply_sql(query, analysis, "pg_catalog.pg_class", "1:1:",
-								 changed, &strategy);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		if (edata->sqlerrcode != ERRCODE_PROGRAM_LIMIT_EXCEEDED)
-			ReThrowError(edata);
-		reason = psprintf("Its delta SQL would exceed %d bytes: nested outer joins or aggregates multiply it.",
-						  PGT_MAX_DELTA_SQL);
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	pgt_dvm_gen_reset_size();
-	return reason;
-}
-
-/*
- * top_blocker classifies the (prepared) top-level query and checks that
- * every part can be differentiated.
- */
-static const char *
-top_blocker(Query *q, PgtDeltaStrategy *strategy, List **sources)
-{
-	BlockerContext ctx;
-	const char *reason;
-
-	memset(&ctx, 0, sizeof(ctx));
-
-	/* before the window, LIMIT and DISTINCT ON rules strip those clauses */
-	if ((reason = stray_sublink_blocker(q)) != NULL)
-		return reason;
-	if (q->hasRecursive)
-	{
-		PgtRecursive rec;
-
-		if ((reason = pgt_dvm_recursive_split(q, &rec)) != NULL ||
-			(reason = spj_blocker(rec.base, &ctx)) != NULL ||
-			(reason = spj_blocker(pgt_dvm_recursive_step_for_blocker(&rec), &ctx)) != NULL)
-			return reason;
-		*strategy = PGT_DELTA_RECURSIVE;
-		*sources = ctx.sources;
-		return NULL;
-	}
-	if (q->hasWindowFuncs)
-	{
-		Query	   *b;
-
-		if ((reason = pgt_dvm_window_blocker(q)) != NULL)
-			return reason;
-		b = copyObject(q);
-		b->hasWindowFuncs = false;
-		b->windowClause = NIL;
-		if ((reason = spj_blocker(b, &ctx)) != NULL)
-			return reason;
-		*strategy = PGT_DELTA_WINDOW;
-		*sources = ctx.sources;
-		return NULL;
-	}
-	if (q->hasTargetSRFs)
-		return "Set-returning functions in the select list are not supported by the differential engine yet.";
-	if (q->limitCount != NULL || q->limitOffset != NULL)
-	{
-		Query	   *b;
-
-		if ((reason = pgt_dvm_topk_blocker(q)) != NULL)
-			return reason;
-		/* the rest of the rules apply to the query without ORDER BY/LIMIT */
-		b = copyObject(q);
-		b->limitCount = NULL;
-		b->limitOffset = NULL;
-		b->sortClause = NIL;
-		if ((reason = top_blocker(b, strategy, sources)) != NULL)
-			return reason;
-		*strategy = PGT_DELTA_TOPK;
-		return NULL;
-	}
-	if (q->groupingSets != NIL && q->distinctClause != NIL)
-		return "SELECT DISTINCT over GROUPING SETS, ROLLUP or CUBE is not maintained by the differential engine.";
-	if (q->groupingSets != NIL)
-		return psprintf("GROUPING SETS, ROLLUP and CUBE are maintained incrementally only up to pg_trickle.max_grouping_set_branches (%d) grouping sets.",
-						pgt_max_grouping_set_branches);
-	if (q->hasDistinctOn)
-	{
-		Query	   *b;
-
-		if ((reason = pgt_dvm_distinct_on_blocker(q)) != NULL)
-			return reason;
-		b = copyObject(q);
-		b->hasDistinctOn = false;
-		b->distinctClause = NIL;
-		if ((reason = spj_blocker(b, &ctx)) != NULL)
-			return reason;
-		*strategy = PGT_DELTA_WINDOW;
-		*sources = ctx.sources;
-		return NULL;
-	}
-
-	if (q->setOperations != NULL)
-	{
-		bool		all;
-		bool		plain_union;
-		ListCell   *lc;
-
-		if (q->hasAggs || q->groupClause != NIL || q->distinctClause != NIL)
-			return "Aggregates over UNION are not supported by the differential engine yet.";
-		plain_union = setop_all_union(q->setOperations, &all);
-
-		foreach(lc, q->rtable)
-		{
-			RangeTblEntry *rte = lfirst(lc);
-
-			if (rte->rtekind != RTE_SUBQUERY)
-				continue;
-			/*
-			 * Under UNION ALL a branch may group or aggregate: its delta is
-			 * that of a grouped subquery (the touched groups before and
-			 * after), and the branches' deltas simply add up.
-			 */
-			if (rte->subquery->setOperations != NULL || rte->subquery->groupingSets != NIL ||
-				(!(plain_union && all) &&
-				 (rte->subquery->hasAggs || rte->subquery->groupClause != NIL ||
-				  rte->subquery->distinctClause != NIL)))
-				return "Branches of UNION, INTERSECT or EXCEPT must be plain SELECT ... FROM ... WHERE blocks for the differential engine (under UNION ALL they may also group or aggregate).";
-			if ((reason = spj_blocker(rte->subquery, &ctx)) != NULL)
-				return reason;
-		}
-		if (!plain_union)
-			*strategy = PGT_DELTA_SETOP;
-		else
-			*strategy = all ? PGT_DELTA_MULTISET : PGT_DELTA_KEYED;
-		*sources = ctx.sources;
-		return NULL;
-	}
-
-	if (q->hasAggs || q->groupClause != NIL || q->havingQual != NULL)
-	{
-		ListCell   *lc;
-
-		foreach(lc, q->groupClause)
-		{
-			SortGroupClause *sgc = lfirst(lc);
-			TargetEntry *tle = get_sortgroupclause_tle(sgc, q->targetList);
-
-			if (tle->resjunk)
-				return "Every GROUP BY expression must appear in the select list for the differential engine.";
-		}
-		*strategy = q->groupClause != NIL ? PGT_DELTA_KEYED : PGT_DELTA_SINGLETON;
-	}
-	else if (q->distinctClause != NIL)
-		*strategy = PGT_DELTA_KEYED;
-	else
-		*strategy = PGT_DELTA_MULTISET;
-
-	if ((reason = spj_blocker(q, &ctx)) != NULL)
-		return reason;
-	*sources = ctx.sources;
-	return NULL;
-}
-
-static bool
-setop_all_union(Node *setop, bool *all)
-{
-	if (IsA(setop, RangeTblRef))
-		return true;
-	if (IsA(setop, SetOperationStmt))
-	{
-		SetOperationStmt *op = (SetOperationStmt *) setop;
-		bool		first = (*all != op->all);
-
-		if (op->op != SETOP_UNION)
-			return false;
-		(void) first;
-		*all = op->all;
-		return setop_all_union(op->larg, all) && *all == op->all &&
-			setop_all_union(op->rarg, all) && *all == op->all;
-	}
-	return false;
-}
-
-/*
- * spj_blocker checks one query level that is (apart from aggregation at
- * the top) a select-project-join block, and its subqueries in FROM.
- */
-static const char *
-spj_blocker(Query *q, BlockerContext *ctx)
-{
-	ListCell   *lc;
-	const char *r0;
-
-	if ((r0 = stray_sublink_blocker(q)) != NULL)
-		return r0;
-	if (q->hasSubLinks || pgt_dvm_level_has_sublink(q))
-		return "Subqueries in expressions are supported by the differential engine in WHERE conditions ([NOT] EXISTS, [NOT] IN, op ANY/ALL over a plain SELECT, aggregate scalar subqueries) and as aggregate scalar subqueries in the select list, correlated by equalities (and one <> in [NOT] EXISTS) if at all; not, for example, correlated by other comparisons, in the ON of an outer join, comparing rows, or ANY/ALL over a subquery that groups or limits.";
-	if (q->hasWindowFuncs || q->hasTargetSRFs || q->limitCount != NULL ||
-		q->limitOffset != NULL || q->setOperations != NULL ||
-		q->groupingSets != NIL || q->hasRecursive)
-		return "A subquery in FROM uses a construct the differential engine does not support yet (window function, LIMIT, set operation or recursion).";
-
-	foreach(lc, q->rtable)
-	{
-		RangeTblEntry *rte = lfirst(lc);
-
-		/*
-		 * A LATERAL function (unnest(t.a), jsonb_array_elements(t.j), ...)
-		 * depends on nothing but the row it is applied to: like any function
-		 * in FROM it is a constant input, evaluated for the rows of whatever
-		 * state (delta, old, new) its arguments' relation has in each term.
-		 */
-		if (rte->lateral &&
-			!(rte->rtekind == RTE_FUNCTION &&
-			  !contain_volatile_functions((Node *) rte->functions)))
-			return "LATERAL subqueries are maintained by the differential engine only when they are correlated by equalities in their WHERE (plain, with ORDER BY ... LIMIT, or aggregating without GROUP BY) and no other FROM item reads an aggregating one; LATERAL functions are maintained.";
-		/* after rewriting, a view entry is only its body's OLD/NEW placeholder */
-		if (rte->rtekind == RTE_RELATION && rte->relkind == RELKIND_VIEW)
-			continue;
-		switch (rte->rtekind)
-		{
-			case RTE_RELATION:
-				if (!rte->inh && has_subclass(rte->relid))
-					return psprintf("ONLY \"%s\" is not supported by the differential engine: changes of its child tables are captured together.",
-									get_rel_name(rte->relid));
-				if (get_rel_relispartition(rte->relid) || has_superclass(rte->relid))
-					return psprintf("\"%s\" is a partition or inheritance child; rows written through its parent would not be captured.",
-									get_rel_name(rte->relid));
-				if (rte->relkind != RELKIND_RELATION &&
-					rte->relkind != RELKIND_PARTITIONED_TABLE)
-					return psprintf("Source \"%s\" is not a table; only tables and stream tables can be read differentially.",
-									get_rel_name(rte->relid));
-				if (IsCatalogRelationOid(rte->relid))
-					return psprintf("Source \"%s\" is a system catalog, whose changes cannot be captured.",
-									get_rel_name(rte->relid));
-				add_source_cols(ctx, rte->relid,
-								pgt_compat_rte_selected_cols(q, rte));
-				break;
-			case RTE_SUBQUERY:
-				{
-					Query	   *sub = rte->subquery;
-					const char *r;
-
-					/*
-					 * Window functions: the partitions touched by the
-					 * changes are computed before and after (like groups).
-					 */
-					if (sub->hasWindowFuncs)
-					{
-						Query	   *b;
-
-						if ((r = stray_sublink_blocker(sub)) != NULL)
-							return r;
-						if (sub->hasAggs || sub->groupClause != NIL || sub->distinctClause != NIL ||
-							sub->havingQual != NULL || sub->limitCount != NULL ||
-							sub->limitOffset != NULL || sub->setOperations != NULL ||
-							sub->groupingSets != NIL)
-							return "Window functions inside a subquery, view or CTE are maintained differentially over a plain SELECT ... FROM ... WHERE block only (no grouping, DISTINCT or LIMIT at that level).";
-						b = copyObject(sub);
-						b->hasWindowFuncs = false;
-						b->windowClause = NIL;
-						if ((r = spj_blocker(b, ctx)) != NULL)
-							return r;
-						break;
-					}
-					if (sub->groupingSets != NIL)
-						return "GROUPING SETS inside a subquery, view or CTE are not supported by the differential engine yet (at the top level they are).";
-					if (sub->hasDistinctOn && (sub->limitCount != NULL || sub->limitOffset != NULL))
-						return "DISTINCT ON with LIMIT inside a subquery, view or CTE is not supported by the differential engine yet.";
-					if (sub->setOperations != NULL)
-					{
-						bool		all = true;
-						ListCell   *lc2;
-
-						if (!setop_all_union(sub->setOperations, &all) || !all)
-							return "UNION without ALL, INTERSECT and EXCEPT inside a subquery, view or CTE are not supported by the differential engine yet.";
-						foreach(lc2, sub->rtable)
-						{
-							RangeTblEntry *leaf = lfirst(lc2);
-
-							if (leaf->rtekind == RTE_SUBQUERY &&
-								(r = spj_blocker(leaf->subquery, ctx)) != NULL)
-								return r;
-						}
-						break;
-					}
-					/* aggregates are recomputed for the touched groups */
-					if ((r = spj_blocker(sub, ctx)) != NULL)
-						return r;
-				}
-				break;
-			case RTE_JOIN:
-				break;
-			case RTE_FUNCTION:
-			case RTE_VALUES:
-			case RTE_RESULT:
-				break;
-			case RTE_CTE:
-				return psprintf("WITH RECURSIVE is maintained differentially only when the query returns the rows of one recursive CTE; \"%s\" is read elsewhere.", rte->ctename);
-			default:
-				return "The query reads a kind of relation the differential engine does not support.";
-		}
-	}
-
-	if ((r0 = outer_side_blocker(q, (Node *) q->jointree)) != NULL)
-		return r0;
-
-	ctx->reason = NULL;
-	(void) query_tree_walker(q, blocker_walker, ctx, QTW_IGNORE_RANGE_TABLE);
-	if (ctx->reason == NULL && q->jointree != NULL)
-		(void) blocker_walker((Node *) q->jointree, ctx);
-	return ctx->reason;
-}
-
-/*
- * stray_sublink_blocker refuses a subquery expression in a place no delta
- * rule looks at: the arguments of a function in FROM (LATERAL or not), a
- * VALUES list or table function in FROM, LIMIT/OFFSET, a window frame
- * offset.  Its tables' changes would never reach the stream table.  (In
- * the select list, WHERE, join conditions and HAVING the rewrites of
- * sublink.c and spj_blocker decide.)
- */
-static const char *
-stray_sublink_blocker(Query *q)
-{
-	const char *place = NULL;
-	ListCell   *lc;
-
-	foreach(lc, q->rtable)
-	{
-		RangeTblEntry *rte = lfirst(lc);
-
-		if (rte->rtekind == RTE_FUNCTION &&
-			checkExprHasSubLink((Node *) rte->functions))
-			place = "in the arguments of a function in FROM";
-		else if (rte->rtekind == RTE_VALUES &&
-				 checkExprHasSubLink((Node *) rte->values_lists))
-			place = "in a VALUES list in FROM";
-		else if (rte->rtekind == RTE_TABLEFUNC &&
-				 checkExprHasSubLink((Node *) rte->tablefunc))
-			place = "in a table function (XMLTABLE) in FROM";
-		if (place != NULL)
-			break;
-	}
-	if (place == NULL &&
-		(checkExprHasSubLink(q->limitCount) || checkExprHasSubLink(q->limitOffset)))
-		place = "in LIMIT or OFFSET";
-	foreach(lc, q->windowClause)
-	{
-		WindowClause *wc = lfirst_node(WindowClause, lc);
-
-		if (place == NULL &&
-			(checkExprHasSubLink(wc->startOffset) || checkExprHasSubLink(wc->endOffset)))
-			place = "in a window frame offset";
-	}
-	if (place == NULL)
-		return NULL;
-	return psprintf("A subquery %s is not maintained by the differential engine: changes of the tables it reads would not reach the stream table.",
-					place);
-}
-
-/*
- * outer_side_blocker refuses outer joins with a side that is a function,
- * VALUES list or similar: their derived anti-join leaves need a table or
- * subquery on each side.
- */
-static const char *
-outer_side_blocker(Query *q, Node *node)
-{
-	if (node == NULL)
-		return NULL;
-	if (IsA(node, FromExpr))
-	{
-		ListCell   *lc;
-
-		foreach(lc, ((FromExpr *) node)->fromlist)
-		{
-			const char *r = outer_side_blocker(q, lfirst(lc));
-
-			if (r != NULL)
-				return r;
-		}
-	}
-	else if (IsA(node, JoinExpr))
-	{
-		JoinExpr   *j = (JoinExpr *) node;
-		Node	   *sides[2] = {j->larg, j->rarg};
-
-		for (int i = 0; i < 2; i++)
-		{
-			const char *r;
-
-			if (j->jointype != JOIN_INNER && IsA(sides[i], RangeTblRef))
-			{
-				RangeTblEntry *rte = rt_fetch(((RangeTblRef *) sides[i])->rtindex, q->rtable);
-
-				if (rte->rtekind != RTE_RELATION && rte->rtekind != RTE_SUBQUERY)
-					return "An outer join with a function, VALUES list or similar on one side is not supported by the differential engine yet.";
-			}
-			if ((r = outer_side_blocker(q, sides[i])) != NULL)
-				return r;
-		}
-	}
-	return NULL;
-}
-
-static bool
-blocker_walker(Node *node, BlockerContext *ctx)
-{
-	if (node == NULL)
-		return false;
-	if (IsA(node, Var))
-	{
-		Var		   *var = (Var *) node;
-
-		if (var->varlevelsup == 0 && var->varattno < 0)
-		{
-			ctx->reason = "System columns (ctid, xmin, ...) are not supported by the differential engine.";
-			return true;
-		}
-		if (var->varlevelsup == 0 && var->varattno == 0)
-		{
-			ctx->reason = "Whole-row references are not supported by the differential engine yet.";
-			return true;
-		}
-		return false;
-	}
-	if (IsA(node, JoinExpr))
-	{
-		JoinExpr   *j = (JoinExpr *) node;
-
-		if (j->jointype != JOIN_INNER &&
-			(!IsA(j->larg, RangeTblRef) || !IsA(j->rarg, RangeTblRef)))
-		{
-			ctx->reason = "An outer join side could not be isolated for the differential engine.";
-			return true;
-		}
-		if (j->alias != NULL)
-		{
-			ctx->reason = "A join with an alias of its own is not supported by the differential engine yet.";
-			return true;
-		}
-	}
-	if (IsA(node, Query))
-		return false;			/* subqueries in FROM are checked separately */
-	return expression_tree_walker(node, blocker_walker, ctx);
-}
-
-static void
-add_source_cols(BlockerContext *ctx, Oid relid, Bitmapset *cols)
-{
-	ListCell   *lc;
-	PgtDeltaSource *src;
-	Bitmapset  *attnums = NULL;
-	int			i = -1;
-
-	while ((i = bms_next_member(cols, i)) >= 0)
-	{
-		AttrNumber	att = i + FirstLowInvalidHeapAttributeNumber;
-
-		if (att == InvalidAttrNumber)
-		{
-			/* whole row: every live column (a dropped one has no value) */
-			Relation	rel = relation_open(relid, AccessShareLock);
-			TupleDesc	desc = RelationGetDescr(rel);
-
-			for (int a = 0; a < desc->natts; a++)
-				if (!TupleDescAttr(desc, a)->attisdropped)
-					attnums = bms_add_member(attnums, a + 1);
-			relation_close(rel, AccessShareLock);
-		}
-		else if (att > 0)
-			attnums = bms_add_member(attnums, att);
-	}
-
-	foreach(lc, ctx->sources)
-	{
-		src = lfirst(lc);
-		if (src->relid == relid)
-		{
-			src->attnums = bms_join(src->attnums, attnums);
-			return;
-		}
-	}
-	src = palloc0(sizeof(PgtDeltaSource));
-	src->relid = relid;
-	src->attnums = attnums;
-	ctx->sources = lappend(ctx->sources, src);
-}
-
-/* query_may_change: does any base relation under q have changes? */
-static bool
-query_may_change(Query *q, DvmContext *ctx)
+bool
+pgt_dvm_query_may_change(Query *q, DvmContext *ctx)
 {
 	return query_tree_walker(q, may_change_walker, ctx, QTW_EXAMINE_RTES_BEFORE);
 }
@@ -1079,7 +480,7 @@ agg_subquery_delta(Query *q, DvmContext *ctx)
 	crte = rt_fetch(ci, g->rtable);
 	child = crte->subquery;
 
-	if (!query_may_change(child, ctx))
+	if (!pgt_dvm_query_may_change(child, ctx))
 		return NULL;
 	dchild = pgt_dvm_any_delta(child, ctx);
 	if (dchild == NULL)
@@ -1305,10 +706,10 @@ pgt_dvm_spj_delta(Query *q, DvmContext *ctx)
 	StringInfoData buf;
 	Index		rti = 0;
 	List	   *injoin = NIL;
-	JoinExpr   *outer = find_outer_join((Node *) q->jointree);
+	JoinExpr   *outer = pgt_dvm_find_outer_join((Node *) q->jointree);
 
 	if (outer != NULL)
-		return outer_join_delta(q, outer, ctx);
+		return pgt_dvm_outer_join_delta(q, outer, ctx);
 
 	pgt_dvm_collect_rtindexes((Node *) q->jointree, &injoin);
 	foreach(lc, q->rtable)
@@ -1320,7 +721,7 @@ pgt_dvm_spj_delta(Query *q, DvmContext *ctx)
 			continue;
 		if ((rte->rtekind == RTE_RELATION &&
 			 list_member_oid(ctx->changed, rte->relid)) ||
-			(rte->rtekind == RTE_SUBQUERY && query_may_change(rte->subquery, ctx)))
+			(rte->rtekind == RTE_SUBQUERY && pgt_dvm_query_may_change(rte->subquery, ctx)))
 			leaves = lappend_int(leaves, (int) rti);
 	}
 	if (leaves == NIL)
@@ -1337,8 +738,8 @@ pgt_dvm_spj_delta(Query *q, DvmContext *ctx)
 			Index		leaf = (Index) list_nth_int(leaves, j);
 			Query	   *sub;
 
-			sub = (j == i) ? leaf_delta_query(q, leaf, ctx) :
-				leaf_old_query(q, leaf, ctx);
+			sub = (j == i) ? pgt_dvm_leaf_delta_query(q, leaf, ctx) :
+				pgt_dvm_leaf_old_query(q, leaf, ctx);
 			replace_rte(t, leaf, sub, NIL);
 			wvars = lappend(wvars,
 							makeVar(leaf, list_length(sub->targetList),
@@ -1353,12 +754,12 @@ pgt_dvm_spj_delta(Query *q, DvmContext *ctx)
 }
 
 /* the delta of leaf rti of q, as a query: columns of the leaf, then w */
-static Query *
-leaf_delta_query(Query *q, Index rti, DvmContext *ctx)
+Query *
+pgt_dvm_leaf_delta_query(Query *q, Index rti, DvmContext *ctx)
 {
 	RangeTblEntry *rte = rt_fetch(rti, q->rtable);
 	List	   *colnames;
-	DerivedLeaf *dl = find_derived(ctx, rte);
+	DerivedLeaf *dl = pgt_dvm_find_derived(ctx, rte);
 
 	if (dl != NULL)
 		return pgt_dvm_parse_sql(dl->delta_sql);
@@ -1396,18 +797,18 @@ leaf_delta_query(Query *q, Index rti, DvmContext *ctx)
 }
 
 /* the pre-window state of leaf rti of q, weighted: columns, then w */
-static Query *
-leaf_old_query(Query *q, Index rti, DvmContext *ctx)
+Query *
+pgt_dvm_leaf_old_query(Query *q, Index rti, DvmContext *ctx)
 {
 	RangeTblEntry *rte = rt_fetch(rti, q->rtable);
-	DerivedLeaf *dl = find_derived(ctx, rte);
+	DerivedLeaf *dl = pgt_dvm_find_derived(ctx, rte);
 
 	if (dl != NULL)
 		return pgt_dvm_parse_sql(dl->old_sql);
 	if (rte->rtekind == RTE_RELATION)
 	{
 		List	   *colnames;
-		char	   *cols = base_columns_sql(rte->relid, "r", &colnames);
+		char	   *cols = pgt_dvm_base_columns_sql(rte->relid, "r", &colnames);
 
 		return pgt_dvm_parse_sql(psprintf("SELECT %s, 1::pg_catalog.int8 AS __pgt_w FROM %s%s AS r "
 								  "UNION ALL %s",
@@ -1433,7 +834,7 @@ leaf_old_query(Query *q, Index rti, DvmContext *ctx)
 			appendStringInfo(&cols, "%sd.__pgt_c%d", n > 1 ? ", " : "", n);
 		}
 		d = pgt_dvm_any_delta(sub, ctx);
-		if (d == NULL)			/* see leaf_delta_query */
+		if (d == NULL)			/* see pgt_dvm_leaf_delta_query */
 			return pgt_dvm_parse_sql(psprintf("SELECT s.*, 1::pg_catalog.int8 AS __pgt_w FROM (%s) AS s(%s)",
 											  pgt_dvm_deparse(sub), aliases.data));
 		return pgt_dvm_parse_sql(psprintf("SELECT s.*, 1::pg_catalog.int8 AS __pgt_w FROM (%s) AS s(%s) "
@@ -1444,12 +845,12 @@ leaf_old_query(Query *q, Index rti, DvmContext *ctx)
 }
 
 /*
- * base_columns_sql lists every attribute position of relid (dropped ones
+ * pgt_dvm_base_columns_sql lists every attribute position of relid (dropped ones
  * as NULL placeholders), qualified by alias, so that a subquery made from
  * it lines up with Vars of the relation.
  */
-static char *
-base_columns_sql(Oid relid, const char *alias, List **colnames)
+char *
+pgt_dvm_base_columns_sql(Oid relid, const char *alias, List **colnames)
 {
 	Relation	rel = relation_open(relid, AccessShareLock);
 	TupleDesc	desc = RelationGetDescr(rel);
@@ -1756,407 +1157,3 @@ visible_names(Query *q)
 	return names;
 }
 
-/* ---------------------------------------------------------------- outer joins */
-
-#define RTE_STATE_NEW	0
-#define RTE_STATE_DELTA	1
-#define RTE_STATE_OLD	2
-
-/* find_outer_join returns the first LEFT/RIGHT/FULL join of a join tree */
-static JoinExpr *
-find_outer_join(Node *node)
-{
-	if (node == NULL)
-		return NULL;
-	if (IsA(node, FromExpr))
-	{
-		ListCell   *lc;
-
-		foreach(lc, ((FromExpr *) node)->fromlist)
-		{
-			JoinExpr   *j = find_outer_join(lfirst(lc));
-
-			if (j != NULL)
-				return j;
-		}
-	}
-	else if (IsA(node, JoinExpr))
-	{
-		JoinExpr   *j = (JoinExpr *) node;
-		JoinExpr   *inner;
-
-		if (j->jointype != JOIN_INNER)
-			return j;
-		if ((inner = find_outer_join(j->larg)) != NULL)
-			return inner;
-		return find_outer_join(j->rarg);
-	}
-	return NULL;
-}
-
-/*
- * outer_join_delta differentiates q through its outer join j, using
- *
- *	  A LEFT JOIN B ON c  =  (A JOIN B ON c)  +  (A anti-join B on c) x NULL
- *
- * (RIGHT mirrored, FULL both ways): the delta of q is the delta of the
- * inner-join form plus the delta of each NULL-padded form, in which the
- * preserved side is replaced by a derived leaf holding its unmatched rows.
- */
-static char *
-outer_join_delta(Query *q, JoinExpr *j, DvmContext *ctx)
-{
-	Query	   *inner = copyObject(q);
-	JoinExpr   *ij = pgt_dvm_find_join((Node *) inner->jointree, j->rtindex);
-	List	   *parts = NIL;
-	char	   *d;
-	StringInfoData buf;
-	ListCell   *lc;
-
-	ij->jointype = JOIN_INNER;
-	rt_fetch(j->rtindex, inner->rtable)->jointype = JOIN_INNER;
-	if ((d = pgt_dvm_spj_delta(inner, ctx)) != NULL)
-		parts = lappend(parts, d);
-	if (j->jointype == JOIN_LEFT || j->jointype == JOIN_FULL)
-	{
-		if ((d = pgt_dvm_spj_delta(anti_term(q, j, true, ctx), ctx)) != NULL)
-			parts = lappend(parts, d);
-	}
-	if (j->jointype == JOIN_RIGHT || j->jointype == JOIN_FULL)
-	{
-		if ((d = pgt_dvm_spj_delta(anti_term(q, j, false, ctx), ctx)) != NULL)
-			parts = lappend(parts, d);
-	}
-	if (parts == NIL)
-		return NULL;
-	initStringInfo(&buf);
-	foreach(lc, parts)
-	{
-		if (buf.len > 0)
-			appendStringInfoString(&buf, " UNION ALL ");
-		appendStringInfo(&buf, "SELECT * FROM (%s) AS __pgt_o%d", (char *) lfirst(lc),
-						 foreach_current_index(lc));
-	}
-	return buf.data;
-}
-
-/*
- * anti_term returns q with outer join j replaced by its NULL-padded leg:
- * the nullable side becomes one all-NULL row, the preserved side a derived
- * leaf of its rows without a match, registered in ctx with its delta and
- * pre-state:
- *
- *	 X   = A  anti-join B
- *	 dX  = (dA anti-join B)
- *	     + { a in A' matching some row of dB : w(a) * ([no match in B] - [no match in B']) }
- *	 X'  = A' anti-join B'
- *
- * where A' = A - dA and B' = B - dB are the pre-window states (a match in
- * B' is counted as matches in B minus the net weight of matching dB rows).
- */
-static Query *
-anti_term(Query *q, JoinExpr *j, bool left_preserved, DvmContext *ctx)
-{
-	Query	   *t = copyObject(q);
-	JoinExpr   *tj = pgt_dvm_find_join((Node *) t->jointree, j->rtindex);
-	Index		a = ((RangeTblRef *) (left_preserved ? j->larg : j->rarg))->rtindex;
-	Index		b = ((RangeTblRef *) (left_preserved ? j->rarg : j->larg))->rtindex;
-	RangeTblEntry *arte = rt_fetch(a, q->rtable);
-	RangeTblEntry *brte = rt_fetch(b, q->rtable);
-	char	   *cond = join_condition_sql(q, a, b, j->quals);
-	bool		a_changes = (arte->rtekind == RTE_RELATION) ?
-		list_member_oid(ctx->changed, arte->relid) :
-		(arte->rtekind == RTE_SUBQUERY && query_may_change(arte->subquery, ctx));
-	bool		b_changes = (brte->rtekind == RTE_RELATION) ?
-		list_member_oid(ctx->changed, brte->relid) :
-		(brte->rtekind == RTE_SUBQUERY && query_may_change(brte->subquery, ctx));
-	char	   *acols_new = rte_columns(q, a, "__pgt_oa");
-	char	   *b_new = rte_from_item(q, b, RTE_STATE_NEW, ctx, "__pgt_ob");
-	char	   *no_match_new;
-	char	   *no_match_old;
-	char	   *x_new;
-	StringInfoData dx;
-	DerivedLeaf *dl = palloc0(sizeof(DerivedLeaf));
-	char	   *a_old;
-
-	no_match_new = psprintf("NOT EXISTS (SELECT 1 FROM %s WHERE %s)", b_new, cond);
-	if (b_changes)
-		no_match_old = psprintf("((SELECT pg_catalog.count(*) FROM %s WHERE %s) - "
-								"(SELECT COALESCE(pg_catalog.sum(__pgt_ob.__pgt_w), 0) FROM %s WHERE %s) <= 0)",
-								b_new, cond,
-								rte_from_item(q, b, RTE_STATE_DELTA, ctx, "__pgt_ob"), cond);
-	else
-		no_match_old = no_match_new;
-
-	x_new = psprintf("SELECT %s FROM %s WHERE %s", acols_new,
-					 rte_from_item(q, a, RTE_STATE_NEW, ctx, "__pgt_oa"), no_match_new);
-
-	a_old = a_changes ? rte_from_item(q, a, RTE_STATE_OLD, ctx, "__pgt_oa") : NULL;
-	initStringInfo(&dx);
-	if (a_changes)
-		appendStringInfo(&dx, "SELECT %s, __pgt_oa.__pgt_w FROM %s WHERE %s",
-						 acols_new, rte_from_item(q, a, RTE_STATE_DELTA, ctx, "__pgt_oa"),
-						 no_match_new);
-	if (b_changes)
-	{
-		if (dx.len > 0)
-			appendStringInfoString(&dx, " UNION ALL ");
-		appendStringInfo(&dx,
-						 "SELECT * FROM (SELECT %s, %s * ((CASE WHEN %s THEN 1 ELSE 0 END) - "
-						 "(CASE WHEN %s THEN 1 ELSE 0 END))::pg_catalog.int8 AS __pgt_w "
-						 "FROM %s WHERE EXISTS (SELECT 1 FROM %s WHERE %s)) AS __pgt_x "
-						 "WHERE __pgt_x.__pgt_w <> 0",
-						 acols_new,
-						 a_changes ? "__pgt_oa.__pgt_w" : "1::pg_catalog.int8",
-						 no_match_new, no_match_old,
-						 a_changes ? a_old : rte_from_item(q, a, RTE_STATE_NEW, ctx, "__pgt_oa"),
-						 rte_from_item(q, b, RTE_STATE_DELTA, ctx, "__pgt_ob"), cond);
-	}
-
-	dl->name = psprintf("__pgt_x%d", ++ctx->nderived);
-	dl->delta_sql = dx.len > 0 ? dx.data : NULL;
-	dl->old_sql = psprintf("SELECT %s, %s FROM %s WHERE %s", acols_new,
-						   a_changes ? "__pgt_oa.__pgt_w" : "1::pg_catalog.int8",
-						   a_changes ? a_old : rte_from_item(q, a, RTE_STATE_NEW, ctx, "__pgt_oa"),
-						   no_match_old);
-	ctx->derived = lappend(ctx->derived, dl);
-
-	/* the leg: preserved side := X, nullable side := one NULL row, no condition */
-	tj->jointype = JOIN_INNER;
-	tj->quals = (Node *) makeBoolConst(true, false);
-	tj->usingClause = NIL;
-	tj->join_using_alias = NULL;
-	rt_fetch(j->rtindex, t->rtable)->jointype = JOIN_INNER;
-	{
-		RangeTblEntry *xr = rt_fetch(a, t->rtable);
-		RangeTblEntry *nr = rt_fetch(b, t->rtable);
-		Query	   *xq = pgt_dvm_parse_sql(x_new);
-		Query	   *nq = pgt_dvm_parse_sql(null_row_sql(q, b));
-		List	   *xnames = NIL;
-		List	   *nnames = NIL;
-		ListCell   *lc;
-
-		foreach(lc, rte_canonical_names(q, a))
-			xnames = lappend(xnames, makeString(lfirst(lc)));
-		foreach(lc, rte_canonical_names(q, b))
-			nnames = lappend(nnames, makeString(lfirst(lc)));
-		xr->rtekind = RTE_SUBQUERY;
-		xr->subquery = xq;
-		xr->relid = InvalidOid;
-		xr->relkind = 0;
-		xr->inh = false;
-		pgt_compat_rte_clear_perms(xr);
-		xr->alias = makeAlias(dl->name, copyObject(xnames));
-		xr->eref = makeAlias(dl->name, xnames);
-		nr->rtekind = RTE_SUBQUERY;
-		nr->subquery = nq;
-		nr->relid = InvalidOid;
-		nr->relkind = 0;
-		nr->inh = false;
-		pgt_compat_rte_clear_perms(nr);
-		nr->alias = makeAlias(psprintf("__pgt_n%d", ctx->nderived), copyObject(nnames));
-		nr->eref = makeAlias(nr->alias->aliasname, nnames);
-	}
-	return t;
-}
-
-static DerivedLeaf *
-find_derived(DvmContext *ctx, RangeTblEntry *rte)
-{
-	ListCell   *lc;
-
-	if (rte->rtekind != RTE_SUBQUERY || rte->alias == NULL)
-		return NULL;
-	foreach(lc, ctx->derived)
-	{
-		DerivedLeaf *dl = lfirst(lc);
-
-		if (strcmp(dl->name, rte->alias->aliasname) == 0)
-			return dl;
-	}
-	return NULL;
-}
-
-/*
- * join_condition_sql deparses cond, which references range table entries
- * a and b of q only, with a called __pgt_oa and b __pgt_ob and their
- * columns called by their canonical names.
- */
-static char *
-join_condition_sql(Query *q, Index a, Index b, Node *cond)
-{
-	Query	   *cq = makeNode(Query);
-	RangeTblEntry *ra = copyObject(rt_fetch(a, q->rtable));
-	RangeTblEntry *rb = copyObject(rt_fetch(b, q->rtable));
-	Node	   *c;
-	RangeTblRef *r1 = makeNode(RangeTblRef);
-	RangeTblRef *r2 = makeNode(RangeTblRef);
-	char	   *text;
-	char	   *where;
-	List	   *names;
-	ListCell   *lc;
-
-	if (cond == NULL)
-		return pstrdup("true");
-
-	cq->commandType = CMD_SELECT;
-	cq->querySource = QSRC_ORIGINAL;
-	cq->canSetTag = true;
-	names = NIL;
-	foreach(lc, rte_canonical_names(q, a))
-		names = lappend(names, makeString(lfirst(lc)));
-	ra->alias = makeAlias("__pgt_oa", ra->rtekind == RTE_RELATION ? NIL : names);
-	ra->eref = makeAlias("__pgt_oa", names);
-	names = NIL;
-	foreach(lc, rte_canonical_names(q, b))
-		names = lappend(names, makeString(lfirst(lc)));
-	rb->alias = makeAlias("__pgt_ob", rb->rtekind == RTE_RELATION ? NIL : names);
-	rb->eref = makeAlias("__pgt_ob", names);
-	cq->rtable = list_make2(ra, rb);
-	r1->rtindex = 1;
-	r2->rtindex = 2;
-
-	/* renumber: a -> 1, b -> 2 (through a free index to avoid collisions) */
-	c = copyObject(cond);
-	ChangeVarNodes(c, a, 100000, 0);
-	ChangeVarNodes(c, b, 100001, 0);
-	ChangeVarNodes(c, 100000, 1, 0);
-	ChangeVarNodes(c, 100001, 2, 0);
-	cq->jointree = makeFromExpr(list_make2(r1, r2), c);
-	cq->targetList = list_make1(makeTargetEntry((Expr *) makeConst(INT4OID, -1, InvalidOid, 4,
-																   Int32GetDatum(1), false, true),
-												1, pstrdup("x"), false));
-	text = pgt_dvm_deparse(cq);
-	where = strstr(text, "\n  WHERE ");
-	if (where == NULL)
-		elog(ERROR, "could not deparse a join condition");
-	return psprintf("(%s)", where + strlen("\n  WHERE "));
-}
-
-/*
- * rte_canonical_names returns one unique column name per column position
- * of range table entry rti of q: the attribute names of a table (dropped
- * columns as placeholders), else the entry's column names made unique.
- */
-static List *
-rte_canonical_names(Query *q, Index rti)
-{
-	RangeTblEntry *rte = rt_fetch(rti, q->rtable);
-	List	   *result = NIL;
-	ListCell   *lc;
-	int			k = 0;
-
-	if (rte->rtekind == RTE_RELATION)
-	{
-		List	   *colnames;
-
-		(void) base_columns_sql(rte->relid, "x", &colnames);
-		return colnames;
-	}
-	foreach(lc, rte->eref->colnames)
-	{
-		char	   *name = strVal(lfirst(lc));
-		ListCell   *lc2;
-		bool		dup = false;
-
-		k++;
-		foreach(lc2, result)
-		{
-			if (strcmp(lfirst(lc2), name) == 0)
-				dup = true;
-		}
-		result = lappend(result, (name[0] == '\0' || dup) ?
-						 psprintf("__pgt_c%d", k) : pstrdup(name));
-	}
-	return result;
-}
-
-/* rte_columns lists the columns of entry rti qualified by alias, in order */
-static char *
-rte_columns(Query *q, Index rti, const char *alias)
-{
-	RangeTblEntry *rte = rt_fetch(rti, q->rtable);
-	StringInfoData buf;
-	ListCell   *lc;
-
-	initStringInfo(&buf);
-	foreach(lc, rte_canonical_names(q, rti))
-	{
-		char	   *name = lfirst(lc);
-
-		if (buf.len > 0)
-			appendStringInfoString(&buf, ", ");
-		if (rte->rtekind == RTE_RELATION && strncmp(name, "__pgt_dropped_", 14) == 0)
-			appendStringInfo(&buf, "NULL::pg_catalog.int4 AS %s", name);
-		else
-			appendStringInfo(&buf, "%s.%s", alias, quote_identifier(name));
-	}
-	return buf.data;
-}
-
-/*
- * rte_from_item returns a FROM item for entry rti of q in the given state
- * (current, delta or pre-window), aliased alias, its columns named by
- * their canonical names (and __pgt_w for delta and pre-window).
- */
-static char *
-rte_from_item(Query *q, Index rti, int kind, DvmContext *ctx, const char *alias)
-{
-	RangeTblEntry *rte = rt_fetch(rti, q->rtable);
-	StringInfoData names;
-	ListCell   *lc;
-
-	initStringInfo(&names);
-	foreach(lc, rte_canonical_names(q, rti))
-		appendStringInfo(&names, "%s%s", names.len ? ", " : "",
-						 quote_identifier(lfirst(lc)));
-
-	if (kind == RTE_STATE_NEW)
-	{
-		if (rte->rtekind == RTE_RELATION)
-			return psprintf("%s%s AS %s", rte->inh ? "" : "ONLY ",
-							pgt_qualified_name(rte->relid), alias);
-		if (rte->rtekind != RTE_SUBQUERY)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("this side of an outer join is not supported by the differential engine")));
-		return psprintf("(%s) AS %s(%s)", pgt_dvm_deparse(rte->subquery), alias, names.data);
-	}
-	return psprintf("(%s) AS %s(%s, __pgt_w)",
-					pgt_dvm_deparse(kind == RTE_STATE_DELTA ? leaf_delta_query(q, rti, ctx) :
-							leaf_old_query(q, rti, ctx)),
-					alias, names.data);
-}
-
-/* null_row_sql: one row of NULLs shaped like entry rti of q */
-static char *
-null_row_sql(Query *q, Index rti)
-{
-	RangeTblEntry *rte = rt_fetch(rti, q->rtable);
-	StringInfoData buf;
-	List	   *colnames;
-	List	   *colvars;
-	List	   *names = rte_canonical_names(q, rti);
-	int			k = 0;
-	ListCell   *lc;
-
-	expandRTE(rte, rti, 0, -1, true, &colnames, &colvars);
-	initStringInfo(&buf);
-	appendStringInfoString(&buf, "SELECT ");
-	foreach(lc, colvars)
-	{
-		Node	   *v = lfirst(lc);
-		Oid			typ = exprType(v);
-
-		if (k > 0)
-			appendStringInfoString(&buf, ", ");
-		appendStringInfo(&buf, "NULL::%s AS %s",
-						 OidIsValid(typ) ? format_type_extended(typ, exprTypmod(v),
-																FORMAT_TYPE_TYPEMOD_GIVEN |
-																FORMAT_TYPE_FORCE_QUALIFY) :
-						 "pg_catalog.int4",
-						 quote_identifier(list_nth(names, k)));
-		k++;
-	}
-	return buf.data;
-}

@@ -18,6 +18,7 @@
 #include "access/tupdesc.h"
 
 #include "pg_trickle/analyze.h"
+#include "pg_trickle/dvm.h"
 
 /*
  * What building one delta needs: the frontier parameter, the sources that
@@ -57,6 +58,42 @@ typedef struct PgtRecursive
 	bool	   *notnull;		/* per CTE column: never NULL */
 } PgtRecursive;
 
+/*
+ * Subquery rewrites (sublink.c, sublink_scalar.c): a subquery that becomes
+ * a derived table joined to the outer query.
+ */
+typedef struct PulledSublink
+{
+	Query	   *derived;		/* SELECT DISTINCT ... */
+	List	   *conds;			/* join conditions, outer side at level 0 */
+	bool		anti;
+	Index		rtindex;		/* of the derived table, once added */
+	Node	   *guard;			/* NOT IN over nullable values: a filter on
+								 * the outer rows (see not_in_guard) */
+} PulledSublink;
+
+/* what pgt_dvm_scalar_mutator works on */
+typedef struct ScalarContext
+{
+	Query	   *q;
+	Node	   *conjunct;		/* the WHERE conjunct, NULL elsewhere */
+	List	   *conds;			/* join conditions to add to WHERE */
+	bool		in_having;		/* the value is read as min() of the group */
+	List	   *left_joins;		/* select list: PulledSublink * to LEFT JOIN */
+} ScalarContext;
+
+/*
+ * Outer joins (outer_join.c, delta.c): a derived leaf stands in the place of the preserved side of an outer
+ * join in its NULL-padded term: the rows of that side without a match.
+ * Its state, delta and pre-state are generated SQL (see anti_join_sql).
+ */
+typedef struct DerivedLeaf
+{
+	char	   *name;			/* alias of the range table entry */
+	char	   *delta_sql;
+	char	   *old_sql;
+} DerivedLeaf;
+
 /* sqlgen.c */
 extern char *pgt_dvm_deparse(Query *q);
 #define PGT_MAX_DELTA_SQL (2 * 1024 * 1024)
@@ -70,7 +107,11 @@ extern void pgt_dvm_inline_part(const char *name, TupleDesc desc, const char *sq
 extern Query *pgt_dvm_parse_sql_params(const char *sql, Oid *types, int ntypes);
 extern char *pgt_dvm_with_shared_parts(char *sql);
 
-/* delta.c */
+/* delta.c: the delta rules */
+extern Query *pgt_dvm_leaf_delta_query(Query *q, Index rti, DvmContext *ctx);
+extern Query *pgt_dvm_leaf_old_query(Query *q, Index rti, DvmContext *ctx);
+extern bool pgt_dvm_query_may_change(Query *q, DvmContext *ctx);
+extern char *pgt_dvm_base_columns_sql(Oid relid, const char *alias, List **colnames);
 extern bool pgt_dvm_in_nullable_side(Node *node, Index rti);
 extern bool pgt_dvm_insert_monotone(Query *q);
 extern char *pgt_dvm_any_delta(Query *q, DvmContext *ctx);
@@ -88,6 +129,15 @@ extern const char *pgt_dvm_col_list(List *columns, const char *prefix, bool keys
 extern List *pgt_dvm_visible_tlist(List *tlist);
 extern char *pgt_dvm_recheck_sql(List *columns, const char *a, const char *b, bool exact,
 								 bool keys_only);
+
+/* blocker.c: what the engine supports */
+extern const char *pgt_dvm_top_blocker(Query *q, PgtDeltaStrategy *strategy,
+											List **sources);
+
+/* outer_join.c: deltas of outer joins */
+extern DerivedLeaf *pgt_dvm_find_derived(DvmContext *ctx, RangeTblEntry *rte);
+extern JoinExpr *pgt_dvm_find_outer_join(Node *node);
+extern char *pgt_dvm_outer_join_delta(Query *q, JoinExpr *j, DvmContext *ctx);
 
 /* recursive.c */
 extern const char *pgt_dvm_recursive_split(Query *q, PgtRecursive *rec);
@@ -124,9 +174,21 @@ extern void pgt_dvm_collect_rtindexes(Node *node, List **list);
 extern JoinExpr *pgt_dvm_find_join(Node *node, int rtindex);
 extern void pgt_dvm_cte_to_subquery(RangeTblEntry *rte, Query *sub);
 
-/* sublink.c */
+/* sublink.c: semi/anti joins for [NOT] EXISTS and [NOT] IN, shared helpers */
 extern void pgt_dvm_pull_up_sublinks(Query *q);
 extern bool pgt_dvm_level_has_sublink(Query *q);
+extern Index pgt_dvm_add_derived(Query *q, Query *derived);
+extern bool pgt_dvm_split_where(Query *s, List **rest, List **inner, List **outer, List **ops,
+								Node **ne_inner, Node **ne_outer, Oid *ne_op);
+
+/* sublink_scalar.c: scalar subqueries, ANY / ALL */
+extern Node *pgt_dvm_count_of(Node *arg);
+extern Node *pgt_dvm_make_agg(const char *name, Node *arg);
+extern Node *pgt_dvm_pull_scalars(Query *q, Node *conjunct, List **extra);
+extern Node *pgt_dvm_pull_scalars_left_join(Query *q, Node *c, List **left_joins);
+extern Node *pgt_dvm_scalar_mutator(Node *node, ScalarContext *ctx);
+
+/* lateral.c: LATERAL subqueries */
 extern void pgt_dvm_decorrelate_lateral(Query *q);
 
 #endif							/* PG_TRICKLE_DVM_INTERNAL_H */

@@ -36,6 +36,11 @@
  *	  (an uncorrelated one gets a guard, see not_in_guard) -- is left in
  *	  place and refused by the engine's blocker as before.
  *
+ *	  This file holds the driver (pgt_dvm_pull_up_sublinks), the semi- and
+ *	  anti-join rewrites and the helpers they share with the scalar
+ *	  subquery and ANY / ALL rewrites (sublink_scalar.c) and the LATERAL
+ *	  rewrite (lateral.c).
+ *
  * IDENTIFICATION
  *	  src/dvm/sublink.c
  *
@@ -66,48 +71,20 @@
 #include "dvm_internal.h"
 
 /* a subquery conjunct that can become a join */
-typedef struct PulledSublink
-{
-	Query	   *derived;		/* SELECT DISTINCT ... */
-	List	   *conds;			/* join conditions, outer side at level 0 */
-	bool		anti;
-	Index		rtindex;		/* of the derived table, once added */
-	Node	   *guard;			/* NOT IN over nullable values: a filter on
-								 * the outer rows (see not_in_guard) */
-} PulledSublink;
-
-/* what scalar_mutator works on */
-typedef struct ScalarContext
-{
-	Query	   *q;
-	Node	   *conjunct;		/* the WHERE conjunct, NULL elsewhere */
-	List	   *conds;			/* join conditions to add to WHERE */
-	bool		in_having;		/* the value is read as min() of the group */
-	List	   *left_joins;		/* select list: PulledSublink * to LEFT JOIN */
-} ScalarContext;
-
 static int	derived_counter = 0;
 
 static PulledSublink *pull_conjunct(Query *q, Node *conjunct);
 static PulledSublink *pull_sublink(Query *q, SubLink *sl, bool negated);
 static bool split_correlation(Node *clause, Node **inner, Node **outer);
-static bool split_where(Query *s, List **rest, List **inner, List **outer, List **ops,
-						Node **ne_inner, Node **ne_outer, Oid *ne_op);
 static bool is_distinct_equality(OpExpr *op, Node *left, Node *right);
 static Node *replace_params(Node *node, List *vars);
 static bool expr_never_null(Query *q, Node *expr, int levelsup);
-static Index add_derived(Query *q, Query *derived);
 static Query *wrap_in_from(Query *s);
 static bool output_is_distinct(Query *s);
 static PulledSublink *pull_distinct_in(Query *q, SubLink *sl, Query *s, bool negated);
 static JoinExpr *make_left_join(Query *q, Node *larg, Index rrti, Node *quals);
 static void expand_jointree_node(Query *q, Node *node, List **names, List **vars);
 static void reset_sublink_flags(Query *q);
-static Node *pull_scalars(Query *q, Node *conjunct, List **extra);
-static Node *make_min(Var *arg);
-static Node *make_agg(const char *name, Node *arg);
-static Oid	find_agg(Oid nspid, const char *name, Oid type, Oid sortop);
-static Oid	op_namespace(Oid opno);
 static bool split_inequality(Node *clause, Node **inner, Node **outer);
 static OpExpr *split_sides(Node *clause, Node **inner, Node **outer);
 static Node *not_in_guard(Query *s, List *rest, Node *y, Node *x);
@@ -119,19 +96,6 @@ static bool pull_nested(Query *q, Node *conjunct, List **pulled, Node **rewritte
 static bool collect_exists(Node *node, List **found);
 static bool in_two_valued(Query *q, SubLink *sl);
 static Node *exists_to_flags(Node *node, List *pairs);
-static Node *empty_value(Node *expr);
-static Node *aggs_to_empty(Node *node, bool *ok);
-static Node *scalar_mutator(Node *node, ScalarContext *ctx);
-static bool null_on_empty(Node *expr);
-static bool aggs_start_null(Node *node, void *context);
-static bool aggs_start_not_null_walker(Node *node, void *context);
-static Node *aggs_to_null(Node *node, void *context);
-static bool false_when_null(Node *conjunct, Node *sl);
-static Node *replace_node(Node *node, Node *target);
-static Node *pull_scalars_left_join(Query *q, Node *c, List **left_joins);
-static Node *value_or_empty(Var *v, Index rti, Node *k1, Node *empty);
-static Aggref *new_aggref(Oid fnoid, Oid type);
-static Node *count_of(Node *arg);
 static void hoist_join_sublinks(Query *q, Node *node, bool nullable);
 
 /*
@@ -188,12 +152,12 @@ pgt_dvm_pull_up_sublinks(Query *q)
 					continue;
 				}
 				if (checkExprHasSubLink(c))
-					c = pull_scalars(q, c, &extra);
+					c = pgt_dvm_pull_scalars(q, c, &extra);
 				if (checkExprHasSubLink(c))
 				{
 					/* ANY/ALL, nullable IN, scalars under OR: LEFT JOINs */
 					List	   *lj = NIL;
-					Node	   *r = pull_scalars_left_join(q, c, &lj);
+					Node	   *r = pgt_dvm_pull_scalars_left_join(q, c, &lj);
 
 					if (r != NULL)
 					{
@@ -215,7 +179,7 @@ pgt_dvm_pull_up_sublinks(Query *q)
 				/* semi-join: an inner join with the derived table */
 				RangeTblRef *rtr = makeNode(RangeTblRef);
 
-				rtr->rtindex = add_derived(q, p->derived);
+				rtr->rtindex = pgt_dvm_add_derived(q, p->derived);
 				p->rtindex = rtr->rtindex;
 				q->jointree->fromlist = lappend(q->jointree->fromlist, rtr);
 				foreach(lc2, p->conds)
@@ -233,7 +197,7 @@ pgt_dvm_pull_up_sublinks(Query *q)
 				{
 					List	   *extra = NIL;
 
-					kept = lappend(kept, pull_scalars(q, p->guard, &extra));
+					kept = lappend(kept, pgt_dvm_pull_scalars(q, p->guard, &extra));
 					kept = list_concat(kept, extra);
 				}
 			}
@@ -259,7 +223,7 @@ pgt_dvm_pull_up_sublinks(Query *q)
 				if (p->rtindex != 0)
 					continue;	/* a nested EXISTS: its flag is in post */
 				nt = makeNode(NullTest);
-				p->rtindex = add_derived(q, p->derived);
+				p->rtindex = pgt_dvm_add_derived(q, p->derived);
 				ChangeVarNodes((Node *) p->conds, 0, p->rtindex, 0);
 				nt->arg = (Expr *) makeVar(p->rtindex, 1, exprType((Node *) first->expr),
 										   exprTypmod((Node *) first->expr),
@@ -281,7 +245,7 @@ pgt_dvm_pull_up_sublinks(Query *q)
 	{
 		ScalarContext ctx = {q, NULL, NIL, false, NIL};
 
-		q->targetList = (List *) scalar_mutator((Node *) q->targetList, &ctx);
+		q->targetList = (List *) pgt_dvm_scalar_mutator((Node *) q->targetList, &ctx);
 		if (ctx.left_joins != NIL)
 			attach_left_joins(q, ctx.left_joins, NULL);
 	}
@@ -297,7 +261,7 @@ pgt_dvm_pull_up_sublinks(Query *q)
 		/* (without GROUP BY an empty input still has its one group) */
 		ScalarContext ctx = {q, NULL, NIL, true, NIL};
 
-		q->havingQual = scalar_mutator(q->havingQual, &ctx);
+		q->havingQual = pgt_dvm_scalar_mutator(q->havingQual, &ctx);
 		q->hasAggs = true;
 	}
 
@@ -341,484 +305,6 @@ attach_left_joins(Query *q, List *pulled, List **post)
 		larg = (Node *) make_left_join(q, larg, ((PulledSublink *) lfirst(lc))->rtindex,
 									   list_nth(conds, foreach_current_index(lc)));
 	q->jointree = makeFromExpr(list_make1(larg), NULL);
-}
-
-/*
- * empty_value returns the constant expr takes over no rows (count() is 0,
- * the other built-in aggregates NULL), or NULL when that is not known.
- */
-static Node *
-empty_value(Node *expr)
-{
-	bool		ok = true;
-	Node	   *folded = eval_const_expressions(NULL, aggs_to_empty(copyObject(expr), &ok));
-
-	if (!ok || !IsA(folded, Const))
-		return NULL;
-	return folded;
-}
-
-static Node *
-aggs_to_empty(Node *node, bool *ok)
-{
-	if (node == NULL)
-		return NULL;
-	if (IsA(node, Aggref))
-	{
-		Aggref	   *agg = (Aggref *) node;
-		char	   *name = get_func_name(agg->aggfnoid);
-
-		if (agg->aggfilter != NULL || get_func_namespace(agg->aggfnoid) != PG_CATALOG_NAMESPACE)
-		{
-			*ok = false;
-			return node;
-		}
-		if (strcmp(name, "count") == 0 || strcmp(name, "regr_count") == 0)
-			return (Node *) makeConst(INT8OID, -1, InvalidOid, 8, Int64GetDatum(0), false, true);
-		return (Node *) makeNullConst(exprType(node), exprTypmod(node), exprCollation(node));
-	}
-	if (IsA(node, Query))
-	{
-		*ok = false;
-		return node;
-	}
-	return expression_tree_mutator(node, aggs_to_empty, ok);
-}
-
-/* make_min returns min(arg) as an aggregate of the current query level */
-static Node *
-make_min(Var *arg)
-{
-	return make_agg("min", (Node *) arg);
-}
-
-/*
- * make_agg returns name(arg) (min or max) as an aggregate of the current
- * level, or NULL if arg's type has none.  The aggregate must order by the
- * type's default btree ordering (the one the rewrites compare with): the
- * one of pg_catalog, else the one beside the type's "<" (min(citext) lives
- * in citext's schema, which the locked search_path does not show).
- */
-static Node *
-make_agg(const char *name, Node *arg)
-{
-	Oid			type = exprType(arg);
-	TypeCacheEntry *tc = lookup_type_cache(type, TYPECACHE_LT_OPR | TYPECACHE_GT_OPR);
-	Oid			sortop = strcmp(name, "max") == 0 ? tc->gt_opr : tc->lt_opr;
-	Oid			fnoid;
-	Aggref	   *agg;
-
-	if (!OidIsValid(sortop))
-		return NULL;
-	fnoid = find_agg(PG_CATALOG_NAMESPACE, name, type, sortop);
-	if (!OidIsValid(fnoid))
-		fnoid = find_agg(op_namespace(sortop), name, type, sortop);
-	if (!OidIsValid(fnoid))
-		return NULL;
-	agg = new_aggref(fnoid, type);
-	agg->aggcollid = exprCollation(arg);
-	agg->inputcollid = exprCollation(arg);
-	agg->aggargtypes = list_make1_oid(type);
-	agg->args = list_make1(makeTargetEntry((Expr *) arg, 1, NULL, false));
-	return (Node *) agg;
-}
-
-/* op_namespace: the schema of operator opno */
-static Oid
-op_namespace(Oid opno)
-{
-	HeapTuple	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
-	Oid			result;
-
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for operator %u", opno);
-	result = ((Form_pg_operator) GETSTRUCT(tup))->oprnamespace;
-	ReleaseSysCache(tup);
-	return result;
-}
-
-/*
- * find_agg: the aggregate nspid.name(type) returning type and ordering by
- * sortop, or InvalidOid.
- */
-static Oid
-find_agg(Oid nspid, const char *name, Oid type, Oid sortop)
-{
-	Oid			fnoid;
-	HeapTuple	tup;
-	bool		match;
-
-	fnoid = LookupFuncName(list_make2(makeString(get_namespace_name(nspid)),
-									  makeString(pstrdup(name))), 1, &type, true);
-	if (!OidIsValid(fnoid) || get_func_rettype(fnoid) != type)
-		return InvalidOid;
-	tup = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(fnoid));
-	if (!HeapTupleIsValid(tup))
-		return InvalidOid;
-	match = ((Form_pg_aggregate) GETSTRUCT(tup))->aggsortop == sortop;
-	ReleaseSysCache(tup);
-	return match ? fnoid : InvalidOid;
-}
-
-/* new_aggref: an aggregate call of the current level, without arguments */
-static Aggref *
-new_aggref(Oid fnoid, Oid type)
-{
-	Aggref	   *agg = makeNode(Aggref);
-
-	agg->aggfnoid = fnoid;
-	agg->aggtype = type;
-	agg->aggtranstype = InvalidOid;
-	agg->aggkind = AGGKIND_NORMAL;
-	agg->aggsplit = AGGSPLIT_SIMPLE;
-	agg->aggno = -1;
-	agg->aggtransno = -1;
-	agg->location = -1;
-	return agg;
-}
-
-/*
- * pull_scalars replaces the scalar subqueries of a WHERE conjunct by
- * columns of derived tables joined into q, adding the join conditions to
- * *extra:
- *
- *  - an uncorrelated subquery that aggregates without GROUP BY, HAVING or
- *    LIMIT returns exactly one row: a cross join with it is exact;
- *  - an aggregate subquery correlated by equalities, whose value over no
- *    rows is NULL (its aggregates start from a NULL state, like sum, avg,
- *    min, max, and nothing around them turns NULL into a value), in a
- *    conjunct that is not true when that value is NULL: an inner join with
- *    the subquery grouped by its correlation columns.  An outer row without
- *    a group would see NULL and be filtered out, exactly as the join drops
- *    it.
- */
-static Node *
-pull_scalars(Query *q, Node *conjunct, List **extra)
-{
-	ScalarContext ctx = {q, conjunct, NIL, false, NIL};
-	Node	   *result = scalar_mutator(conjunct, &ctx);
-
-	*extra = ctx.conds;
-	return result;
-}
-
-static Node *
-scalar_mutator(Node *node, ScalarContext *ctx)
-{
-	SubLink    *sl;
-	Query	   *s;
-	Query	   *d;
-	RangeTblRef *rtr;
-	TargetEntry *val = NULL;
-	List	   *inner = NIL;
-	List	   *outer = NIL;
-	List	   *ops = NIL;
-	List	   *rest = NIL;
-	ListCell   *lc;
-	AttrNumber	resno = 1;
-	bool		one_row;
-	Node	   *empty = NULL;
-
-	if (node == NULL)
-		return NULL;
-	if (IsA(node, Query))
-		return node;			/* nested levels are handled on their own */
-	if (!IsA(node, SubLink) || ((SubLink *) node)->subLinkType != EXPR_SUBLINK)
-		return expression_tree_mutator(node, scalar_mutator, ctx);
-
-	sl = (SubLink *) node;
-	s = castNode(Query, sl->subselect);
-	if (s->commandType != CMD_SELECT || s->setOperations != NULL || !s->hasAggs ||
-		s->groupClause != NIL || s->groupingSets != NIL || s->havingQual != NULL ||
-		s->hasWindowFuncs || s->hasTargetSRFs || s->limitCount != NULL ||
-		s->limitOffset != NULL || s->cteList != NIL || s->hasDistinctOn ||
-		s->distinctClause != NIL || s->jointree == NULL)
-		return node;
-	/* one output column */
-	if (list_length(pgt_dvm_visible_tlist(s->targetList)) != 1)
-		return node;
-	val = linitial_node(TargetEntry, pgt_dvm_visible_tlist(s->targetList));
-
-	one_row = !contain_vars_of_level((Node *) s, 1);
-	if (ctx->in_having)
-	{
-		Var		   *probe = makeVar(1, 1, exprType((Node *) val->expr), -1,
-									exprCollation((Node *) val->expr), 0);
-
-		if (!one_row || make_min(probe) == NULL)
-			return node;
-	}
-	if (!one_row)
-	{
-		/*
-		 * Correlated, only by equalities: in a WHERE conjunct an inner join
-		 * (see above); in the select list a LEFT JOIN, the value over no
-		 * rows standing in where there is no group.
-		 */
-		if (ctx->in_having)
-			return node;
-		if (ctx->conjunct != NULL &&
-			(!null_on_empty((Node *) val->expr) || !false_when_null(ctx->conjunct, node)))
-			return node;
-		if (ctx->conjunct == NULL && (empty = empty_value((Node *) val->expr)) == NULL)
-			return node;
-		if (!split_where(s, &rest, &inner, &outer, &ops, NULL, NULL, NULL))
-			return node;
-	}
-
-	d = copyObject(s);
-	d->sortClause = NIL;
-	if (!one_row)
-	{
-		d->jointree->quals = (Node *) make_ands_explicit(copyObject(rest));
-		d->targetList = NIL;
-		foreach(lc, inner)
-		{
-			TargetEntry *tle = makeTargetEntry(copyObject(lfirst(lc)), resno,
-											   psprintf("__pgt_k%d", resno), false);
-			SortGroupClause *sgc = makeNode(SortGroupClause);
-			Oid			type = exprType(lfirst(lc));
-			bool		hashable;
-
-			get_sort_group_operators(type, false, false, false, &sgc->sortop,
-									 &sgc->eqop, NULL, &hashable);
-			if (!OidIsValid(sgc->eqop) || (!OidIsValid(sgc->sortop) && !hashable))
-				return node;
-			sgc->hashable = hashable;
-			sgc->tleSortGroupRef = resno;
-			tle->ressortgroupref = resno;
-			d->groupClause = lappend(d->groupClause, sgc);
-			d->targetList = lappend(d->targetList, tle);
-			resno++;
-		}
-		d->targetList = lappend(d->targetList,
-								makeTargetEntry(copyObject(val->expr), resno,
-												pstrdup("__pgt_v"), false));
-	}
-	else
-	{
-		d->targetList = list_make1(makeTargetEntry(copyObject(val->expr), 1,
-												   pstrdup("__pgt_v"), false));
-		resno = 1;
-	}
-
-	rtr = makeNode(RangeTblRef);
-
-	/*
-	 * LEFT JOIN: a derived table over the same rows and correlation
-	 * already joined takes this value as one more column (ANY/ALL
-	 * rewritten read several aggregates of one subquery).
-	 */
-	if (empty != NULL)
-	{
-		ListCell   *lc3;
-
-		foreach(lc3, ctx->left_joins)
-		{
-			PulledSublink *p = lfirst(lc3);
-			Query	   *a = copyObject(p->derived);
-			Query	   *b = copyObject(d);
-			List	   *conds = NIL;
-			int			nk = list_length(inner);
-
-			if (list_length(a->targetList) <= nk)
-				continue;
-			a->targetList = list_truncate(a->targetList, nk);
-			b->targetList = list_truncate(b->targetList, nk);
-			if (!equal(a, b))
-				continue;
-			foreach(lc, inner)
-			{
-				Node	   *i = lfirst(lc);
-				Node	   *o = copyObject(list_nth(outer, foreach_current_index(lc)));
-				Var		   *v = makeVar(p->rtindex, foreach_current_index(lc) + 1, exprType(i),
-										exprTypmod(i), exprCollation(i), 0);
-
-				IncrementVarSublevelsUp(o, -1, 1);
-				conds = lappend(conds,
-								make_opclause(list_nth_oid(ops, foreach_current_index(lc)), BOOLOID,
-											  false, (Expr *) v, (Expr *) o, InvalidOid,
-											  exprCollation(i)));
-			}
-			if (!equal(conds, p->conds))
-				continue;
-			{
-				RangeTblEntry *prte = rt_fetch(p->rtindex, ctx->q->rtable);
-				char	   *name = psprintf("__pgt_v%d", list_length(p->derived->targetList) + 1);
-				AttrNumber	col = list_length(p->derived->targetList) + 1;
-				Var		   *v = makeVar(p->rtindex, col, exprType((Node *) val->expr),
-										exprTypmod((Node *) val->expr),
-										exprCollation((Node *) val->expr), 0);
-
-				p->derived->targetList = lappend(p->derived->targetList,
-												 makeTargetEntry(copyObject(val->expr), col,
-																 name, false));
-				prte->eref->colnames = lappend(prte->eref->colnames, makeString(name));
-				if (prte->alias != NULL)
-					prte->alias->colnames = lappend(prte->alias->colnames,
-													makeString(pstrdup(name)));
-				return value_or_empty(v, p->rtindex, (Node *) linitial(inner), empty);
-			}
-		}
-	}
-	rtr->rtindex = add_derived(ctx->q, d);
-	if (empty == NULL)
-		ctx->q->jointree->fromlist = lappend(ctx->q->jointree->fromlist, rtr);
-	foreach(lc, inner)
-	{
-		Node	   *i = lfirst(lc);
-		Node	   *o = copyObject(list_nth(outer, foreach_current_index(lc)));
-		Var		   *v = makeVar(rtr->rtindex, foreach_current_index(lc) + 1, exprType(i),
-								exprTypmod(i), exprCollation(i), 0);
-
-		IncrementVarSublevelsUp(o, -1, 1);
-		ctx->conds = lappend(ctx->conds,
-							 make_opclause(list_nth_oid(ops, foreach_current_index(lc)), BOOLOID,
-										   false, (Expr *) v, (Expr *) o, InvalidOid,
-										   exprCollation(i)));
-	}
-	{
-		Var		   *v = makeVar(rtr->rtindex, resno, exprType((Node *) val->expr),
-								exprTypmod((Node *) val->expr),
-								exprCollation((Node *) val->expr), 0);
-		PulledSublink *p;
-
-		if (ctx->in_having)
-			return make_min(v);
-		if (empty == NULL)
-			return (Node *) v;
-
-		/* LEFT JOIN: the join conditions go with it, not into WHERE */
-		p = palloc0(sizeof(PulledSublink));
-		p->derived = d;
-		p->conds = ctx->conds;
-		p->rtindex = rtr->rtindex;
-		ctx->conds = NIL;
-		ctx->left_joins = lappend(ctx->left_joins, p);
-		return value_or_empty(v, rtr->rtindex, (Node *) linitial(inner), empty);
-	}
-}
-
-/*
- * value_or_empty: column v of the LEFT JOINed derived table rti, or, where
- * the outer row has no group (the first key k1 is NULL only then), the
- * value over no rows.
- */
-static Node *
-value_or_empty(Var *v, Index rti, Node *k1, Node *empty)
-{
-	NullTest   *nt;
-	CaseWhen   *cw;
-	CaseExpr   *ce;
-
-	if (IsA(empty, Const) && ((Const *) empty)->constisnull)
-		return (Node *) v;
-	nt = makeNode(NullTest);
-	nt->arg = (Expr *) makeVar(rti, 1, exprType(k1), exprTypmod(k1), exprCollation(k1), 0);
-	nt->nulltesttype = IS_NULL;
-	nt->argisrow = false;
-	nt->location = -1;
-	cw = makeNode(CaseWhen);
-	cw->expr = (Expr *) nt;
-	cw->result = (Expr *) empty;
-	cw->location = -1;
-	ce = makeNode(CaseExpr);
-	ce->casetype = v->vartype;
-	ce->casecollid = v->varcollid;
-	ce->args = list_make1(cw);
-	ce->defresult = (Expr *) v;
-	ce->location = -1;
-	return (Node *) ce;
-}
-
-/*
- * null_on_empty: expr, evaluated over no rows, is NULL: every aggregate in
- * it is (a built-in other than count, or one without an initial state)
- * and the expression around them is NULL when they are.
- */
-static bool
-null_on_empty(Node *expr)
-{
-	Node	   *folded;
-
-	if (!aggs_start_null(expr, NULL))
-		return false;
-	folded = eval_const_expressions(NULL, aggs_to_null(copyObject(expr), NULL));
-	return IsA(folded, Const) && ((Const *) folded)->constisnull;
-}
-
-static bool
-aggs_start_null(Node *node, void *context)
-{
-	if (node == NULL)
-		return true;
-	if (IsA(node, Aggref))
-	{
-		Aggref	   *agg = (Aggref *) node;
-		HeapTuple	tup;
-		bool		isnull = false;
-		char	   *name;
-
-		if (agg->aggfilter != NULL)
-			return false;
-		/* built-in aggregates are NULL over no rows, except the counts */
-		name = get_func_name(agg->aggfnoid);
-		if (get_func_namespace(agg->aggfnoid) == PG_CATALOG_NAMESPACE)
-			return strcmp(name, "count") != 0 && strcmp(name, "regr_count") != 0;
-		/* others when they start from a NULL state */
-		tup = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(agg->aggfnoid));
-		if (!HeapTupleIsValid(tup))
-			return false;
-		(void) SysCacheGetAttr(AGGFNOID, tup, Anum_pg_aggregate_agginitval, &isnull);
-		ReleaseSysCache(tup);
-		return isnull;
-	}
-	if (IsA(node, Query))
-		return false;
-	return !expression_tree_walker(node, aggs_start_not_null_walker, context);
-}
-
-static bool
-aggs_start_not_null_walker(Node *node, void *context)
-{
-	return !aggs_start_null(node, context);
-}
-
-static Node *
-aggs_to_null(Node *node, void *context)
-{
-	if (node == NULL)
-		return NULL;
-	if (IsA(node, Aggref))
-		return (Node *) makeNullConst(exprType(node), exprTypmod(node), exprCollation(node));
-	return expression_tree_mutator(node, aggs_to_null, context);
-}
-
-/*
- * false_when_null: the conjunct is NULL or false when the subquery value
- * sl is NULL (it is then dropped from the result like a missing join row).
- */
-static bool
-false_when_null(Node *conjunct, Node *sl)
-{
-	Node	   *replaced = replace_node(copyObject(conjunct), sl);
-	Node	   *folded = eval_const_expressions(NULL, replaced);
-
-	return IsA(folded, Const) &&
-		(((Const *) folded)->constisnull || !DatumGetBool(((Const *) folded)->constvalue));
-}
-
-/* replace_node replaces the node equal to target by a NULL constant */
-static Node *
-replace_node(Node *node, Node *target)
-{
-	if (node == NULL)
-		return NULL;
-	if (equal(node, target))
-		return (Node *) makeNullConst(exprType(node), exprTypmod(node), exprCollation(node));
-	if (IsA(node, Query))
-		return node;
-	return expression_tree_mutator(node, replace_node, target);
 }
 
 /* pull_conjunct recognizes [NOT] EXISTS, IN and NOT IN conjuncts */
@@ -867,7 +353,7 @@ pull_sublink(Query *q, SubLink *sl, bool negated)
 			return pull_distinct_in(q, sl, s, negated);
 		s = wrap_in_from(s);
 	}
-	if (!split_where(s, &rest, &inner, &outer, &ops, &ne_inner, &ne_outer, &ne_op))
+	if (!pgt_dvm_split_where(s, &rest, &inner, &outer, &ops, &ne_inner, &ne_outer, &ne_op))
 		return NULL;
 	if (ne_inner != NULL)
 		return pull_inequality(s, sl, rest, inner, outer, ops,
@@ -1031,7 +517,7 @@ pull_nested(Query *q, Node *conjunct, List **pulled, Node **rewritten)
 	{
 		PulledSublink *p = lsecond(lfirst(lc));
 
-		p->rtindex = add_derived(q, p->derived);
+		p->rtindex = pgt_dvm_add_derived(q, p->derived);
 		ChangeVarNodes((Node *) p->conds, 0, p->rtindex, 0);
 		*pulled = lappend(*pulled, p);
 	}
@@ -1125,7 +611,7 @@ exists_to_flags(Node *node, List *pairs)
  *   OR (x IS NOT NULL AND (SELECT count(*) FROM ... WHERE rest AND y IS NULL) = 0)
  *
  * Both counts are one-row uncorrelated subqueries, which become cross
- * joins (pull_scalars).
+ * joins (pgt_dvm_pull_scalars).
  */
 static Node *
 not_in_guard(Query *s, List *rest, Node *y, Node *x)
@@ -1150,7 +636,7 @@ not_in_guard(Query *s, List *rest, Node *y, Node *x)
 			ynull->location = -1;
 			quals = lappend(quals, ynull);
 		}
-		c->targetList = list_make1(makeTargetEntry((Expr *) count_of(NULL), 1, pstrdup("n"), false));
+		c->targetList = list_make1(makeTargetEntry((Expr *) pgt_dvm_count_of(NULL), 1, pstrdup("n"), false));
 		c->jointree->quals = (Node *) make_ands_explicit(quals);
 		c->hasAggs = true;
 		c->groupClause = NIL;
@@ -1242,9 +728,9 @@ pull_inequality(Query *s, SubLink *sl, List *rest, List *inner, List *outer,
 		tlist = lappend(tlist, tle);
 		resno++;
 	}
-	tlist = lappend(tlist, makeTargetEntry((Expr *) make_agg("min", copyObject(ne_inner)),
+	tlist = lappend(tlist, makeTargetEntry((Expr *) pgt_dvm_make_agg("min", copyObject(ne_inner)),
 										   resno++, pstrdup("__pgt_mn"), false));
-	tlist = lappend(tlist, makeTargetEntry((Expr *) make_agg("max", copyObject(ne_inner)),
+	tlist = lappend(tlist, makeTargetEntry((Expr *) pgt_dvm_make_agg("max", copyObject(ne_inner)),
 										   resno++, pstrdup("__pgt_mx"), false));
 	d->targetList = tlist;
 	d->hasAggs = true;
@@ -1279,15 +765,15 @@ pull_inequality(Query *s, SubLink *sl, List *rest, List *inner, List *outer,
 }
 
 /*
- * split_where splits the WHERE clause of subquery s into correlation
+ * pgt_dvm_split_where splits the WHERE clause of subquery s into correlation
  * equalities (inner side, outer side, operator) and the rest; false when
  * s refers to the outer query anywhere else (its select list or FROM
  * list: that would be LATERAL) or by anything but such an equality --
  * except, when ne_inner is given, for one "inner <> outer" (see
  * split_inequality), returned there.
  */
-static bool
-split_where(Query *s, List **rest, List **inner, List **outer, List **ops,
+bool
+pgt_dvm_split_where(Query *s, List **rest, List **inner, List **outer, List **ops,
 			Node **ne_inner, Node **ne_outer, Oid *ne_op)
 {
 	ListCell   *lc;
@@ -1411,7 +897,7 @@ split_inequality(Node *clause, Node **inner, Node **outer)
 	if (!OidIsValid(tc->eq_opr) || !OidIsValid(tc->lt_opr) ||
 		get_negator(tc->eq_opr) != op->opno)
 		return false;
-	return make_agg("min", a) != NULL && make_agg("max", a) != NULL;
+	return pgt_dvm_make_agg("min", a) != NULL && pgt_dvm_make_agg("max", a) != NULL;
 }
 
 /*
@@ -1598,9 +1084,9 @@ wrap_in_from(Query *s)
 	return w;
 }
 
-/* add_derived appends derived to q's range table; returns its index */
-static Index
-add_derived(Query *q, Query *derived)
+/* pgt_dvm_add_derived appends derived to q's range table; returns its index */
+Index
+pgt_dvm_add_derived(Query *q, Query *derived)
 {
 	RangeTblEntry *rte = makeNode(RangeTblEntry);
 	List	   *names = NIL;
@@ -1736,489 +1222,6 @@ pgt_dvm_level_has_sublink(Query *q)
 							 QTW_IGNORE_JOINALIASES);
 }
 
-/* ---------------------------------------------------------------- LATERAL */
-
-static bool decorrelate_lateral(Query *q, Index rti, RangeTblEntry *rte);
-static Node **lateral_quals(Node *node, Index rti);
-static bool lateral_aggregate(Query *q, Index rti, RangeTblEntry *rte);
-static bool outer_in_scope(Query *q, Node **quals, List *outer);
-static bool entry_nullable(Node *node, Index rti, bool nullable);
-static bool other_entries_read(Query *q, Index rti);
-static Node *lateral_var_mutator(Node *node, void *context);
-
-typedef struct LateralAgg
-{
-	Index		rti;
-	Query	   *s;
-	int			sublevels_up;
-	bool		failed;			/* met a whole-row or system column reference */
-} LateralAgg;
-static char *order_by_text(Query *s, List *sortnames);
-
-/*
- * pgt_dvm_decorrelate_lateral turns LATERAL subqueries of q (and of its
- * subqueries) that refer to the rest of the FROM list only through
- * equalities in their WHERE clause, "inner = outer", into ordinary derived
- * tables joined on those equalities:
- *
- *	 FROM t, LATERAL (SELECT ... FROM u WHERE u.k = t.k AND p) s
- *	   =>  FROM t, (SELECT ..., u.k AS __pgt_lk1 FROM u WHERE p) s
- *		   WHERE t.k = s.__pgt_lk1
- *
- * A t row meets exactly the rows the subquery returns for it.  With ORDER
- * BY ... LIMIT n [OFFSET m] (top-n per outer row), the derived table keeps
- * the rows ranked m+1 .. m+n by row_number() over the partition of the
- * correlation values, which are the rows each outer row sees.  LEFT JOIN
- * LATERAL gets the equalities in its ON clause.  Anything else stays
- * LATERAL (and is refused by the blocker).
- */
-void
-pgt_dvm_decorrelate_lateral(Query *q)
-{
-	ListCell   *lc;
-
-	foreach(lc, q->rtable)
-	{
-		RangeTblEntry *rte = lfirst(lc);
-
-		if (rte->rtekind != RTE_SUBQUERY)
-			continue;
-		pgt_dvm_decorrelate_lateral(rte->subquery);
-		if (rte->lateral)
-			(void) decorrelate_lateral(q, foreach_current_index(lc) + 1, rte);
-	}
-}
-
-static bool
-decorrelate_lateral(Query *q, Index rti, RangeTblEntry *rte)
-{
-	Query	   *s = copyObject(rte->subquery);
-	List	   *rest = NIL;
-	List	   *inner = NIL;
-	List	   *outer = NIL;
-	List	   *ops = NIL;
-	Node	  **quals = lateral_quals((Node *) q->jointree, rti);
-	List	   *tlist = NIL;
-	List	   *names = NIL;
-	List	   *lknames = NIL;
-	List	   *sortnames = NIL;
-	ListCell   *lc;
-	AttrNumber	resno = 1;
-	int64		count = -1;
-	int64		offset = 0;
-	Query	   *derived;
-
-	if (quals != NULL && s->commandType == CMD_SELECT && s->hasAggs &&
-		s->groupClause == NIL && s->groupingSets == NIL && s->havingQual == NULL &&
-		s->limitCount == NULL && s->limitOffset == NULL && !s->hasWindowFuncs &&
-		!s->hasTargetSRFs && s->setOperations == NULL && s->cteList == NIL &&
-		s->distinctClause == NIL)
-		return lateral_aggregate(q, rti, rte);
-	if (quals == NULL || s->commandType != CMD_SELECT ||
-		s->hasAggs || s->groupClause != NIL || s->distinctClause != NIL ||
-		s->havingQual != NULL || s->setOperations != NULL || s->hasWindowFuncs ||
-		s->hasTargetSRFs || s->groupingSets != NIL || s->cteList != NIL ||
-		s->jointree == NULL)
-		return false;
-	if (s->limitCount != NULL)
-	{
-		Const	   *c = (Const *) eval_const_expressions(NULL, s->limitCount);
-
-		if (!IsA(c, Const) || c->constisnull || s->limitOption != LIMIT_OPTION_COUNT)
-			return false;
-		count = DatumGetInt64(c->constvalue);
-	}
-	if (s->limitOffset != NULL)
-	{
-		Const	   *c = (Const *) eval_const_expressions(NULL, s->limitOffset);
-
-		if (!IsA(c, Const) || c->constisnull)
-			return false;
-		offset = DatumGetInt64(c->constvalue);
-	}
-	if (!contain_vars_of_level((Node *) s, 1))
-	{
-		rte->lateral = false;	/* refers to nothing beside it */
-		return true;
-	}
-	if (!split_where(s, &rest, &inner, &outer, &ops, NULL, NULL, NULL) || inner == NIL)
-		return false;
-	if (!outer_in_scope(q, quals, outer))
-		return false;
-
-	/* the subquery without the correlation, exposing its inner sides */
-	s->jointree->quals = rest == NIL ? NULL : (Node *) make_ands_explicit(rest);
-	tlist = pgt_dvm_visible_tlist(s->targetList);
-	foreach(lc, tlist)
-		names = lappend(names, makeString(psprintf("__pgt_o%d", foreach_current_index(lc) + 1)));
-	resno = list_length(tlist) + 1;
-	foreach(lc, inner)
-	{
-		char	   *name = psprintf("__pgt_lk%d", foreach_current_index(lc) + 1);
-
-		tlist = lappend(tlist, makeTargetEntry(copyObject(lfirst(lc)), resno++, name, false));
-		lknames = lappend(lknames, makeString(name));
-	}
-	if (count >= 0 || offset > 0)
-	{
-		/* the sort keys, as more columns */
-		foreach(lc, s->sortClause)
-		{
-			TargetEntry *tle = get_sortgroupclause_tle(lfirst(lc), s->targetList);
-			char	   *name = psprintf("__pgt_ls%d", foreach_current_index(lc) + 1);
-
-			tlist = lappend(tlist, makeTargetEntry(copyObject(tle->expr), resno++, name, false));
-			sortnames = lappend(sortnames, makeString(name));
-		}
-		if (s->sortClause == NIL || order_by_text(s, sortnames) == NULL)
-			return false;
-	}
-	{
-		char	   *order = (count >= 0 || offset > 0) ? order_by_text(s, sortnames) : NULL;
-		List	   *all = list_concat(list_concat(list_copy(names), lknames), sortnames);
-		StringInfoData cols;
-		StringInfoData sql;
-
-		s->targetList = tlist;
-		s->sortClause = NIL;
-		s->limitCount = NULL;
-		s->limitOffset = NULL;
-		if (order == NULL)
-			derived = s;
-		else
-		{
-			initStringInfo(&cols);
-			foreach(lc, list_concat(list_copy(names), lknames))
-				appendStringInfo(&cols, "%sw.%s", cols.len > 0 ? ", " : "", strVal(lfirst(lc)));
-			initStringInfo(&sql);
-			appendStringInfo(&sql, "SELECT %s FROM (SELECT d.*, pg_catalog.row_number() OVER (PARTITION BY ",
-							 cols.data);
-			foreach(lc, lknames)
-				appendStringInfo(&sql, "%sd.%s", foreach_current_index(lc) > 0 ? ", " : "",
-								 strVal(lfirst(lc)));
-			appendStringInfo(&sql, " ORDER BY %s) AS __pgt_rn FROM (%s) AS d(", order,
-							 pgt_dvm_deparse(s));
-			foreach(lc, all)
-				appendStringInfo(&sql, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
-								 strVal(lfirst(lc)));
-			appendStringInfo(&sql, ")) AS w WHERE w.__pgt_rn > " INT64_FORMAT, offset);
-			if (count >= 0)
-				appendStringInfo(&sql, " AND w.__pgt_rn <= " INT64_FORMAT, offset + count);
-			derived = pgt_dvm_parse_sql(sql.data);
-		}
-	}
-
-	/* the entry: its columns as before, then the correlation values */
-	{
-		List	   *colnames = list_copy(rte->eref->colnames);
-		int			natts = list_length(colnames);
-
-		foreach(lc, lknames)
-			colnames = lappend(colnames, makeString(pstrdup(strVal(lfirst(lc)))));
-		rte->subquery = derived;
-		rte->lateral = false;
-		rte->eref = makeAlias(rte->eref->aliasname, colnames);
-		if (rte->alias != NULL)
-			rte->alias = makeAlias(rte->alias->aliasname, copyObject(colnames));
-
-		/* ... joined on outer = inner */
-		foreach(lc, outer)
-		{
-			Node	   *o = copyObject(lfirst(lc));
-			Node	   *i = (Node *) list_nth(inner, foreach_current_index(lc));
-			Var		   *v = makeVar(rti, natts + foreach_current_index(lc) + 1, exprType(i),
-									exprTypmod(i), exprCollation(i), 0);
-			OpExpr	   *op;
-
-			IncrementVarSublevelsUp(o, -1, 1);
-			op = (OpExpr *) make_opclause(list_nth_oid(ops, foreach_current_index(lc)), BOOLOID,
-										  false, (Expr *) o, (Expr *) v, InvalidOid,
-										  exprCollation(i));
-			set_opfuncid(op);
-			*quals = *quals == NULL ? (Node *) op :
-				(Node *) make_ands_explicit(list_concat(make_ands_implicit((Expr *) *quals),
-														list_make1(op)));
-		}
-	}
-	return true;
-}
-
-/*
- * lateral_quals: where the join conditions of entry rti go: the quals of
- * the FROM list holding it, or of the INNER or LEFT join whose right side
- * it is; NULL if elsewhere.
- */
-static Node **
-lateral_quals(Node *node, Index rti)
-{
-	ListCell   *lc;
-
-	if (node == NULL)
-		return NULL;
-	if (IsA(node, FromExpr))
-	{
-		FromExpr   *f = (FromExpr *) node;
-
-		foreach(lc, f->fromlist)
-		{
-			Node	  **r;
-
-			if (IsA(lfirst(lc), RangeTblRef) && ((RangeTblRef *) lfirst(lc))->rtindex == (int) rti)
-				return &f->quals;
-			if ((r = lateral_quals(lfirst(lc), rti)) != NULL)
-				return r;
-		}
-		return NULL;
-	}
-	if (IsA(node, JoinExpr))
-	{
-		JoinExpr   *j = (JoinExpr *) node;
-		Node	  **r;
-
-		if (IsA(j->rarg, RangeTblRef) && ((RangeTblRef *) j->rarg)->rtindex == (int) rti)
-			return (j->jointype == JOIN_INNER || j->jointype == JOIN_LEFT) ? &j->quals : NULL;
-		if ((r = lateral_quals(j->larg, rti)) != NULL)
-			return r;
-		return lateral_quals(j->rarg, rti);
-	}
-	return NULL;
-}
-
-/*
- * order_by_text: the ORDER BY of s over the columns sortnames (d.<name>),
- * with directions and NULLS placement; NULL for a sort by a non-default
- * operator.
- */
-static char *
-order_by_text(Query *s, List *sortnames)
-{
-	List	   *names = NIL;
-	ListCell   *lc;
-
-	foreach(lc, sortnames)
-		names = lappend(names, psprintf("d.%s", strVal(lfirst(lc))));
-	return pgt_dvm_order_by_list(s, names);
-}
-
-/* ---------------------------------------------- ANY / ALL over aggregates */
-
-typedef struct ParamNodes
-{
-	List	   *nodes;			/* the node for $2, $3, ... */
-} ParamNodes;
-
-static Node *any_all_mutator(Node *node, void *context);
-static Node *any_as_case(SubLink *sl);
-static SubLink *scalar_of(Query *s, Node *agg, Node *extra_qual);
-static Node *count_of(Node *arg);
-static Node *param_nodes_mutator(Node *node, ParamNodes *ctx);
-
-/*
- * any_all_mutator replaces each "x op ANY (SELECT y ...)" and "x op ALL
- * (SELECT y ...)" (op an equality, inequality or ordering of y's type,
- * NOT IN included) by what SQL defines them to be, written with aggregate
- * scalar subqueries over the same rows (which the scalar rewrite then
- * joins):
- *
- *   CASE WHEN count(*) = 0 THEN false  WHEN x IS NULL THEN NULL
- *        WHEN <some non-NULL y satisfies x op y> THEN true
- *        WHEN count(*) > count(y) THEN NULL  ELSE false END
- *
- * where "some y satisfies" is x < max(y) (<=, and min for > and >=), a
- * count of y = x above 0 (=), or count(y) above that count (<>).  ALL is
- * NOT ANY of the negated operator.
- */
-static Node *
-any_all_mutator(Node *node, void *context)
-{
-	if (node == NULL)
-		return NULL;
-	if (IsA(node, Query))
-		return node;
-	if (IsA(node, SubLink) && (((SubLink *) node)->subLinkType == ANY_SUBLINK ||
-							   ((SubLink *) node)->subLinkType == ALL_SUBLINK))
-	{
-		Node	   *r = any_as_case((SubLink *) node);
-
-		return r != NULL ? r : node;
-	}
-	return expression_tree_mutator(node, any_all_mutator, context);
-}
-
-static Node *
-any_as_case(SubLink *sl)
-{
-	Query	   *s = castNode(Query, sl->subselect);
-	OpExpr	   *test = (OpExpr *) sl->testexpr;
-	Param	   *p;
-	Node	   *x;
-	Node	   *y = NULL;
-	Oid			type;
-	Oid			opno;
-	TypeCacheEntry *tc;
-	Oid			le;
-	Oid			ge;
-	Oid			ne;
-	Oid			ptypes[6];
-	const char *cond;
-	OpExpr	   *cmp = NULL;
-	Node	   *ext;
-	ParamNodes	pn;
-	Query	   *parsed;
-	Node	   *result;
-	bool		all = (sl->subLinkType == ALL_SUBLINK);
-
-	if (test == NULL || !IsA(test, OpExpr) || list_length(test->args) != 2)
-		return NULL;
-	p = (Param *) lsecond(test->args);
-	x = linitial(test->args);
-	if (!IsA(p, Param) || p->paramkind != PARAM_SUBLINK || p->paramid != 1 ||
-		contain_vars_of_level(x, 1) || checkExprHasSubLink(x))
-		return NULL;
-	if (s->commandType != CMD_SELECT || s->setOperations != NULL || s->hasAggs ||
-		s->groupClause != NIL || s->groupingSets != NIL || s->havingQual != NULL ||
-		s->distinctClause != NIL || s->hasWindowFuncs || s->hasTargetSRFs ||
-		s->limitCount != NULL || s->limitOffset != NULL || s->cteList != NIL ||
-		s->jointree == NULL)
-		return NULL;
-	if (list_length(pgt_dvm_visible_tlist(s->targetList)) != 1)
-		return NULL;
-	y = (Node *) linitial_node(TargetEntry, pgt_dvm_visible_tlist(s->targetList))->expr;
-	type = exprType(y);
-	/* same type and collation (min/max and grouping use y's); no rows */
-	if (exprType(x) != type || type_is_rowtype(type) ||
-		(OidIsValid(test->inputcollid) && test->inputcollid != exprCollation(y)))
-		return NULL;
-	opno = all ? get_negator(test->opno) : test->opno;
-	tc = lookup_type_cache(type, TYPECACHE_EQ_OPR | TYPECACHE_LT_OPR | TYPECACHE_GT_OPR |
-						   TYPECACHE_BTREE_OPFAMILY);
-	if (!OidIsValid(opno) || !OidIsValid(tc->eq_opr) || !OidIsValid(tc->btree_opf))
-		return NULL;
-	le = get_opfamily_member(tc->btree_opf, type, type, BTLessEqualStrategyNumber);
-	ge = get_opfamily_member(tc->btree_opf, type, type, BTGreaterEqualStrategyNumber);
-	ne = get_negator(tc->eq_opr);
-
-	/* $2 count(*), $3 x, $4 count(y), $5 the extreme or the count of y = x */
-	ptypes[0] = PG_SNAPSHOTOID;
-	ptypes[1] = INT8OID;
-	ptypes[2] = type;
-	ptypes[3] = INT8OID;
-	if (opno == tc->lt_opr || opno == le || opno == tc->gt_opr || opno == ge)
-	{
-		bool		up = (opno == tc->lt_opr || opno == le);
-
-		ext = make_agg(up ? "max" : "min", copyObject(y));
-		if (ext == NULL)
-			return NULL;
-		ext = (Node *) scalar_of(s, ext, NULL);
-		ptypes[4] = type;
-		/* $6: x op the extreme */
-		cmp = (OpExpr *) make_opclause(opno, BOOLOID, false, (Expr *) copyObject(x),
-									   (Expr *) copyObject(ext), InvalidOid, exprCollation(y));
-		set_opfuncid(cmp);
-		cond = "$6";
-	}
-	else if (opno == tc->eq_opr || opno == ne)
-	{
-		Node	   *xo = copyObject(x);
-		OpExpr	   *eq;
-
-		IncrementVarSublevelsUp(xo, 1, 0);
-		eq = (OpExpr *) make_opclause(tc->eq_opr, BOOLOID, false, (Expr *) copyObject(y),
-									  (Expr *) xo, InvalidOid, exprCollation(y));
-		set_opfuncid(eq);
-		ext = (Node *) scalar_of(s, count_of(NULL), (Node *) eq);
-		ptypes[4] = INT8OID;
-		cond = opno == tc->eq_opr ? "$5 > 0" : "$4 > $5";
-	}
-	else
-		return NULL;
-
-	ptypes[5] = BOOLOID;
-	pn.nodes = list_make4(scalar_of(s, count_of(NULL), NULL), copyObject(x),
-						  scalar_of(s, count_of(copyObject(y)), NULL), ext);
-	pn.nodes = lappend(pn.nodes, cmp != NULL ? (Node *) cmp :
-					   (Node *) makeBoolConst(true, false));
-	parsed = pgt_dvm_parse_sql_params(psprintf("SELECT %sCASE WHEN $2 = 0 THEN false "
-											   "WHEN $3 IS NULL THEN NULL "
-											   "WHEN %s THEN true "
-											   "WHEN $2 > $4 THEN NULL ELSE false END%s",
-											   all ? "NOT (" : "", cond, all ? ")" : ""),
-									  ptypes, 6);
-	result = param_nodes_mutator((Node *) linitial_node(TargetEntry, parsed->targetList)->expr,
-								 &pn);
-	return result;
-}
-
-/* scalar_of: (SELECT agg FROM s's FROM WHERE s's WHERE [AND extra_qual]) */
-static SubLink *
-scalar_of(Query *s, Node *agg, Node *extra_qual)
-{
-	Query	   *c = copyObject(s);
-	SubLink    *sl = makeNode(SubLink);
-
-	c->targetList = list_make1(makeTargetEntry((Expr *) agg, 1, pstrdup("v"), false));
-	c->hasAggs = true;
-	c->sortClause = NIL;
-	if (extra_qual != NULL)
-		c->jointree->quals = c->jointree->quals == NULL ? extra_qual :
-			(Node *) make_ands_explicit(list_make2(c->jointree->quals, extra_qual));
-	sl->subLinkType = EXPR_SUBLINK;
-	sl->subLinkId = 0;
-	sl->subselect = (Node *) c;
-	sl->location = -1;
-	return sl;
-}
-
-/* count_of: count(*) (arg NULL) or count(arg), as an aggregate */
-static Node *
-count_of(Node *arg)
-{
-	Aggref	   *agg = new_aggref(arg == NULL ? F_COUNT_ : F_COUNT_ANY, INT8OID);
-
-	if (arg == NULL)
-		agg->aggstar = true;
-	else
-	{
-		agg->aggargtypes = list_make1_oid(exprType(arg));
-		agg->args = list_make1(makeTargetEntry((Expr *) arg, 1, NULL, false));
-		agg->inputcollid = exprCollation(arg);
-	}
-	return (Node *) agg;
-}
-
-/* param_nodes_mutator replaces $2, $3, ... by the nodes of ctx */
-static Node *
-param_nodes_mutator(Node *node, ParamNodes *ctx)
-{
-	if (node == NULL)
-		return NULL;
-	if (IsA(node, Param) && ((Param *) node)->paramkind == PARAM_EXTERN &&
-		((Param *) node)->paramid >= 2)
-		return copyObject(list_nth(ctx->nodes, ((Param *) node)->paramid - 2));
-	return expression_tree_mutator(node, param_nodes_mutator, ctx);
-}
-
-/*
- * pull_scalars_left_join: the scalar subqueries (after any_all_mutator) of a
- * WHERE conjunct c as LEFT JOINed derived tables (as in the select list),
- * the conjunct becoming a filter after the joins; NULL (q unchanged in
- * its join tree) when a subquery remains.
- */
-static Node *
-pull_scalars_left_join(Query *q, Node *c, List **left_joins)
-{
-	ScalarContext sctx = {q, NULL, NIL, false, NIL};
-	Node	   *r = any_all_mutator(copyObject(c), NULL);
-
-	r = scalar_mutator(r, &sctx);
-	if (checkExprHasSubLink(r))
-		return NULL;
-	/* one-row subqueries were cross joined; correlated ones are LEFT JOINs */
-	*left_joins = sctx.left_joins;
-	return r;
-}
-
 /*
  * hoist_join_sublinks moves the ON conditions with subqueries of inner
  * joins that no outer join NULL-extends into q's WHERE, where they mean the
@@ -2254,212 +1257,3 @@ hoist_join_sublinks(Query *q, Node *node, bool nullable)
 	}
 }
 
-/*
- * lateral_aggregate: a LATERAL subquery that aggregates without GROUP BY
- * returns exactly one row for each outer row, so each of its columns is a
- * scalar subquery (correlated as the LATERAL one was) wherever the query
- * reads it, and the entry itself becomes a one-row relation; the scalar
- * rewrites then take over.  Only where the join adds nothing else (a
- * comma, CROSS JOIN, or JOIN/LEFT JOIN ... ON true).
- */
-static bool
-lateral_aggregate(Query *q, Index rti, RangeTblEntry *rte)
-{
-	Node	  **quals = lateral_quals((Node *) q->jointree, rti);
-	LateralAgg ctx;
-	ListCell   *lc;
-
-	List	   *tlist;
-	FromExpr   *jointree;
-	Node	   *having;
-	List	   *aliasvars = NIL;
-
-	if (quals != &q->jointree->quals && *quals != NULL &&
-		!(IsA(*quals, Const) && !((Const *) *quals)->constisnull &&
-		  DatumGetBool(((Const *) *quals)->constvalue)))
-		return false;
-	/*
-	 * Not under the nullable side of an outer join (a NULL-extended row
-	 * would read the values over no rows instead of NULL), and read only by
-	 * the query's expressions, not by other FROM items.
-	 */
-	if (entry_nullable((Node *) q->jointree, rti, false) || other_entries_read(q, rti))
-		return false;
-	ctx.rti = rti;
-	ctx.s = rte->subquery;
-	ctx.sublevels_up = 0;
-	ctx.failed = false;
-	tlist = (List *) lateral_var_mutator((Node *) copyObject(q->targetList), &ctx);
-	jointree = (FromExpr *) lateral_var_mutator((Node *) copyObject(q->jointree), &ctx);
-	having = lateral_var_mutator(copyObject(q->havingQual), &ctx);
-	foreach(lc, q->rtable)
-	{
-		RangeTblEntry *other = lfirst(lc);
-
-		aliasvars = lappend(aliasvars, other->rtekind != RTE_JOIN ? NULL :
-							lateral_var_mutator((Node *) copyObject(other->joinaliasvars), &ctx));
-	}
-	if (ctx.failed)
-		return false;			/* a whole-row reference */
-	q->targetList = tlist;
-	q->jointree = jointree;
-	q->havingQual = having;
-	foreach(lc, q->rtable)
-	{
-		RangeTblEntry *other = lfirst(lc);
-
-		if (other->rtekind == RTE_JOIN)
-			other->joinaliasvars = list_nth(aliasvars, foreach_current_index(lc));
-	}
-	rte->subquery = pgt_dvm_parse_sql("SELECT 1 AS __pgt_one");
-	rte->lateral = false;
-	rte->eref = makeAlias(rte->eref->aliasname, list_make1(makeString("__pgt_one")));
-	rte->alias = NULL;
-	q->hasSubLinks = true;
-	return true;
-}
-
-static Node *
-lateral_var_mutator(Node *node, void *context)
-{
-	LateralAgg *ctx = context;
-
-	if (node == NULL)
-		return NULL;
-	if (IsA(node, Var) && ((Var *) node)->varno == ctx->rti &&
-		((Var *) node)->varlevelsup == (Index) ctx->sublevels_up)
-	{
-		Var		   *v = (Var *) node;
-
-		if (v->varattno <= 0 || v->varattno > list_length(ctx->s->targetList))
-		{
-			ctx->failed = true;
-			return node;
-		}
-	}
-	if (IsA(node, Var) && ((Var *) node)->varno == ctx->rti &&
-		((Var *) node)->varlevelsup == (Index) ctx->sublevels_up)
-	{
-		Var		   *v = (Var *) node;
-		Query	   *c = copyObject(ctx->s);
-		SubLink    *sl = makeNode(SubLink);
-		TargetEntry *tle = list_nth(c->targetList, v->varattno - 1);
-
-		c->targetList = list_make1(makeTargetEntry(tle->expr, 1, pstrdup("v"), false));
-		c->sortClause = NIL;
-		if (ctx->sublevels_up > 0)
-			IncrementVarSublevelsUp((Node *) c, ctx->sublevels_up, 1);
-		sl->subLinkType = EXPR_SUBLINK;
-		sl->subLinkId = 0;
-		sl->subselect = (Node *) c;
-		sl->location = -1;
-		return (Node *) sl;
-	}
-	if (IsA(node, Query))
-	{
-		Query	   *r;
-
-		ctx->sublevels_up++;
-		r = query_tree_mutator((Query *) node, lateral_var_mutator, ctx, 0);
-		ctx->sublevels_up--;
-		return (Node *) r;
-	}
-	return expression_tree_mutator(node, lateral_var_mutator, ctx);
-}
-
-/*
- * outer_in_scope: the correlation values (outer, level 1 of the LATERAL
- * subquery) can be read where its join conditions go: anywhere for the
- * query's WHERE, else only from the left side of that join.
- */
-static bool
-outer_in_scope(Query *q, Node **quals, List *outer)
-{
-	List	   *left = NIL;
-	ListCell   *lc;
-
-	if (quals == &q->jointree->quals)
-		return true;
-	foreach(lc, q->rtable)
-	{
-		RangeTblEntry *rte = lfirst(lc);
-		JoinExpr   *j;
-
-		if (rte->rtekind != RTE_JOIN)
-			continue;
-		j = pgt_dvm_find_join((Node *) q->jointree, foreach_current_index(lc) + 1);
-		if (j != NULL && &j->quals == quals)
-		{
-			pgt_dvm_collect_rtindexes(j->larg, &left);
-			break;
-		}
-	}
-	if (left == NIL)
-		return false;
-	foreach(lc, outer)
-	{
-		Node	   *o = copyObject(lfirst(lc));
-		int			x = -1;
-		Relids		varnos;
-
-		IncrementVarSublevelsUp(o, -1, 1);
-		varnos = pull_varnos(NULL, o);
-		while ((x = bms_next_member(varnos, x)) >= 0)
-			if (!list_member_int(left, x))
-				return false;
-	}
-	return true;
-}
-
-/* entry_nullable: entry rti lies under the nullable side of an outer join */
-static bool
-entry_nullable(Node *node, Index rti, bool nullable)
-{
-	if (node == NULL)
-		return false;
-	if (IsA(node, RangeTblRef))
-		return nullable && ((RangeTblRef *) node)->rtindex == (int) rti;
-	if (IsA(node, FromExpr))
-	{
-		ListCell   *lc;
-
-		foreach(lc, ((FromExpr *) node)->fromlist)
-			if (entry_nullable(lfirst(lc), rti, nullable))
-				return true;
-		return false;
-	}
-	if (IsA(node, JoinExpr))
-	{
-		JoinExpr   *j = (JoinExpr *) node;
-
-		return entry_nullable(j->larg, rti, nullable || j->jointype == JOIN_RIGHT ||
-							  j->jointype == JOIN_FULL) ||
-			entry_nullable(j->rarg, rti, nullable || j->jointype == JOIN_LEFT ||
-						   j->jointype == JOIN_FULL);
-	}
-	return false;
-}
-
-/* other_entries_read: another FROM item (LATERAL) reads entry rti */
-static bool
-other_entries_read(Query *q, Index rti)
-{
-	ListCell   *lc;
-
-	foreach(lc, q->rtable)
-	{
-		RangeTblEntry *rte = lfirst(lc);
-
-		if (foreach_current_index(lc) + 1 == (int) rti || rte->rtekind == RTE_JOIN)
-			continue;
-		if (rte->rtekind == RTE_FUNCTION &&
-			bms_is_member(rti, pull_varnos(NULL, (Node *) rte->functions)))
-			return true;
-		if (rte->rtekind == RTE_VALUES &&
-			bms_is_member(rti, pull_varnos(NULL, (Node *) rte->values_lists)))
-			return true;
-		if (rte->rtekind == RTE_SUBQUERY && rangeTableEntry_used((Node *) rte->subquery, rti, 1))
-			return true;
-	}
-	return false;
-}
