@@ -17,6 +17,8 @@
 #define PGT_IVM_LOCKTAG_CLASS 0x7074
 /* field 4 of the tags of stream tables' maintenance locks */
 #define PGT_IVM_ST_LOCKTAG_CLASS 0x7075
+/* field 4 of the lock that serializes attaching restored stream tables */
+#define PGT_RESTORE_LOCKTAG_CLASS 0x7076
 
 extern void pgt_ivm_sync(void);
 extern void pgt_ivm_sync_locks(void);

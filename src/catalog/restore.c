@@ -45,6 +45,8 @@
 #include "commands/trigger.h"
 #include "access/xact.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
 #include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
 #include "utils/builtins.h"
@@ -66,6 +68,7 @@ PG_FUNCTION_INFO_V1(pgt_catalog_restore_attach);
 static int	column_of(TupleDesc desc, const char *name);
 static void catalog_row_from_definition(Oid relid, const char *definition);
 static void restored_capture(Oid relid);
+static void lock_attach(void);
 static void restored_immediate(Oid relid);
 
 /*
@@ -142,9 +145,15 @@ pgt_catalog_restore_attach(PG_FUNCTION_ARGS)
 {
 	ListCell   *lc;
 
+	List	   *pending;
+
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "pgt_catalog_restore_attach: not called by trigger manager");
-	foreach(lc, pgt_catalog_restore_pending())
+	pending = pgt_catalog_restore_pending();
+	if (pending == NIL)
+		return PointerGetDatum(NULL);
+	lock_attach();
+	foreach(lc, pending)
 	{
 		Oid			relid = lfirst_oid(lc);
 
@@ -193,7 +202,10 @@ pgt_on_restore_ddl(PG_FUNCTION_ARGS)
 			PG_RETURN_VOID();
 		if (strcmp(stmt->trigname, "__pgt_guard") == 0)
 		{
-			PgtStreamTable *st = pgt_catalog_get(relid, false);
+			PgtStreamTable *st;
+
+			lock_attach();
+			st = pgt_catalog_get(relid, false);
 
 			if (st != NULL && st->restore_pending)
 				(void) pgt_st_attach_restored(relid);
@@ -323,6 +335,27 @@ catalog_row_from_definition(Oid relid, const char *definition)
 	pgt_role_restore(&save);
 	SPI_finish();
 	CommandCounterIncrement();
+}
+
+/*
+ * lock_attach serializes the two places that attach restored stream tables
+ * (after the catalog's COPY, and at the creation of a guard trigger) until
+ * the end of the transaction.  pg_restore -j runs them in parallel
+ * sessions: without it, each could check before the other commits, see
+ * nothing of the other's work, and leave the stream table unattached.
+ * With it, the second one waits for the first to commit and then sees its
+ * rows or its trigger (its queries take new snapshots).  Attaching takes
+ * no lock that a session waiting here could hold: it reads other tables,
+ * and writes only the stream table whose guard trigger exists (so whose
+ * creator has committed) and the catalog rows it alone sees.
+ */
+static void
+lock_attach(void)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, 0, PGT_RESTORE_LOCKTAG_CLASS);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 }
 
 static int

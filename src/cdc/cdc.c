@@ -193,8 +193,12 @@ pgt_cdc_ensure_capture(Oid relid, Bitmapset *attnums, bool triggers)
 	Oid			basetype;
 	int32		typmod;
 
-	/* stop concurrent writers while triggers change; they would be missed */
-	rel = relation_open(relid, ShareRowExclusiveLock);
+	/*
+	 * Stop concurrent writers while triggers change; they would be missed.
+	 * Without triggers (a restore), the buffer alone changes, and its own
+	 * locks order it with capture.
+	 */
+	rel = relation_open(relid, triggers ? ShareRowExclusiveLock : AccessShareLock);
 	desc = RelationGetDescr(rel);
 	pk = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_PRIMARY_KEY);
 	attno = -1;

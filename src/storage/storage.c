@@ -143,7 +143,7 @@ pgt_storage_create(Oid nspid, const char *relname, PgtAnalysis *analysis)
 					 "CREATE TRIGGER __pgt_guard BEFORE INSERT OR UPDATE OR DELETE "
 					 "OR TRUNCATE ON %s FOR EACH STATEMENT "
 					 "EXECUTE FUNCTION pgtrickle._st_guard()", qualified);
-	pgt_spi_exec(buf.data, SPI_OK_UTILITY);
+	pgt_spi_create_own_trigger(buf.data);
 
 	SPI_finish();
 
